@@ -1,0 +1,369 @@
+//! The one memfd that backs all application memory and page tables.
+//!
+//! The Sentry maps the whole file once (`MAP_SHARED | MAP_NORESERVE`) and reads and writes
+//! application memory through that mapping; the platforms map ranges of it into
+//! application address spaces (as KVM guest-physical memory, or into a systrap stub). Space
+//! is handed out in page-granular [`FileRange`]s by a first-fit allocator; freed ranges are
+//! punched out of the file, so they give their memory back to the host and read as zero
+//! when allocated again.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Errors of the memory file.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryFileError {
+    #[error("Creating the memory file failed")]
+    Create(#[source] std::io::Error),
+    #[error("Sizing the memory file to {size:#x} bytes failed")]
+    Resize {
+        size: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Mapping the memory file into the Sentry failed")]
+    Map(#[source] std::io::Error),
+    #[error("The memory file is full ({requested:#x} bytes requested)")]
+    OutOfMemory { requested: u64 },
+    #[error("Range {offset:#x}+{len:#x} lies outside the memory file or is misaligned")]
+    OutOfRange { offset: u64, len: u64 },
+}
+
+/// A page-aligned range of the memory file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileRange {
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl FileRange {
+    pub fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+}
+
+/// The memory file. Safe to share between threads: its allocator is locked, and reads and
+/// writes of its contents are copies through raw pointers into a mapping that lives as long
+/// as the file (the application may change the same bytes concurrently; a copy then sees
+/// some mix of old and new bytes, as a read of shared memory on Linux does).
+pub struct MemoryFile {
+    fd: OwnedFd,
+    base: *mut u8,
+    size: u64,
+    /// `size` as the host's mapping length.
+    len: usize,
+    allocator: Mutex<Allocator>,
+}
+
+// SAFETY: `base` points into a shared mapping owned by this struct for its whole life; all
+// access through it is bounds-checked copies, which are sound from any thread.
+unsafe impl Send for MemoryFile {}
+// SAFETY: as above; the allocator state is behind a Mutex.
+unsafe impl Sync for MemoryFile {}
+
+impl MemoryFile {
+    /// Creates a memory file of `size` bytes (sparse: memory is only used when touched).
+    pub fn new(size: u64) -> Result<Self, MemoryFileError> {
+        let size = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let len = usize::try_from(size).map_err(|_| MemoryFileError::OutOfRange {
+            offset: 0,
+            len: size,
+        })?;
+        // SAFETY: the name is a NUL-terminated string; the flags are valid.
+        let raw = unsafe { libc::memfd_create(c"bulwark-memory".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(MemoryFileError::Create(std::io::Error::last_os_error()));
+        }
+        // SAFETY: memfd_create just returned this descriptor, and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let file_len = libc::off_t::try_from(size).map_err(|_| MemoryFileError::OutOfRange {
+            offset: 0,
+            len: size,
+        })?;
+        // SAFETY: `fd` is a valid memfd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), file_len) } != 0 {
+            return Err(MemoryFileError::Resize {
+                size,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: a fresh shared mapping of a file we own; the kernel picks the address.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(MemoryFileError::Map(std::io::Error::last_os_error()));
+        }
+        Ok(Self {
+            fd,
+            base: base.cast::<u8>(),
+            size,
+            len,
+            allocator: Mutex::new(Allocator::new(size)),
+        })
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The memfd, for the platforms to map.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Allocates `len` bytes (rounded up to whole pages) of zeroed memory.
+    pub fn allocate(&self, len: u64) -> Result<FileRange, MemoryFileError> {
+        let len = len
+            .checked_next_multiple_of(PAGE_SIZE)
+            .filter(|&l| l != 0)
+            .ok_or(MemoryFileError::OutOfMemory { requested: len })?;
+        let offset = self
+            .allocator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allocate(len)
+            .ok_or(MemoryFileError::OutOfMemory { requested: len })?;
+        Ok(FileRange { offset, len })
+    }
+
+    /// Returns `range` to the allocator and its memory to the host.
+    pub fn free(&self, range: FileRange) {
+        if self.check(range.offset, range.len).is_err() || range.offset % PAGE_SIZE != 0 {
+            log::error!("MemoryFile::free of a bad range {range:?}");
+            return;
+        }
+        self.punch(range.offset, range.len);
+        self.allocator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .free(range.offset, range.len);
+    }
+
+    /// Bytes currently allocated.
+    pub fn allocated(&self) -> u64 {
+        self.allocator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allocated
+    }
+
+    /// Copies `buf.len()` bytes at `offset` into `buf`.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryFileError> {
+        let src = self.ptr(offset, buf.len() as u64)?;
+        // SAFETY: `ptr` checked that the range lies inside the mapping; `buf` is a distinct
+        // Rust allocation, so the two cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `buf` to `offset`.
+    pub fn write(&self, offset: u64, buf: &[u8]) -> Result<(), MemoryFileError> {
+        let dst = self.ptr(offset, buf.len() as u64)?;
+        // SAFETY: as in `read`.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, buf.len()) };
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `offset` to zero.
+    pub fn zero(&self, offset: u64, len: u64) -> Result<(), MemoryFileError> {
+        let dst = self.ptr(offset, len)?;
+        // SAFETY: `ptr` checked the range, so `len` is at most the mapping's length.
+        unsafe { std::ptr::write_bytes(dst, 0, self.host_len(len)) };
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `src` to `dst` within the file (the ranges may overlap).
+    pub fn copy(&self, src: u64, dst: u64, len: u64) -> Result<(), MemoryFileError> {
+        let from = self.ptr(src, len)?;
+        let to = self.ptr(dst, len)?;
+        // SAFETY: both ranges were checked; `copy` allows overlap.
+        unsafe { std::ptr::copy(from, to, self.host_len(len)) };
+        Ok(())
+    }
+
+    /// The 8-byte word at `offset` (which must be 8-aligned), for page-table entries and
+    /// other words shared with running code.
+    pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64, MemoryFileError> {
+        if offset % 8 != 0 {
+            return Err(MemoryFileError::OutOfRange { offset, len: 8 });
+        }
+        let ptr = self.ptr(offset, 8)?;
+        // SAFETY: the pointer is 8-aligned (the mapping is page-aligned and `offset` is a
+        // multiple of 8), inside the mapping, which lives as long as `self`; AtomicU64 has
+        // the layout of u64 and any bit pattern is valid.
+        Ok(unsafe { &*ptr.cast::<AtomicU64>() })
+    }
+
+    /// Reads the 8-byte word at `offset`.
+    pub fn read_u64(&self, offset: u64) -> Result<u64, MemoryFileError> {
+        Ok(self.atomic_u64(offset)?.load(Ordering::Acquire))
+    }
+
+    /// Writes the 8-byte word at `offset`.
+    pub fn write_u64(&self, offset: u64, value: u64) -> Result<(), MemoryFileError> {
+        self.atomic_u64(offset)?.store(value, Ordering::Release);
+        Ok(())
+    }
+
+    /// The Sentry's address of `offset`, after checking that `len` bytes from there lie in
+    /// the file. For the platforms, which hand it to the host (KVM memory slots, I/O).
+    pub(crate) fn ptr(&self, offset: u64, len: u64) -> Result<*mut u8, MemoryFileError> {
+        self.check(offset, len)?;
+        // SAFETY: `check` proved offset + len <= size, and the mapping is `size` bytes.
+        Ok(unsafe { self.base.add(self.host_len(offset)) })
+    }
+
+    /// A length or offset already checked against `size` (so at most `self.len`), as usize.
+    fn host_len(&self, checked: u64) -> usize {
+        usize::try_from(checked).unwrap_or(self.len)
+    }
+
+    fn check(&self, offset: u64, len: u64) -> Result<(), MemoryFileError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size => Ok(()),
+            _ => Err(MemoryFileError::OutOfRange { offset, len }),
+        }
+    }
+
+    fn punch(&self, offset: u64, len: u64) {
+        // Both values are at most `size`, which fits in off_t (checked in `new`).
+        let (Ok(off), Ok(l)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+            return;
+        };
+        // SAFETY: fallocate on our own memfd; the range is inside the file.
+        let rc = unsafe {
+            libc::fallocate(
+                self.fd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off,
+                l,
+            )
+        };
+        if rc != 0 {
+            // Without the punch the pages keep their contents: zero them instead, so the
+            // next owner never sees the previous one's data.
+            log::warn!(
+                "punching the memory file failed: {}",
+                std::io::Error::last_os_error()
+            );
+            let _ = self.zero(offset, len);
+        }
+    }
+}
+
+impl Drop for MemoryFile {
+    fn drop(&mut self) {
+        // SAFETY: `base` and `size` describe the mapping made in `new`, and no reference
+        // into it outlives `self`.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+impl std::fmt::Debug for MemoryFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryFile")
+            .field("fd", &self.fd)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+/// First-fit allocator over free extents, coalescing on free.
+struct Allocator {
+    /// Free extents: start → length.
+    free: BTreeMap<u64, u64>,
+    allocated: u64,
+}
+
+impl Allocator {
+    fn new(size: u64) -> Self {
+        let mut free = BTreeMap::new();
+        if size > 0 {
+            free.insert(0, size);
+        }
+        Self { free, allocated: 0 }
+    }
+
+    fn allocate(&mut self, len: u64) -> Option<u64> {
+        let (&start, &extent) = self.free.iter().find(|(_, &l)| l >= len)?;
+        self.free.remove(&start);
+        if extent > len {
+            self.free.insert(start + len, extent - len);
+        }
+        self.allocated += len;
+        Some(start)
+    }
+
+    fn free(&mut self, mut start: u64, mut len: u64) {
+        self.allocated = self.allocated.saturating_sub(len);
+        if let Some((&prev, &prev_len)) = self.free.range(..start).next_back() {
+            if prev + prev_len == start {
+                self.free.remove(&prev);
+                start = prev;
+                len += prev_len;
+            }
+        }
+        if let Some(next_len) = self.free.remove(&(start + len)) {
+            len += next_len;
+        }
+        self.free.insert(start, len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocate_free_coalesce() {
+        let mf = MemoryFile::new(16 * PAGE_SIZE).unwrap();
+        let a = mf.allocate(1).unwrap();
+        let b = mf.allocate(2 * PAGE_SIZE).unwrap();
+        let c = mf.allocate(PAGE_SIZE).unwrap();
+        assert_eq!((a.len, b.len), (PAGE_SIZE, 2 * PAGE_SIZE));
+        assert_eq!(mf.allocated(), 4 * PAGE_SIZE);
+        mf.free(a);
+        mf.free(b);
+        // a and b coalesced: a 3-page request fits where they were.
+        assert_eq!(mf.allocate(3 * PAGE_SIZE).unwrap().offset, a.offset);
+        mf.free(c);
+        assert!(mf.allocate(64 * PAGE_SIZE).is_err());
+    }
+
+    #[test]
+    fn freed_memory_reads_zero_when_reallocated() {
+        let mf = MemoryFile::new(4 * PAGE_SIZE).unwrap();
+        let r = mf.allocate(PAGE_SIZE).unwrap();
+        mf.write(r.offset + 100, b"secret").unwrap();
+        mf.free(r);
+        let r2 = mf.allocate(PAGE_SIZE).unwrap();
+        assert_eq!(r2.offset, r.offset);
+        let mut buf = [0xffu8; 6];
+        mf.read(r2.offset + 100, &mut buf).unwrap();
+        assert_eq!(buf, [0; 6]);
+    }
+
+    #[test]
+    fn bounds_are_checked() {
+        let mf = MemoryFile::new(PAGE_SIZE).unwrap();
+        let mut buf = [0u8; 2];
+        assert!(mf.read(PAGE_SIZE - 1, &mut buf).is_err());
+        assert!(mf.write(u64::MAX, &buf).is_err());
+        assert!(mf.atomic_u64(4).is_err());
+        mf.write_u64(8, 0x1122).unwrap();
+        assert_eq!(mf.read_u64(8).unwrap(), 0x1122);
+    }
+}

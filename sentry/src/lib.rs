@@ -1,0 +1,2 @@
+//! The Sentry: a Linux-compatible kernel that serves every syscall of the application.
+#![deny(unsafe_code)]

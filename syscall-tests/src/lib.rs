@@ -1,0 +1,1 @@
+//! The syscall compatibility suite.
