@@ -1,2 +1,5 @@
 //! The Sentry: a Linux-compatible kernel that serves every syscall of the application.
 #![deny(unsafe_code)]
+
+pub mod errno;
+pub mod mm;
