@@ -2,4 +2,5 @@
 #![deny(unsafe_code)]
 
 pub mod errno;
+pub mod loader;
 pub mod mm;

@@ -8,6 +8,8 @@ use std::marker::PhantomData;
 use crate::errno::{Errno, SysResult};
 
 pub const PAGE_SIZE: u64 = platform::PAGE_SIZE;
+/// `PAGE_SIZE` for buffer lengths.
+pub const PAGE_BYTES: usize = 4096;
 
 /// One past the highest application address (the top of the 47-bit user half, less a
 /// guard page, as on Linux: `TASK_SIZE_MAX`).

@@ -11,13 +11,14 @@
 //! first write; a page that only this address space owns is written in place.
 
 pub mod addr;
+pub mod cache;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use platform::{Access, AddressSpace, FileRange, MemoryFile, Perms};
 
-pub use addr::{UserAddr, UserPtr, PAGE_SIZE, USER_END};
+pub use addr::{UserAddr, UserPtr, PAGE_BYTES, PAGE_SIZE, USER_END};
 
 use crate::errno::{Errno, SysResult};
 
