@@ -1,0 +1,768 @@
+//! Application memory: the VMAs of an address space, demand paging, copy-on-write, and the
+//! copies between the Sentry and the application (`copy_in`/`copy_out`).
+//!
+//! A `MemoryManager` owns one platform `AddressSpace` and decides every mapping in it. It
+//! keeps its own record of which memory-file page backs each application page (`pages`),
+//! so the Sentry never reads page tables: a copy to or from the application resolves each
+//! page through the same path a page fault takes, with the same permission checks.
+//!
+//! Pages are mapped into the platform lazily, on fault. A private page shared with a
+//! forked child (an `Arc` with more than one owner) is mapped read-only and copied on the
+//! first write; a page that only this address space owns is written in place.
+
+pub mod addr;
+pub mod cache;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use platform::{Access, AddressSpace, FileRange, MemoryFile, Perms};
+
+pub use addr::{UserAddr, UserPtr, PAGE_BYTES, PAGE_SIZE, USER_END};
+
+use crate::errno::{Errno, SysResult};
+
+/// The lowest address `mmap` hands out or accepts (Linux's default `vm.mmap_min_addr`).
+pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
+
+/// One page of the memory file, freed when its last owner lets go.
+pub struct Page {
+    memory: Arc<MemoryFile>,
+    range: FileRange,
+}
+
+impl Page {
+    /// A new zeroed page.
+    pub fn new(memory: &Arc<MemoryFile>) -> SysResult<Arc<Self>> {
+        let range = memory.allocate(PAGE_SIZE).map_err(|_| Errno::ENOMEM)?;
+        Ok(Arc::new(Self {
+            memory: Arc::clone(memory),
+            range,
+        }))
+    }
+
+    /// A new page holding a copy of `self`.
+    fn duplicate(&self) -> SysResult<Arc<Self>> {
+        let copy = Self::new(&self.memory)?;
+        self.memory
+            .copy(self.range.offset, copy.range.offset, PAGE_SIZE)
+            .map_err(|_| Errno::EFAULT)?;
+        Ok(copy)
+    }
+
+    /// The page's offset in the memory file.
+    pub fn offset(&self) -> u64 {
+        self.range.offset
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        self.memory.free(self.range);
+    }
+}
+
+/// Something that can be mapped: a file's page cache, or the memory of a shared anonymous
+/// mapping. Pages are numbered from the start of the object.
+pub trait MemoryObject: Send + Sync {
+    /// The page at `index`, or `None` past the end of the object (an access there is
+    /// `SIGBUS`).
+    fn page(&self, index: u64) -> SysResult<Option<Arc<Page>>>;
+
+    /// How `/proc/PID/maps` names a mapping of it.
+    fn name(&self) -> String;
+}
+
+/// The memory of a `MAP_SHARED | MAP_ANONYMOUS` mapping (and of `memfd`s and SysV shared
+/// memory later): zero pages allocated on first touch, shared by everyone who maps it.
+pub struct AnonymousObject {
+    memory: Arc<MemoryFile>,
+    pages: Mutex<BTreeMap<u64, Arc<Page>>>,
+    len: u64,
+}
+
+impl AnonymousObject {
+    pub fn new(memory: &Arc<MemoryFile>, len: u64) -> Arc<Self> {
+        Arc::new(Self {
+            memory: Arc::clone(memory),
+            pages: Mutex::new(BTreeMap::new()),
+            len,
+        })
+    }
+}
+
+impl MemoryObject for AnonymousObject {
+    fn page(&self, index: u64) -> SysResult<Option<Arc<Page>>> {
+        if index >= self.len.div_ceil(PAGE_SIZE) {
+            return Ok(None);
+        }
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(page) = pages.get(&index) {
+            return Ok(Some(Arc::clone(page)));
+        }
+        let page = Page::new(&self.memory)?;
+        pages.insert(index, Arc::clone(&page));
+        Ok(Some(page))
+    }
+
+    fn name(&self) -> String {
+        "/dev/zero (deleted)".to_string()
+    }
+}
+
+/// What a VMA is, for `/proc/PID/maps` and for `brk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    Plain,
+    Heap,
+    Stack,
+}
+
+/// One mapping: a page-aligned range with uniform permissions and backing.
+#[derive(Clone)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub perms: Perms,
+    /// What `mprotect` may raise `perms` to (a read-only file shared writably may not).
+    pub max_perms: Perms,
+    /// `MAP_SHARED`: writes go to the object; otherwise private copy-on-write.
+    pub shared: bool,
+    /// The object and the byte offset in it of `start`; `None` for private anonymous memory.
+    pub object: Option<(Arc<dyn MemoryObject>, u64)>,
+    pub growsdown: bool,
+    pub dontfork: bool,
+    pub kind: VmaKind,
+}
+
+impl Vma {
+    /// An anonymous private mapping.
+    pub fn anonymous(start: u64, end: u64, perms: Perms) -> Self {
+        Self {
+            start,
+            end,
+            perms,
+            max_perms: Perms::all(),
+            shared: false,
+            object: None,
+            growsdown: false,
+            dontfork: false,
+            kind: VmaKind::Plain,
+        }
+    }
+
+    fn object_page_index(&self, page: u64) -> Option<(&Arc<dyn MemoryObject>, u64)> {
+        self.object
+            .as_ref()
+            .map(|(obj, offset)| (obj, (offset + (page - self.start)) / PAGE_SIZE))
+    }
+
+    /// The VMA cut to `[start, end)`, keeping the object offset in step.
+    fn slice(&self, start: u64, end: u64) -> Self {
+        let mut vma = self.clone();
+        if let Some((_, offset)) = &mut vma.object {
+            *offset += start - self.start;
+        }
+        vma.start = start;
+        vma.end = end;
+        vma
+    }
+}
+
+/// How an application page is backed.
+#[derive(Clone)]
+enum PageRef {
+    /// A page of this address space's own (private anonymous, or a private copy of a
+    /// file page). Shared with a forked relative while the `Arc` has other owners.
+    Private(Arc<Page>),
+    /// A page of a `MemoryObject` (or the zero page): written in place if the VMA is
+    /// shared, copied on the first write if it is private.
+    Object(Arc<Page>),
+}
+
+impl PageRef {
+    fn page(&self) -> &Arc<Page> {
+        match self {
+            Self::Private(p) | Self::Object(p) => p,
+        }
+    }
+}
+
+/// An application page the Sentry has resolved.
+#[derive(Clone)]
+struct PageEntry {
+    backing: PageRef,
+    /// The permissions the platform currently maps it with, if it is mapped.
+    mapped: Option<Perms>,
+}
+
+/// Why an access failed: the signal the application gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// `SIGSEGV` with `SEGV_MAPERR`: nothing mapped there.
+    MapErr,
+    /// `SIGSEGV` with `SEGV_ACCERR`: mapped, but not with this access.
+    AccErr,
+    /// `SIGBUS` with `BUS_ADRERR`: past the end of the mapped object.
+    Bus,
+    /// The Sentry ran out of memory serving the fault.
+    OutOfMemory,
+}
+
+/// Flags of an `mmap` request that the memory manager acts on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MapFlags {
+    pub shared: bool,
+    pub fixed: bool,
+    pub fixed_noreplace: bool,
+    pub populate: bool,
+    pub growsdown: bool,
+}
+
+/// One application address space.
+pub struct MemoryManager {
+    memory: Arc<MemoryFile>,
+    space: Arc<dyn AddressSpace>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    vmas: BTreeMap<u64, Vma>,
+    pages: BTreeMap<u64, PageEntry>,
+    zero: Arc<Page>,
+    /// `mmap` without a hint searches down from here.
+    mmap_base: u64,
+    brk_start: u64,
+    brk: u64,
+}
+
+impl MemoryManager {
+    pub fn new(memory: Arc<MemoryFile>, space: Arc<dyn AddressSpace>) -> SysResult<Self> {
+        let zero = Page::new(&memory)?;
+        Ok(Self {
+            memory,
+            space,
+            inner: Mutex::new(Inner {
+                vmas: BTreeMap::new(),
+                pages: BTreeMap::new(),
+                zero,
+                mmap_base: (USER_END / 3 * 2) & !(PAGE_SIZE - 1),
+                brk_start: 0,
+                brk: 0,
+            }),
+        })
+    }
+
+    /// The platform address space this manager drives.
+    pub fn address_space(&self) -> &Arc<dyn AddressSpace> {
+        &self.space
+    }
+
+    pub fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.memory
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where `mmap` without a hint starts looking (the loader sets it below the stack).
+    pub fn set_mmap_base(&self, base: UserAddr) {
+        self.lock().mmap_base = base.page_down().get();
+    }
+
+    /// Sets the start of the heap (just past the loaded program's data).
+    pub fn set_brk_start(&self, start: UserAddr) {
+        let mut inner = self.lock();
+        let start = start.page_up().map_or(USER_END, UserAddr::get);
+        inner.brk_start = start;
+        inner.brk = start;
+    }
+
+    /// Maps `len` bytes. `addr` is a hint, or the exact place with `flags.fixed`.
+    pub fn mmap(
+        &self,
+        addr: UserAddr,
+        len: u64,
+        perms: Perms,
+        flags: MapFlags,
+        object: Option<(Arc<dyn MemoryObject>, u64)>,
+    ) -> SysResult<UserAddr> {
+        let len = len
+            .checked_next_multiple_of(PAGE_SIZE)
+            .filter(|&l| l != 0)
+            .ok_or(Errno::ENOMEM)?;
+        if len > USER_END {
+            return Err(Errno::ENOMEM);
+        }
+        let mut inner = self.lock();
+        let start = if flags.fixed || flags.fixed_noreplace {
+            if !addr.is_page_aligned() {
+                return Err(Errno::EINVAL);
+            }
+            if addr.get() < MMAP_MIN_ADDR || !addr.range_is_user(len) {
+                return Err(if flags.fixed_noreplace {
+                    Errno::EPERM
+                } else {
+                    Errno::ENOMEM
+                });
+            }
+            if flags.fixed_noreplace && inner.overlaps(addr.get(), addr.get() + len) {
+                return Err(Errno::EEXIST);
+            }
+            addr.get()
+        } else {
+            let hint = addr.page_down().get();
+            if hint >= MMAP_MIN_ADDR
+                && UserAddr::new(hint).range_is_user(len)
+                && !inner.overlaps(hint, hint + len)
+            {
+                hint
+            } else {
+                inner.find_free(len).ok_or(Errno::ENOMEM)?
+            }
+        };
+        let end = start + len;
+        self.remove_range(&mut inner, start, end)?;
+        let mut vma = Vma::anonymous(start, end, perms);
+        vma.shared = flags.shared;
+        vma.growsdown = flags.growsdown;
+        vma.object = object;
+        if vma.shared && vma.object.is_none() {
+            vma.object = Some((AnonymousObject::new(&self.memory, len), 0));
+        }
+        inner.vmas.insert(start, vma);
+        if flags.populate {
+            let access = if perms.contains(Perms::WRITE) {
+                Access::Write
+            } else {
+                Access::Read
+            };
+            for i in 0..len / PAGE_SIZE {
+                let page = start + i * PAGE_SIZE;
+                // Populating is best effort, as on Linux: a page past the end of a file
+                // stays unmapped and faults later.
+                if self.fault_locked(&mut inner, page, access, true).is_err() {
+                    break;
+                }
+            }
+        }
+        Ok(UserAddr::new(start))
+    }
+
+    /// Unmaps `[addr, addr + len)`.
+    pub fn munmap(&self, addr: UserAddr, len: u64) -> SysResult<()> {
+        let (start, end) = checked_range(addr, len)?;
+        let mut inner = self.lock();
+        self.remove_range(&mut inner, start, end)
+    }
+
+    /// Changes the permissions of `[addr, addr + len)`, which must be mapped throughout.
+    pub fn mprotect(&self, addr: UserAddr, len: u64, perms: Perms) -> SysResult<()> {
+        let (start, end) = checked_range(addr, len)?;
+        if start == end {
+            return Ok(());
+        }
+        let mut inner = self.lock();
+        // Linux checks the whole range before changing any of it.
+        let mut cursor = start;
+        for vma in inner
+            .vmas
+            .range(..end)
+            .map(|(_, v)| v)
+            .filter(|v| v.end > start)
+        {
+            if vma.start > cursor {
+                return Err(Errno::ENOMEM);
+            }
+            if !vma.max_perms.contains(perms) {
+                return Err(Errno::EACCES);
+            }
+            cursor = vma.end;
+        }
+        if cursor < end {
+            return Err(Errno::ENOMEM);
+        }
+        inner.split_at(start);
+        inner.split_at(end);
+        for (_, vma) in inner.vmas.range_mut(start..end) {
+            vma.perms = perms;
+        }
+        // Drop the translations; the next access faults them back in with the new
+        // permissions (and copy-on-write pages stay read-only).
+        self.space
+            .unmap(start, end - start)
+            .map_err(|_| Errno::ENOMEM)?;
+        for (_, entry) in inner.pages.range_mut(start..end) {
+            entry.mapped = None;
+        }
+        Ok(())
+    }
+
+    /// `brk(2)`: moves the end of the heap, returning the new (or unchanged) end.
+    pub fn brk(&self, addr: UserAddr) -> UserAddr {
+        let mut inner = self.lock();
+        let (start, old) = (inner.brk_start, inner.brk);
+        let new = addr.get();
+        if new < start || !addr.range_is_user(0) {
+            return UserAddr::new(old);
+        }
+        let (Some(old_top), Some(new_top)) =
+            (UserAddr::new(old).page_up(), UserAddr::new(new).page_up())
+        else {
+            return UserAddr::new(old);
+        };
+        let (old_top, new_top) = (old_top.get(), new_top.get());
+        if new_top > old_top {
+            if inner.overlaps(old_top, new_top) {
+                return UserAddr::new(old);
+            }
+            let mut vma = Vma::anonymous(old_top, new_top, Perms::READ | Perms::WRITE);
+            vma.kind = VmaKind::Heap;
+            inner.vmas.insert(old_top, vma);
+        } else if new_top < old_top && self.remove_range(&mut inner, new_top, old_top).is_err() {
+            return UserAddr::new(old);
+        }
+        inner.brk = new;
+        UserAddr::new(new)
+    }
+
+    /// Serves a page fault at `addr`: maps the page into the platform address space, or
+    /// says which signal the application gets.
+    pub fn handle_fault(&self, addr: UserAddr, access: Access) -> Result<(), Fault> {
+        let mut inner = self.lock();
+        self.fault_locked(&mut inner, addr.page_down().get(), access, true)
+            .map(|_| ())
+    }
+
+    /// Copies application memory at `addr` into `buf`.
+    pub fn copy_in(&self, addr: UserAddr, buf: &mut [u8]) -> SysResult<()> {
+        self.for_each_page(addr, buf.len() as u64, Access::Read, |offset, at, n| {
+            self.memory
+                .read(offset, &mut buf[at..at + n])
+                .map_err(|_| Errno::EFAULT)
+        })
+    }
+
+    /// Copies `buf` into application memory at `addr`.
+    pub fn copy_out(&self, addr: UserAddr, buf: &[u8]) -> SysResult<()> {
+        self.for_each_page(addr, buf.len() as u64, Access::Write, |offset, at, n| {
+            self.memory
+                .write(offset, &buf[at..at + n])
+                .map_err(|_| Errno::EFAULT)
+        })
+    }
+
+    /// Reads a `T` from application memory.
+    pub fn read<T: zerocopy::FromBytes + zerocopy::IntoBytes>(
+        &self,
+        ptr: UserPtr<T>,
+    ) -> SysResult<T> {
+        let mut value = T::new_zeroed();
+        self.copy_in(ptr.addr(), value.as_mut_bytes())?;
+        Ok(value)
+    }
+
+    /// Writes a `T` to application memory.
+    pub fn write<T: zerocopy::IntoBytes + zerocopy::Immutable>(
+        &self,
+        ptr: UserPtr<T>,
+        value: &T,
+    ) -> SysResult<()> {
+        self.copy_out(ptr.addr(), value.as_bytes())
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (without the NUL):
+    /// `ENAMETOOLONG` if no NUL comes within `max` bytes, `EFAULT` on a bad address.
+    pub fn read_c_string(&self, addr: UserAddr, max: usize) -> SysResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut cursor = addr;
+        while out.len() <= max {
+            // Read up to the end of the current page, so a string that ends just before
+            // an unmapped page is still read.
+            let page_end = cursor.page_down().checked_add(PAGE_SIZE)?;
+            let chunk =
+                usize::try_from(page_end.get() - cursor.get()).map_err(|_| Errno::EFAULT)?;
+            let mut buf = vec![0u8; chunk.min(max + 1 - out.len())];
+            self.copy_in(cursor, &mut buf)?;
+            if let Some(nul) = buf.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&buf[..nul]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf);
+            cursor = cursor.checked_add(buf.len() as u64)?;
+        }
+        Err(Errno::ENAMETOOLONG)
+    }
+
+    /// A copy of this address space for `fork`, in `space`: private pages are shared
+    /// copy-on-write, shared mappings stay shared, `MADV_DONTFORK` ranges are left out.
+    pub fn fork(&self, space: Arc<dyn AddressSpace>) -> SysResult<Self> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut vmas = BTreeMap::new();
+        let mut pages = BTreeMap::new();
+        for vma in inner.vmas.values().filter(|v| !v.dontfork) {
+            vmas.insert(vma.start, vma.clone());
+            for (&addr, entry) in inner.pages.range(vma.start..vma.end) {
+                pages.insert(
+                    addr,
+                    PageEntry {
+                        backing: entry.backing.clone(),
+                        mapped: None,
+                    },
+                );
+            }
+            if !vma.shared && vma.perms.contains(Perms::WRITE) {
+                // The parent's writable private pages become copy-on-write too.
+                let perms = vma.perms - Perms::WRITE;
+                self.space
+                    .protect(vma.start, vma.end - vma.start, perms)
+                    .map_err(|_| Errno::ENOMEM)?;
+                for (_, entry) in inner.pages.range_mut(vma.start..vma.end) {
+                    entry.mapped = entry.mapped.map(|_| perms);
+                }
+            }
+        }
+        Ok(Self {
+            memory: Arc::clone(&self.memory),
+            space,
+            inner: Mutex::new(Inner {
+                vmas,
+                pages,
+                zero: Arc::clone(&inner.zero),
+                mmap_base: inner.mmap_base,
+                brk_start: inner.brk_start,
+                brk: inner.brk,
+            }),
+        })
+    }
+
+    /// The VMAs, for `/proc/PID/maps`, `mincore` and tests.
+    pub fn vmas(&self) -> Vec<Vma> {
+        self.lock().vmas.values().cloned().collect()
+    }
+
+    /// Calls `f(file offset, offset in the caller's buffer, length)` for each piece of
+    /// `[addr, addr + len)`, faulting each page in for `access` first.
+    fn for_each_page(
+        &self,
+        addr: UserAddr,
+        len: u64,
+        access: Access,
+        mut f: impl FnMut(u64, usize, usize) -> SysResult<()>,
+    ) -> SysResult<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        if !addr.range_is_user(len) {
+            return Err(Errno::EFAULT);
+        }
+        let mut inner = self.lock();
+        let mut done = 0u64;
+        while done < len {
+            let at = addr.get() + done;
+            let page = at & !(PAGE_SIZE - 1);
+            let n = (PAGE_SIZE - (at - page)).min(len - done);
+            let file_offset = self
+                .fault_locked(&mut inner, page, access, false)
+                .map_err(|_| Errno::EFAULT)?;
+            let (Ok(buf_at), Ok(n_usize)) = (usize::try_from(done), usize::try_from(n)) else {
+                return Err(Errno::EFAULT);
+            };
+            f(file_offset + (at - page), buf_at, n_usize)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Resolves the page at `page` for `access` and returns its memory-file offset. With
+    /// `map`, the page is also mapped into the platform address space (a fault); without,
+    /// only the Sentry touches it (a copy), but a translation the platform already has is
+    /// kept true (after a copy-on-write it points at the new page).
+    fn fault_locked(
+        &self,
+        inner: &mut Inner,
+        page: u64,
+        access: Access,
+        map: bool,
+    ) -> Result<u64, Fault> {
+        let vma = inner.vma_for_fault(page)?.clone();
+        let allowed = match access {
+            Access::Read => vma.perms.contains(Perms::READ),
+            Access::Write => vma.perms.contains(Perms::WRITE),
+            Access::Exec => vma.perms.contains(Perms::EXEC),
+        };
+        if !allowed {
+            return Err(Fault::AccErr);
+        }
+        let entry = match inner.pages.remove(&page) {
+            Some(e) => e,
+            None => {
+                let backing = match vma.object_page_index(page) {
+                    Some((obj, index)) => match obj.page(index) {
+                        Ok(Some(p)) => PageRef::Object(p),
+                        Ok(None) => return Err(Fault::Bus),
+                        Err(_) => return Err(Fault::OutOfMemory),
+                    },
+                    None => PageRef::Object(Arc::clone(&inner.zero)),
+                };
+                PageEntry {
+                    backing,
+                    mapped: None,
+                }
+            }
+        };
+        let (entry, result) = self.resolve(entry, &vma, page, access, map);
+        inner.pages.insert(page, entry);
+        result
+    }
+
+    /// The page-level half of `fault_locked`: takes the page's entry (out of the map, so
+    /// that its `Arc` count says exactly how many address spaces share it) and returns the
+    /// entry to put back, changed or not.
+    fn resolve(
+        &self,
+        entry: PageEntry,
+        vma: &Vma,
+        page: u64,
+        access: Access,
+        map: bool,
+    ) -> (PageEntry, Result<u64, Fault>) {
+        let write = access == Access::Write;
+        let (backing, writable) = match (&entry.backing, vma.shared) {
+            (PageRef::Object(p), true) => (PageRef::Object(Arc::clone(p)), true),
+            (PageRef::Private(p), _) if Arc::strong_count(p) == 1 => {
+                (PageRef::Private(Arc::clone(p)), true)
+            }
+            (current, false) | (current @ PageRef::Private(_), true) if write => {
+                match current.page().duplicate() {
+                    Ok(copy) => (PageRef::Private(copy), true),
+                    Err(_) => return (entry, Err(Fault::OutOfMemory)),
+                }
+            }
+            (current, _) => (current.clone(), false),
+        };
+        let replaced = !Arc::ptr_eq(backing.page(), entry.backing.page());
+        let perms = if writable {
+            vma.perms
+        } else {
+            vma.perms - Perms::WRITE
+        };
+        let mut mapped = entry.mapped;
+        if map || (mapped.is_some() && (replaced || mapped != Some(perms))) {
+            if self
+                .space
+                .map(page, PAGE_SIZE, backing.page().offset(), perms)
+                .is_err()
+            {
+                return (entry, Err(Fault::OutOfMemory));
+            }
+            mapped = Some(perms);
+        }
+        let offset = backing.page().offset();
+        drop(entry);
+        (PageEntry { backing, mapped }, Ok(offset))
+    }
+
+    fn remove_range(&self, inner: &mut Inner, start: u64, end: u64) -> SysResult<()> {
+        if start >= end {
+            return Ok(());
+        }
+        inner.split_at(start);
+        inner.split_at(end);
+        let doomed: Vec<u64> = inner.vmas.range(start..end).map(|(&s, _)| s).collect();
+        for s in doomed {
+            inner.vmas.remove(&s);
+        }
+        let pages: Vec<u64> = inner.pages.range(start..end).map(|(&a, _)| a).collect();
+        for a in pages {
+            inner.pages.remove(&a);
+        }
+        self.space
+            .unmap(start, end - start)
+            .map_err(|_| Errno::ENOMEM)
+    }
+}
+
+impl Inner {
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.vmas
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// The VMA holding `page`, growing a `MAP_GROWSDOWN` VMA just above it if needed.
+    fn vma_for_fault(&mut self, page: u64) -> Result<&Vma, Fault> {
+        let found = self
+            .vmas
+            .range(..=page)
+            .next_back()
+            .filter(|(_, v)| v.end > page)
+            .map(|(&s, _)| s);
+        if let Some(start) = found {
+            return self.vmas.get(&start).ok_or(Fault::MapErr);
+        }
+        // A stack grows down into the page below it (Linux also keeps a guard gap; the
+        // rlimit check comes with the rlimits).
+        let above = self
+            .vmas
+            .range(page..)
+            .next()
+            .map(|(&s, v)| (s, v.growsdown));
+        match above {
+            Some((start, true)) if start - page <= 256 * PAGE_SIZE => {
+                let mut vma = self.vmas.remove(&start).ok_or(Fault::MapErr)?;
+                vma.start = page;
+                self.vmas.insert(page, vma);
+                self.vmas.get(&page).ok_or(Fault::MapErr)
+            }
+            _ => Err(Fault::MapErr),
+        }
+    }
+
+    /// Makes `addr` a VMA boundary (splitting the VMA that spans it).
+    fn split_at(&mut self, addr: u64) {
+        let Some((&start, vma)) = self.vmas.range(..addr).next_back() else {
+            return;
+        };
+        if vma.end <= addr {
+            return;
+        }
+        let (low, high) = (vma.slice(start, addr), vma.slice(addr, vma.end));
+        self.vmas.insert(start, low);
+        self.vmas.insert(addr, high);
+    }
+
+    /// The highest free range of `len` bytes below `mmap_base`.
+    fn find_free(&self, len: u64) -> Option<u64> {
+        let mut gap_end = self.mmap_base;
+        for vma in self.vmas.values().rev() {
+            if vma.start >= gap_end {
+                continue;
+            }
+            if gap_end.saturating_sub(vma.end) >= len && vma.end <= gap_end {
+                return Some(gap_end - len);
+            }
+            gap_end = gap_end.min(vma.start);
+        }
+        (gap_end >= MMAP_MIN_ADDR + len).then(|| gap_end - len)
+    }
+}
+
+fn checked_range(addr: UserAddr, len: u64) -> SysResult<(u64, u64)> {
+    if !addr.is_page_aligned() {
+        return Err(Errno::EINVAL);
+    }
+    let len = len
+        .checked_next_multiple_of(PAGE_SIZE)
+        .ok_or(Errno::EINVAL)?;
+    if !addr.range_is_user(len) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((addr.get(), addr.get() + len))
+}
+
+#[cfg(test)]
+mod tests;

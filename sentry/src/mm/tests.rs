@@ -1,0 +1,317 @@
+use std::any::Any;
+
+use platform::PlatformError;
+
+use super::*;
+
+/// An address space that only records what the memory manager maps, so the tests can
+/// check the platform's view without running application code.
+#[derive(Default)]
+struct RecordingSpace {
+    pages: Mutex<BTreeMap<u64, (u64, Perms)>>,
+}
+
+impl RecordingSpace {
+    fn get(&self, addr: u64) -> Option<(u64, Perms)> {
+        self.pages.lock().unwrap().get(&addr).copied()
+    }
+}
+
+impl AddressSpace for RecordingSpace {
+    fn map(&self, addr: u64, len: u64, offset: u64, perms: Perms) -> Result<(), PlatformError> {
+        let mut pages = self.pages.lock().unwrap();
+        for i in 0..len / PAGE_SIZE {
+            pages.insert(addr + i * PAGE_SIZE, (offset + i * PAGE_SIZE, perms));
+        }
+        Ok(())
+    }
+
+    fn unmap(&self, addr: u64, len: u64) -> Result<(), PlatformError> {
+        let mut pages = self.pages.lock().unwrap();
+        pages.retain(|&a, _| a < addr || a >= addr + len);
+        Ok(())
+    }
+
+    fn protect(&self, addr: u64, len: u64, perms: Perms) -> Result<(), PlatformError> {
+        let mut pages = self.pages.lock().unwrap();
+        for (_, (_, p)) in pages.range_mut(addr..addr + len) {
+            *p = perms;
+        }
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn setup() -> (MemoryManager, Arc<RecordingSpace>) {
+    let memory = Arc::new(MemoryFile::new(64 << 20).unwrap());
+    let space = Arc::new(RecordingSpace::default());
+    let mm = MemoryManager::new(memory, Arc::clone(&space) as Arc<dyn AddressSpace>).unwrap();
+    (mm, space)
+}
+
+const RW: Perms = Perms::READ.union(Perms::WRITE);
+
+fn anon(mm: &MemoryManager, len: u64, perms: Perms) -> UserAddr {
+    mm.mmap(UserAddr::NULL, len, perms, MapFlags::default(), None)
+        .unwrap()
+}
+
+#[test]
+fn anonymous_memory_reads_zero_and_keeps_writes() {
+    let (mm, _) = setup();
+    let a = anon(&mm, 3 * PAGE_SIZE, RW);
+    let mut buf = [0xffu8; 16];
+    mm.copy_in(a.checked_add(PAGE_SIZE - 8).unwrap(), &mut buf)
+        .unwrap();
+    assert_eq!(buf, [0; 16]);
+    mm.copy_out(a.checked_add(PAGE_SIZE - 4).unwrap(), b"across a page")
+        .unwrap();
+    let mut back = [0u8; 13];
+    mm.copy_in(a.checked_add(PAGE_SIZE - 4).unwrap(), &mut back)
+        .unwrap();
+    assert_eq!(&back, b"across a page");
+    let value: u64 = mm
+        .read(UserPtr::new(a.checked_add(PAGE_SIZE - 4).unwrap()))
+        .unwrap();
+    assert_eq!(value.to_le_bytes(), *b"across a");
+}
+
+#[test]
+fn faults_map_zero_page_read_only_then_a_private_page() {
+    let (mm, space) = setup();
+    let a = anon(&mm, PAGE_SIZE, RW);
+    assert_eq!(space.get(a.get()), None, "nothing is mapped before a fault");
+    mm.handle_fault(a, Access::Read).unwrap();
+    let (zero_offset, perms) = space.get(a.get()).unwrap();
+    assert_eq!(
+        perms,
+        Perms::READ,
+        "a read maps the shared zero page read-only"
+    );
+    mm.handle_fault(a, Access::Write).unwrap();
+    let (offset, perms) = space.get(a.get()).unwrap();
+    assert_eq!(perms, RW);
+    assert_ne!(offset, zero_offset, "a write gets a page of its own");
+}
+
+#[test]
+fn faults_outside_vmas_and_against_permissions() {
+    let (mm, _) = setup();
+    let a = anon(&mm, PAGE_SIZE, Perms::READ);
+    assert_eq!(mm.handle_fault(a, Access::Write), Err(Fault::AccErr));
+    assert_eq!(mm.handle_fault(a, Access::Exec), Err(Fault::AccErr));
+    assert_eq!(
+        mm.handle_fault(a.checked_add(PAGE_SIZE).unwrap(), Access::Read),
+        Err(Fault::MapErr)
+    );
+    assert_eq!(
+        mm.copy_out(a, b"x"),
+        Err(Errno::EFAULT),
+        "copy_out honours permissions"
+    );
+    assert_eq!(
+        mm.copy_in(UserAddr::new(u64::MAX - 1), &mut [0; 4]),
+        Err(Errno::EFAULT)
+    );
+}
+
+#[test]
+fn munmap_removes_memory_and_translations() {
+    let (mm, space) = setup();
+    let a = anon(&mm, 2 * PAGE_SIZE, RW);
+    mm.copy_out(a, b"data").unwrap();
+    mm.handle_fault(a, Access::Write).unwrap();
+    mm.munmap(a, PAGE_SIZE).unwrap();
+    assert_eq!(space.get(a.get()), None);
+    assert_eq!(mm.copy_in(a, &mut [0; 4]), Err(Errno::EFAULT));
+    assert_eq!(mm.vmas().len(), 1, "the second page is still mapped");
+    assert_eq!(mm.munmap(UserAddr::new(0x1001), 1), Err(Errno::EINVAL));
+}
+
+#[test]
+fn mprotect_splits_and_checks_the_whole_range() {
+    let (mm, space) = setup();
+    let a = anon(&mm, 3 * PAGE_SIZE, RW);
+    mm.handle_fault(a.checked_add(PAGE_SIZE).unwrap(), Access::Write)
+        .unwrap();
+    mm.mprotect(a.checked_add(PAGE_SIZE).unwrap(), PAGE_SIZE, Perms::READ)
+        .unwrap();
+    assert_eq!(mm.vmas().len(), 3);
+    assert_eq!(
+        space.get(a.get() + PAGE_SIZE),
+        None,
+        "translation dropped until next fault"
+    );
+    assert_eq!(
+        mm.handle_fault(a.checked_add(PAGE_SIZE).unwrap(), Access::Write),
+        Err(Fault::AccErr)
+    );
+    mm.handle_fault(a.checked_add(PAGE_SIZE).unwrap(), Access::Read)
+        .unwrap();
+    assert_eq!(space.get(a.get() + PAGE_SIZE).unwrap().1, Perms::READ);
+    // A hole anywhere in the range: ENOMEM, and nothing changed.
+    mm.munmap(a.checked_add(2 * PAGE_SIZE).unwrap(), PAGE_SIZE)
+        .unwrap();
+    assert_eq!(
+        mm.mprotect(a, 3 * PAGE_SIZE, Perms::empty()),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(mm.vmas()[0].perms, RW);
+}
+
+#[test]
+fn fork_is_copy_on_write() {
+    let (parent, parent_space) = setup();
+    let a = anon(&parent, PAGE_SIZE, RW);
+    parent.copy_out(a, b"before").unwrap();
+    parent.handle_fault(a, Access::Write).unwrap();
+    let child_space = Arc::new(RecordingSpace::default());
+    let child = parent
+        .fork(Arc::clone(&child_space) as Arc<dyn AddressSpace>)
+        .unwrap();
+    assert_eq!(
+        parent_space.get(a.get()).unwrap().1,
+        Perms::READ,
+        "parent is now COW"
+    );
+    child.handle_fault(a, Access::Read).unwrap();
+    assert_eq!(
+        child_space.get(a.get()).unwrap(),
+        parent_space.get(a.get()).unwrap()
+    );
+    parent.copy_out(a, b"parent").unwrap();
+    let mut buf = [0u8; 6];
+    child.copy_in(a, &mut buf).unwrap();
+    assert_eq!(&buf, b"before", "the child keeps the old contents");
+    assert_ne!(
+        parent_space.get(a.get()).unwrap().0,
+        child_space.get(a.get()).unwrap().0
+    );
+    assert_eq!(
+        parent_space.get(a.get()).unwrap().1,
+        RW,
+        "the copy is remapped writable"
+    );
+    // The child is now the page's only owner: it writes in place.
+    let before = child_space.get(a.get()).unwrap().0;
+    child.handle_fault(a, Access::Write).unwrap();
+    assert_eq!(child_space.get(a.get()).unwrap(), (before, RW));
+}
+
+#[test]
+fn shared_anonymous_memory_stays_shared_across_fork() {
+    let (parent, _) = setup();
+    let flags = MapFlags {
+        shared: true,
+        ..MapFlags::default()
+    };
+    let a = parent
+        .mmap(UserAddr::NULL, PAGE_SIZE, RW, flags, None)
+        .unwrap();
+    let child = parent.fork(Arc::new(RecordingSpace::default())).unwrap();
+    child.copy_out(a, b"from child").unwrap();
+    let mut buf = [0u8; 10];
+    parent.copy_in(a, &mut buf).unwrap();
+    assert_eq!(&buf, b"from child");
+}
+
+#[test]
+fn fixed_and_noreplace() {
+    let (mm, _) = setup();
+    let a = anon(&mm, 2 * PAGE_SIZE, RW);
+    mm.copy_out(a, b"old").unwrap();
+    let noreplace = MapFlags {
+        fixed_noreplace: true,
+        ..MapFlags::default()
+    };
+    assert_eq!(
+        mm.mmap(a, PAGE_SIZE, RW, noreplace, None),
+        Err(Errno::EEXIST)
+    );
+    let fixed = MapFlags {
+        fixed: true,
+        ..MapFlags::default()
+    };
+    assert_eq!(mm.mmap(a, PAGE_SIZE, RW, fixed, None).unwrap(), a);
+    let mut buf = [0xffu8; 3];
+    mm.copy_in(a, &mut buf).unwrap();
+    assert_eq!(buf, [0; 3], "MAP_FIXED replaced the old memory");
+    assert_eq!(
+        mm.mmap(UserAddr::new(0x1234), PAGE_SIZE, RW, fixed, None),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mm.mmap(UserAddr::NULL, 0, RW, MapFlags::default(), None),
+        Err(Errno::ENOMEM)
+    );
+}
+
+#[test]
+fn brk_grows_and_shrinks() {
+    let (mm, _) = setup();
+    mm.set_brk_start(UserAddr::new(0x60_0100));
+    assert_eq!(
+        mm.brk(UserAddr::NULL),
+        UserAddr::new(0x60_1000),
+        "start rounds up to a page"
+    );
+    assert_eq!(mm.brk(UserAddr::new(0x60_3000)), UserAddr::new(0x60_3000));
+    mm.copy_out(UserAddr::new(0x60_2ff0), &[1; 16]).unwrap();
+    assert_eq!(mm.brk(UserAddr::new(0x60_2000)), UserAddr::new(0x60_2000));
+    assert_eq!(
+        mm.copy_in(UserAddr::new(0x60_2ff0), &mut [0; 16]),
+        Err(Errno::EFAULT)
+    );
+    assert_eq!(
+        mm.brk(UserAddr::new(0x100)),
+        UserAddr::new(0x60_2000),
+        "below start: no change"
+    );
+}
+
+#[test]
+fn c_strings() {
+    let (mm, _) = setup();
+    let a = anon(&mm, PAGE_SIZE, RW);
+    mm.copy_out(a.checked_add(PAGE_SIZE - 6).unwrap(), b"hello\0")
+        .unwrap();
+    assert_eq!(
+        mm.read_c_string(a.checked_add(PAGE_SIZE - 6).unwrap(), 4096)
+            .unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        mm.read_c_string(a.checked_add(PAGE_SIZE - 6).unwrap(), 4),
+        Err(Errno::ENAMETOOLONG)
+    );
+    mm.copy_out(a.checked_add(PAGE_SIZE - 3).unwrap(), b"abc")
+        .unwrap();
+    assert_eq!(
+        mm.read_c_string(a.checked_add(PAGE_SIZE - 3).unwrap(), 4096),
+        Err(Errno::EFAULT),
+        "an unterminated string running into unmapped memory"
+    );
+}
+
+#[test]
+fn growsdown_stack_extends_on_fault() {
+    let (mm, _) = setup();
+    let flags = MapFlags {
+        growsdown: true,
+        ..MapFlags::default()
+    };
+    let a = mm
+        .mmap(UserAddr::new(0x7000_0000), PAGE_SIZE, RW, flags, None)
+        .unwrap();
+    assert_eq!(a, UserAddr::new(0x7000_0000));
+    mm.handle_fault(UserAddr::new(0x7000_0000 - 2 * PAGE_SIZE), Access::Write)
+        .unwrap();
+    assert_eq!(mm.vmas()[0].start, 0x7000_0000 - 2 * PAGE_SIZE);
+    assert_eq!(
+        mm.handle_fault(UserAddr::new(0x7000_0000 - 1024 * PAGE_SIZE), Access::Write),
+        Err(Fault::MapErr)
+    );
+}
