@@ -207,6 +207,8 @@ pub enum PlatformError {
     BadRange { addr: u64, len: u64 },
     #[error("Address space belongs to another platform")]
     WrongAddressSpace,
+    #[error("Unknown platform {0:?} (known: kvm, systrap)")]
+    UnknownPlatform(String),
 }
 
 /// A machine on which application code can run.
@@ -275,6 +277,18 @@ pub trait Context: Send {
 
     /// A handle that interrupts this context from another thread.
     fn interrupter(&self) -> Interrupter;
+}
+
+/// Creates the platform called `name` (`"kvm"` or `"systrap"`) over `memory`.
+pub fn new_platform(
+    name: &str,
+    memory: Arc<MemoryFile>,
+) -> Result<Arc<dyn Platform>, PlatformError> {
+    match name {
+        "kvm" => Ok(Arc::new(kvm::Kvm::new(memory)?)),
+        "systrap" => Ok(Arc::new(systrap::Systrap::new(memory)?)),
+        _ => Err(PlatformError::UnknownPlatform(name.to_string())),
+    }
 }
 
 /// Which platforms can run on this host, for `--platform` defaults and the tests.
