@@ -2,5 +2,8 @@
 #![deny(unsafe_code)]
 
 pub mod errno;
+pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod syscalls;
+pub mod vfs;

@@ -1,0 +1,83 @@
+//! System information and resources: uname, prlimit64, getrandom.
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::{Rlimit, Task};
+use crate::mm::{UserAddr, UserPtr};
+
+/// What `uname` reports: a Linux 6.x kernel, tagged as Bulwark's.
+pub const SYSNAME: &str = "Linux";
+pub const RELEASE: &str = "6.8.0-bulwark";
+pub const VERSION: &str = "#1 SMP PREEMPT_DYNAMIC Bulwark";
+pub const MACHINE: &str = "x86_64";
+
+/// `struct utsname`: six fields of 65 bytes.
+const UTS_FIELD: usize = 65;
+
+pub fn uname(task: &mut Task, buf: UserAddr) -> SysResult<i64> {
+    let mut uts = [0u8; UTS_FIELD * 6];
+    let hostname = "bulwark";
+    for (i, field) in [SYSNAME, hostname, RELEASE, VERSION, MACHINE, "(none)"]
+        .iter()
+        .enumerate()
+    {
+        let bytes = field.as_bytes();
+        let n = bytes.len().min(UTS_FIELD - 1);
+        uts[i * UTS_FIELD..i * UTS_FIELD + n].copy_from_slice(&bytes[..n]);
+    }
+    task.mm.copy_out(buf, &uts)?;
+    Ok(0)
+}
+
+pub fn prlimit64(
+    task: &mut Task,
+    pid: i32,
+    resource: u32,
+    new: UserAddr,
+    old: UserAddr,
+) -> SysResult<i64> {
+    if pid != 0 && pid != task.group.tgid {
+        // The sandbox has one process so far.
+        return Err(Errno::ESRCH);
+    }
+    let new_limit = if new.is_null() {
+        None
+    } else {
+        Some(task.mm.read(UserPtr::<Rlimit>::new(new))?)
+    };
+    let privileged = task.creds.euid == 0;
+    let mut limits = task.group.limits();
+    let previous = limits.get(resource)?;
+    if let Some(limit) = new_limit {
+        limits.set(resource, limit, privileged)?;
+    }
+    drop(limits);
+    if !old.is_null() {
+        task.mm.write(UserPtr::new(old), &previous)?;
+    }
+    Ok(0)
+}
+
+const GRND_NONBLOCK: u32 = 1;
+const GRND_RANDOM: u32 = 2;
+const GRND_INSECURE: u32 = 4;
+/// The most one `getrandom` call returns (`getrandom(2)`: 33554431 bytes).
+const GETRANDOM_MAX: usize = 33_554_431;
+
+pub fn getrandom(task: &mut Task, buf: UserAddr, len: usize, flags: u32) -> SysResult<i64> {
+    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
+        || flags & (GRND_RANDOM | GRND_INSECURE) == (GRND_RANDOM | GRND_INSECURE)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.min(GETRANDOM_MAX);
+    let mut done = 0usize;
+    while done < len {
+        let mut chunk = vec![0u8; (len - done).min(64 * 1024)];
+        getrandom::fill(&mut chunk).map_err(|_| Errno::EIO)?;
+        if let Err(e) = task.mm.copy_out(buf.checked_add(done as u64)?, &chunk) {
+            return if done > 0 { Ok(done as i64) } else { Err(e) };
+        }
+        done += chunk.len();
+    }
+    Ok(done as i64)
+}

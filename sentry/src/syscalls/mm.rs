@@ -1,0 +1,136 @@
+//! Memory syscalls: mmap, mprotect, munmap, brk.
+
+use platform::Perms;
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::Task;
+use crate::mm::{MapFlags, UserAddr, PAGE_SIZE};
+
+const PROT_READ: u64 = 0x1;
+const PROT_WRITE: u64 = 0x2;
+const PROT_EXEC: u64 = 0x4;
+const PROT_SEM: u64 = 0x8;
+const PROT_GROWSDOWN: u64 = 0x0100_0000;
+const PROT_GROWSUP: u64 = 0x0200_0000;
+
+const MAP_SHARED: u64 = 0x01;
+const MAP_PRIVATE: u64 = 0x02;
+const MAP_SHARED_VALIDATE: u64 = 0x03;
+const MAP_TYPE: u64 = 0x0f;
+const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_GROWSDOWN: u64 = 0x100;
+const MAP_DENYWRITE: u64 = 0x800;
+const MAP_EXECUTABLE: u64 = 0x1000;
+const MAP_LOCKED: u64 = 0x2000;
+const MAP_NORESERVE: u64 = 0x4000;
+const MAP_POPULATE: u64 = 0x8000;
+const MAP_NONBLOCK: u64 = 0x1_0000;
+const MAP_STACK: u64 = 0x2_0000;
+const MAP_HUGETLB: u64 = 0x4_0000;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+/// The flags `MAP_SHARED_VALIDATE` accepts (Linux's `LEGACY_MAP_MASK` plus `MAP_SYNC`,
+/// which only DAX files support).
+const LEGACY_MAP_MASK: u64 = MAP_SHARED
+    | MAP_PRIVATE
+    | MAP_FIXED
+    | MAP_ANONYMOUS
+    | MAP_DENYWRITE
+    | MAP_EXECUTABLE
+    | MAP_GROWSDOWN
+    | MAP_LOCKED
+    | MAP_NORESERVE
+    | MAP_POPULATE
+    | MAP_NONBLOCK
+    | MAP_STACK
+    | MAP_HUGETLB
+    | MAP_FIXED_NOREPLACE
+    | (0x3f << 26); // the huge page size bits
+
+fn perms_from_prot(prot: u64) -> SysResult<Perms> {
+    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | PROT_GROWSDOWN | PROT_GROWSUP) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let mut perms = Perms::empty();
+    // On x86, a writable or executable page is also readable.
+    if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        perms |= Perms::READ;
+    }
+    if prot & PROT_WRITE != 0 {
+        perms |= Perms::WRITE;
+    }
+    if prot & PROT_EXEC != 0 {
+        perms |= Perms::EXEC;
+    }
+    Ok(perms)
+}
+
+pub fn mmap(
+    task: &mut Task,
+    addr: UserAddr,
+    len: u64,
+    prot: u64,
+    flags: u64,
+    fd: i32,
+    offset: u64,
+) -> SysResult<i64> {
+    let shared = match flags & MAP_TYPE {
+        MAP_SHARED => true,
+        MAP_PRIVATE => false,
+        MAP_SHARED_VALIDATE => {
+            if flags & !LEGACY_MAP_MASK != 0 {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            true
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if len == 0 || offset % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if prot & (PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let perms = perms_from_prot(prot)?;
+    if flags & MAP_HUGETLB != 0 {
+        // No huge pages are reserved in the sandbox, as on a host with none configured.
+        return Err(Errno::ENOMEM);
+    }
+    let map_flags = MapFlags {
+        shared,
+        fixed: flags & MAP_FIXED != 0,
+        fixed_noreplace: flags & MAP_FIXED_NOREPLACE != 0 && flags & MAP_FIXED == 0,
+        populate: flags & MAP_POPULATE != 0,
+        growsdown: flags & MAP_GROWSDOWN != 0,
+    };
+    if flags & MAP_ANONYMOUS == 0 {
+        // File mappings need the VFS's mappable files; until then every descriptor the
+        // Sentry has (the caller's stdio) is one Linux cannot map either.
+        task.fds.get(fd)?;
+        return Err(Errno::ENODEV);
+    }
+    let at = task.mm.mmap(addr, len, perms, map_flags, None)?;
+    Ok(at.get() as i64)
+}
+
+pub fn mprotect(task: &mut Task, addr: UserAddr, len: u64, prot: u64) -> SysResult<i64> {
+    if prot & PROT_GROWSDOWN != 0 && prot & PROT_GROWSUP != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let perms = perms_from_prot(prot & !(PROT_GROWSDOWN | PROT_GROWSUP))?;
+    task.mm.mprotect(addr, len, perms)?;
+    Ok(0)
+}
+
+pub fn munmap(task: &mut Task, addr: UserAddr, len: u64) -> SysResult<i64> {
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    task.mm.munmap(addr, len)?;
+    Ok(0)
+}
+
+pub fn brk(task: &mut Task, addr: UserAddr) -> SysResult<i64> {
+    Ok(task.mm.brk(addr).get() as i64)
+}

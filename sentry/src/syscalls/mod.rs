@@ -1,0 +1,124 @@
+//! The syscall table: one macro maps each number to a typed handler, one file per family.
+//!
+//! A handler is `fn(&mut Task, args…) -> SysResult<i64>`. Arguments are converted from
+//! the raw registers by [`FromArg`] (an `int` argument is the low 32 bits, as Linux reads
+//! it). A number without a handler returns `ENOSYS` and is logged once.
+
+mod fs;
+mod info;
+mod mm;
+pub mod names;
+mod process;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::Task;
+use crate::mm::{UserAddr, UserPtr};
+
+/// Conversion of a raw register to a handler's argument type.
+pub trait FromArg {
+    fn from_arg(raw: u64) -> Self;
+}
+
+impl FromArg for u64 {
+    fn from_arg(raw: u64) -> Self {
+        raw
+    }
+}
+
+impl FromArg for i64 {
+    fn from_arg(raw: u64) -> Self {
+        i64::from_ne_bytes(raw.to_ne_bytes())
+    }
+}
+
+impl FromArg for usize {
+    fn from_arg(raw: u64) -> Self {
+        usize::try_from(raw).unwrap_or(usize::MAX)
+    }
+}
+
+impl FromArg for i32 {
+    fn from_arg(raw: u64) -> Self {
+        // The low 32 bits, as Linux reads an `int` argument.
+        i32::from_ne_bytes(u32::from_arg(raw).to_ne_bytes())
+    }
+}
+
+impl FromArg for u32 {
+    fn from_arg(raw: u64) -> Self {
+        u32::try_from(raw & 0xffff_ffff).unwrap_or(u32::MAX)
+    }
+}
+
+impl FromArg for UserAddr {
+    fn from_arg(raw: u64) -> Self {
+        UserAddr::new(raw)
+    }
+}
+
+impl<T> FromArg for UserPtr<T> {
+    fn from_arg(raw: u64) -> Self {
+        UserPtr::from(raw)
+    }
+}
+
+macro_rules! syscall_table {
+    ($( $nr:literal => $family:ident :: $handler:ident ( $($arg:ident : $ty:ty),* ) ),* $(,)?) => {
+        /// Runs syscall `nr` with the six argument registers.
+        pub fn dispatch(task: &mut Task, nr: u64, args: [u64; 6]) -> SysResult<i64> {
+            let _ = &args;
+            match nr {
+                $( $nr => {
+                    let mut _next = args.into_iter();
+                    $( let $arg = <$ty as FromArg>::from_arg(_next.next().unwrap_or(0)); )*
+                    $family::$handler(task $(, $arg)*)
+                } )*
+                _ => unimplemented(nr),
+            }
+        }
+
+        /// Whether syscall `nr` has a handler (for the compatibility table).
+        pub fn implemented(nr: u64) -> bool {
+            matches!(nr, $( $nr )|*)
+        }
+    };
+}
+
+syscall_table! {
+    0 => fs::read(fd: i32, buf: UserAddr, count: usize),
+    1 => fs::write(fd: i32, buf: UserAddr, count: usize),
+    9 => mm::mmap(addr: UserAddr, len: u64, prot: u64, flags: u64, fd: i32, offset: u64),
+    10 => mm::mprotect(addr: UserAddr, len: u64, prot: u64),
+    11 => mm::munmap(addr: UserAddr, len: u64),
+    12 => mm::brk(addr: UserAddr),
+    20 => fs::writev(fd: i32, iov: UserAddr, iovcnt: i32),
+    39 => process::getpid(),
+    60 => process::exit(status: i32),
+    63 => info::uname(buf: UserAddr),
+    102 => process::getuid(),
+    104 => process::getgid(),
+    107 => process::geteuid(),
+    108 => process::getegid(),
+    110 => process::getppid(),
+    158 => process::arch_prctl(code: i32, addr: u64),
+    186 => process::gettid(),
+    218 => process::set_tid_address(addr: UserAddr),
+    231 => process::exit_group(status: i32),
+    262 => fs::newfstatat(dirfd: i32, path: UserAddr, statbuf: UserAddr, flags: i32),
+    273 => process::set_robust_list(head: UserAddr, len: u64),
+    302 => info::prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr),
+    318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),
+}
+
+fn unimplemented(nr: u64) -> SysResult<i64> {
+    static LOGGED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+    let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    if logged.get_or_insert_with(HashSet::new).insert(nr) {
+        let name = names::name(nr).unwrap_or("unknown");
+        log::warn!("unimplemented syscall {nr} ({name}): ENOSYS");
+    }
+    Err(Errno::ENOSYS)
+}
