@@ -477,9 +477,7 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> boo
         tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::from(t.subsec_nanos()),
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), std::ptr::from_ref);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call; `ts_ptr` is null
     // or points to a live timespec.
     let rc = unsafe {
