@@ -1,0 +1,221 @@
+//! Tests that run hand-assembled guest code on this host's KVM (skipped without
+//! `/dev/kvm`).
+
+use super::*;
+use crate::{Access, Exit};
+
+const CODE: u64 = 0x40_0000;
+const DATA: u64 = 0x60_0000;
+const STACK_TOP: u64 = 0x80_0000;
+
+struct Harness {
+    kvm: Kvm,
+    space: Arc<dyn AddressSpace>,
+}
+
+fn harness_with(path: Option<Path>) -> Option<Harness> {
+    if let Err(e) = Kvm::probe() {
+        eprintln!("skipping: {e}");
+        return None;
+    }
+    let memory = Arc::new(MemoryFile::new(64 << 20).unwrap());
+    let kvm = Kvm::with_options(memory, path, 16).unwrap();
+    let space = kvm.new_address_space().unwrap();
+    let h = Harness { kvm, space };
+    let stack = h.page(&[]);
+    h.space
+        .map(
+            STACK_TOP - PAGE_SIZE,
+            PAGE_SIZE,
+            stack,
+            Perms::READ | Perms::WRITE,
+        )
+        .unwrap();
+    Some(h)
+}
+
+fn harness() -> Option<Harness> {
+    harness_with(None)
+}
+
+impl Harness {
+    /// A fresh memory-file page holding `bytes`.
+    fn page(&self, bytes: &[u8]) -> u64 {
+        let mf = self.kvm.memory_file();
+        let r = mf.allocate(PAGE_SIZE).unwrap();
+        mf.write(r.offset, bytes).unwrap();
+        r.offset
+    }
+
+    fn code(&self, bytes: &[u8]) -> Registers {
+        let page = self.page(bytes);
+        self.space
+            .map(CODE, PAGE_SIZE, page, Perms::READ | Perms::EXEC)
+            .unwrap();
+        Registers::new(CODE, STACK_TOP)
+    }
+}
+
+// Hand-assembled instructions.
+const SYSCALL: [u8; 2] = [0x0f, 0x05];
+fn mov_eax(v: u32) -> Vec<u8> {
+    let mut b = vec![0xb8];
+    b.extend_from_slice(&v.to_le_bytes());
+    b
+}
+/// mov rax, [abs32]
+fn load_rax(addr: u32) -> Vec<u8> {
+    let mut b = vec![0x48, 0x8b, 0x04, 0x25];
+    b.extend_from_slice(&addr.to_le_bytes());
+    b
+}
+/// mov [abs32], rax
+fn store_rax(addr: u32) -> Vec<u8> {
+    let mut b = vec![0x48, 0x89, 0x04, 0x25];
+    b.extend_from_slice(&addr.to_le_bytes());
+    b
+}
+
+#[test]
+fn probe_picks_a_path() {
+    let Some(h) = harness() else { return };
+    eprintln!("path: {:?}", h.kvm.path());
+}
+
+#[test]
+fn syscall_registers_round_trip() {
+    let Some(h) = harness() else { return };
+    let mut code = mov_eax(39);
+    code.extend_from_slice(&SYSCALL);
+    code.extend_from_slice(&[0x48, 0x89, 0xc3]); // mov rbx, rax
+    code.extend(mov_eax(60));
+    code.extend_from_slice(&SYSCALL);
+    let mut regs = h.code(&code);
+    regs.rdi = 0x1111;
+    regs.r15 = 0xf0f0;
+    regs.rflags |= 1; // CF
+    let mut ctx = h.kvm.new_context().unwrap();
+    assert_eq!(ctx.switch(&*h.space, &mut regs).unwrap(), Exit::Syscall);
+    assert_eq!(regs.orig_rax, 39);
+    assert_eq!(regs.rax, 39);
+    assert_eq!(regs.rip, CODE + 7);
+    assert_eq!(regs.rcx, CODE + 7);
+    assert_eq!(regs.r11 & 0xfff, 0x203);
+    assert_eq!(regs.rflags & 0xfff, 0x203);
+    assert_eq!((regs.rdi, regs.r15, regs.rsp), (0x1111, 0xf0f0, STACK_TOP));
+    assert_eq!((regs.cs, regs.ss), (crate::USER_CS, crate::USER_SS));
+    regs.rax = 0x1234_5678_9abc;
+    assert_eq!(ctx.switch(&*h.space, &mut regs).unwrap(), Exit::Syscall);
+    assert_eq!(regs.orig_rax, 60);
+    assert_eq!(regs.rbx, 0x1234_5678_9abc);
+}
+
+#[test]
+fn page_faults_and_resume() {
+    let Some(h) = harness() else { return };
+    let mut code = load_rax(DATA as u32);
+    code.extend(store_rax(DATA as u32 + 8));
+    code.extend_from_slice(&SYSCALL);
+    let mut regs = h.code(&code);
+    let mut ctx = h.kvm.new_context().unwrap();
+    let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: DATA,
+            access: Access::Read,
+            present: false
+        }
+    );
+    assert_eq!(regs.rip, CODE);
+    let data = h.page(&0x77_u64.to_le_bytes());
+    h.space.map(DATA, PAGE_SIZE, data, Perms::READ).unwrap();
+    let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: DATA + 8,
+            access: Access::Write,
+            present: true
+        }
+    );
+    assert_eq!(regs.rip, CODE + 8);
+    h.space
+        .protect(DATA, PAGE_SIZE, Perms::READ | Perms::WRITE)
+        .unwrap();
+    assert_eq!(ctx.switch(&*h.space, &mut regs).unwrap(), Exit::Syscall);
+    assert_eq!(h.kvm.memory_file().read_u64(data + 8).unwrap(), 0x77);
+}
+
+#[test]
+fn exceptions_have_vectors() {
+    let Some(h) = harness() else { return };
+    let mut ctx = h.kvm.new_context().unwrap();
+    let cases: [(&[u8], u8, u64, u64); 5] = [
+        (&[0x0f, 0x0b], 6, 0, 0),  // ud2
+        (&[0xcc], 3, 0, 1),        // int3: rip after
+        (&[0xf4], 13, 0, 0),       // hlt
+        (&[0xfa], 13, 0, 0),       // cli
+        (&[0xe6, 0x80], 13, 0, 0), // out %al, $0x80
+    ];
+    for (code, vector, error_code, rip_after) in cases {
+        let mut regs = h.code(code);
+        let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+        assert_eq!(exit, Exit::Exception { vector, error_code }, "{code:x?}");
+        assert_eq!(regs.rip, CODE + rip_after, "{code:x?}");
+    }
+}
+
+#[test]
+fn remap_and_unmap_take_effect() {
+    let Some(h) = harness() else { return };
+    let mut code = load_rax(DATA as u32);
+    code.extend_from_slice(&SYSCALL);
+    code.extend_from_slice(&[0xeb, 0x100_u16.wrapping_sub(code.len() as u16 + 2) as u8]);
+    let mut regs = h.code(&code);
+    let a = h.page(&1_u64.to_le_bytes());
+    let b = h.page(&2_u64.to_le_bytes());
+    h.space.map(DATA, PAGE_SIZE, a, Perms::READ).unwrap();
+    let mut ctx = h.kvm.new_context().unwrap();
+    assert_eq!(ctx.switch(&*h.space, &mut regs).unwrap(), Exit::Syscall);
+    assert_eq!(regs.rax, 1);
+    h.space.map(DATA, PAGE_SIZE, b, Perms::READ).unwrap();
+    assert_eq!(ctx.switch(&*h.space, &mut regs).unwrap(), Exit::Syscall);
+    assert_eq!(regs.rax, 2, "stale translation after remap");
+    h.space.unmap(DATA, PAGE_SIZE).unwrap();
+    let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: DATA,
+            access: Access::Read,
+            present: false
+        },
+        "stale translation after unmap"
+    );
+}
+
+#[test]
+fn interrupt_spinning_context() {
+    let Some(h) = harness() else { return };
+    let mut regs = h.code(&[0xeb, 0xfe]); // jmp .
+    let mut ctx = h.kvm.new_context().unwrap();
+    let int = ctx.interrupter();
+    int.interrupt();
+    assert_eq!(ctx.switch(&*h.space, &mut regs).unwrap(), Exit::Interrupted);
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let at = std::time::Instant::now();
+        int.interrupt();
+        at
+    });
+    let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+    let sent = t.join().unwrap();
+    let latency = sent.elapsed();
+    assert_eq!(exit, Exit::Interrupted);
+    assert_eq!(regs.rip, CODE);
+    assert!(
+        latency < std::time::Duration::from_millis(10),
+        "{latency:?}"
+    );
+}
