@@ -10,15 +10,13 @@
 //! RING0_BASE + 0x0000  trampoline code (2 pages)          supervisor, read + execute
 //!            + 0x2000  IDT of the architectural path      supervisor, read-only
 //!            + 0x3000  IDT of the PVM path                supervisor, read-only
-//!            + 0x4000  syscall exit page (PVM path only)  user, read + execute
+//!            + 0x4000  PVM `LSTAR` target                 never mapped
 //!            + 0x10000 + n * 0x4000: vCPU n's block       supervisor, read + write, no-exec
 //!                      +0x000 GDT   +0x080 TSS   +0x400 save area
 //!                      +0x1000..+0x4000 ring-0 stack (top at +0x4000)
 //! ```
 //!
-//! Only the syscall exit page is user-accessible (the PML4/PDPT/PD entries allow user
-//! access so that one leaf can; every other leaf is supervisor-only, so ring 3 can neither
-//! read, write nor execute the area).
+//! Every leaf is supervisor-only, so ring 3 can neither read, write nor execute the area.
 
 use crate::Registers;
 
@@ -30,8 +28,11 @@ pub(super) const TRAMPOLINE: u64 = RING0_BASE;
 pub(super) const TRAMPOLINE_PAGES: u64 = 2;
 pub(super) const IDT_ARCH: u64 = RING0_BASE + 0x2000;
 pub(super) const IDT_PVM: u64 = RING0_BASE + 0x3000;
-/// The page `LSTAR` points at on the PVM path (user-executable, read-only).
-pub(super) const SYSCALL_PAGE: u64 = RING0_BASE + 0x4000;
+/// Where `LSTAR` points on the PVM path: a page that is never mapped, so a `syscall`
+/// (which stays in ring 3 there) raises an instruction-fetch #PF at exactly this address,
+/// with IF clear in the frame (SFMASK cleared it; ring-3 code cannot run with IF clear, so
+/// a plain jump here is told apart: it is an ordinary page fault).
+pub(super) const PVM_SYSCALL_ENTRY: u64 = RING0_BASE + 0x4000;
 pub(super) const VCPU_BLOCKS: u64 = RING0_BASE + 0x1_0000;
 pub(super) const VCPU_BLOCK_SIZE: u64 = 0x4000;
 /// How many vCPU blocks fit in the area; the last one is the maintenance vCPU's.
@@ -57,7 +58,7 @@ pub(super) const TSS_OFFSET: u64 = 0x80;
 pub(super) const SAVE_OFFSET: u64 = 0x400;
 pub(super) const STACK_TOP_OFFSET: u64 = VCPU_BLOCK_SIZE;
 
-/// The I/O port the trampoline and the syscall exit page write to.
+/// The I/O port the architectural trampoline writes to to exit.
 pub(super) const EXIT_PORT: u16 = 0x0e;
 
 /// Virtual address of vCPU `n`'s block.
@@ -212,7 +213,7 @@ mod tests {
         assert_eq!(RING0_BASE >> 39 & 0x1ff, 511);
         assert_eq!(RING0_BASE & (RING0_SIZE - 1), 0);
         assert!(vcpu_block(MAX_VCPUS - 1) + VCPU_BLOCK_SIZE <= RING0_BASE + RING0_SIZE);
-        assert!(SYSCALL_PAGE + crate::PAGE_SIZE <= VCPU_BLOCKS);
+        assert!(PVM_SYSCALL_ENTRY + crate::PAGE_SIZE <= VCPU_BLOCKS);
         assert!(TRAMPOLINE + TRAMPOLINE_PAGES * crate::PAGE_SIZE <= IDT_ARCH);
         assert_eq!(PHYSMAP_BASE >> 39 & 0x1ff, 510);
         assert!(REWRITE_LIST_OFFSET + REWRITE_LIST_MAX as u64 * 16 <= STACK_TOP_OFFSET - 0x1000);

@@ -21,9 +21,11 @@
 //!   - guest ring-0 code is emulated (~1 µs per instruction), ring-3 code runs natively;
 //!   - `syscall` from ring 3 jumps to `LSTAR` but stays in ring 3 (CS reads 0x33): a
 //!     ring-0 `LSTAR` page faults (#PF, fetch from a supervisor page) and `sysretq` there
-//!     triple-faults. So `LSTAR` points at a user-executable, read-only page in the
-//!     ring-0 area holding `out %al, $EXIT_PORT`, which the TSS I/O bitmap lets ring 3
-//!     execute (no IOPL: `cli`, `hlt`, `in`, other ports still raise #GP);
+//!     triple-faults. So `LSTAR` points at an unmapped address in the ring-0 area: the
+//!     `syscall` becomes an instruction-fetch #PF at `LSTAR` whose frame has IF clear
+//!     (SFMASK), which no ring-3 jump there can produce. rcx/r11 hold what `syscall` put
+//!     there. (A user-executable exit page whose `out` exits would save the exception
+//!     delivery, but ring 3 could read it: the upper half would not be all unreachable.);
 //!   - exceptions are delivered through the IDT to ring 0: each vector's entry is a single
 //!     `hlt` (one emulated instruction), and the Sentry reads the frame from the vCPU's
 //!     ring-0 stack in guest memory, CR2 with `KVM_GET_SREGS`;
@@ -145,7 +147,7 @@ impl Kvm {
             Some(p) => p,
             None => probe_path(&machine)?,
         };
-        machine.set_path(path)?;
+        machine.set_path(path);
         Ok(Self { machine })
     }
 
@@ -301,12 +303,17 @@ impl AddressSpace for KvmAddressSpace {
         {
             return Err(MemoryFileError::OutOfRange { offset, len }.into());
         }
-        // Replacing a translation needs the same care as removing one. The lock is held
-        // across the invalidation so that the rewrite never races another change.
+        // Entries are overwritten in place, so a concurrent access sees the old or the new
+        // translation, never a hole; a replaced translation needs the same care as a
+        // removed one. The lock is held across the invalidation so that the rewrite never
+        // races another change.
         let mut tables = self.tables();
-        let replaced = tables.unmap(addr, len)?;
-        self.invalidate(&replaced)?;
-        tables.map(addr, len, offset, perms)
+        if perms.is_empty() {
+            let removed = tables.unmap(addr, len)?;
+            return self.invalidate(&removed);
+        }
+        let replaced = tables.map(addr, len, offset, perms)?;
+        self.invalidate(&replaced)
     }
 
     fn unmap(&self, addr: u64, len: u64) -> Result<(), PlatformError> {

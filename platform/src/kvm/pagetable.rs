@@ -103,21 +103,21 @@ impl PageTables {
         self.root
     }
 
-    /// Maps `[addr, addr + len)` to the memory file from `offset` with `perms`. The
-    /// range must be unmapped first (see [`PageTables::unmap`]): this only fills holes.
+    /// Maps `[addr, addr + len)` to the memory file from `offset` with `perms` (which
+    /// must not be empty), overwriting what was there. Returns the entries that replaced
+    /// present ones, as [`PageTables::unmap`] does.
     pub(super) fn map(
         &mut self,
         addr: u64,
         len: u64,
         offset: u64,
         perms: Perms,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<Vec<(u64, u64)>, PlatformError> {
         let bits = user_leaf_bits(perms);
         if bits == 0 {
-            return Ok(());
+            return self.apply(addr, len, Op::Unmap);
         }
-        self.apply(addr, len, Op::Map { offset, bits })?;
-        Ok(())
+        self.apply(addr, len, Op::Map { offset, bits })
     }
 
     /// Clears every leaf in `[addr, addr + len)`. Returns the leaf entries that were

@@ -15,8 +15,7 @@
 //! * **PVM** (hosts where `syscall` stays in ring 3, see `probe.rs`): the IDT points at
 //!   [`Entry::PvmStubs`], 256 one-byte `hlt`s (vector = which one exited): guest ring-0
 //!   code is emulated there at ~1 µs per instruction, so the handler is one instruction.
-//!   `LSTAR` points at the user-executable syscall exit page, which holds
-//!   [`SYSCALL_PAGE_CODE`].
+//!   `LSTAR` points at an unmapped address, so `syscall` arrives there as a page fault.
 //!
 //! [`Entry::Probe`] is a `hlt` that `LSTAR` points at while the start-up probe asks
 //! whether `syscall` reaches ring 0.
@@ -296,11 +295,6 @@ pub(super) fn offset(entry: Entry) -> u64 {
     };
     (at as usize - start as usize) as u64
 }
-
-/// The code of the PVM path's syscall exit page: `out %al, $EXIT_PORT` (which the TSS
-/// I/O bitmap lets ring 3 execute), then `ud2` so nothing runs on if the Sentry resumed
-/// here by mistake.
-pub(super) const SYSCALL_PAGE_CODE: [u8; 4] = [0xe6, EXIT_PORT as u8, 0x0f, 0x0b];
 
 #[cfg(test)]
 mod tests {

@@ -32,6 +32,7 @@ const EFER_SCE: u64 = 1;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 const EFER_NXE: u64 = 1 << 11;
+const RFLAGS_IF: u64 = 1 << 9;
 /// RFLAGS bits `syscall` clears: TF, IF, DF, NT, AC (as Linux).
 const SFMASK: u64 = 0x4_7700;
 
@@ -240,14 +241,10 @@ impl Vcpu {
                 .write_u64(self.block_phys + layout::GDT_OFFSET + i as u64 * 8, *d)
                 .map_err(KvmError::Memory)?;
         }
-        let port = match path {
-            Path::Pvm => Some(layout::EXIT_PORT),
-            Path::Architectural => None,
-        };
         memory
             .write(
                 self.block_phys + layout::TSS_OFFSET,
-                &layout::tss(stack_top, port),
+                &layout::tss(stack_top, None),
             )
             .map_err(KvmError::Memory)?;
         let save = SaveArea {
@@ -259,7 +256,7 @@ impl Vcpu {
 
         let lstar = match path {
             Path::Architectural => layout::TRAMPOLINE + trampoline::offset(Entry::Syscall),
-            Path::Pvm => layout::SYSCALL_PAGE,
+            Path::Pvm => layout::PVM_SYSCALL_ENTRY,
         };
         let star = (u64::from(selector::USER32_CS) << 48) | (u64::from(selector::KERNEL_CS) << 32);
         self.set_msrs(&[
@@ -521,28 +518,12 @@ impl Vcpu {
                     let k = self.get_regs()?;
                     at_user = k.rip < RING0_BASE;
                 }
-                RunExit::Out(port) => {
-                    let k = self.get_regs()?;
-                    from_kvm_regs(&k, regs);
-                    if port == layout::EXIT_PORT
-                        && (layout::SYSCALL_PAGE..layout::SYSCALL_PAGE + 4).contains(&k.rip)
-                    {
-                        // `syscall` put the return address in rcx and RFLAGS in r11.
-                        regs.orig_rax = k.rax;
-                        regs.rip = k.rcx;
-                        regs.rflags = k.r11;
-                        return Ok(Exit::Syscall);
-                    }
-                    // The application wrote the exit port itself (the I/O bitmap lets
-                    // ring 3 do that): report the #GP it gets without the bitmap.
-                    regs.rip = k.rip;
-                    return Ok(Exit::Exception {
-                        vector: crate::vector::GENERAL_PROTECTION,
-                        error_code: 0,
-                    });
-                }
-                RunExit::In(_) => {
-                    return Err(KvmError::UnexpectedExit("port input".into()));
+                RunExit::Out(_) | RunExit::In(_) => {
+                    // Ring 3 has no I/O ports here (IOPL 0, nothing in the I/O bitmap).
+                    return Err(KvmError::UnexpectedExit(format!(
+                        "{exit:?} at {:#x}",
+                        self.get_regs()?.rip
+                    )));
                 }
                 RunExit::Hlt => {
                     self.user_mode = false;
@@ -611,6 +592,17 @@ impl Vcpu {
         regs.rip = f[0];
         regs.rflags = f[2];
         regs.rsp = f[3];
+        if vector == crate::vector::PAGE_FAULT
+            && f[0] == layout::PVM_SYSCALL_ENTRY
+            && f[2] & RFLAGS_IF == 0
+        {
+            // A `syscall`: it jumped to LSTAR (in ring 3) with IF masked, and the fetch
+            // faulted. rcx holds the return address, r11 RFLAGS.
+            regs.orig_rax = k.rax;
+            regs.rip = k.rcx;
+            regs.rflags = k.r11;
+            return Ok(Exit::Syscall);
+        }
         if vector == crate::vector::PAGE_FAULT {
             let cr2 = self
                 .fd

@@ -10,7 +10,7 @@ use kvm_ioctls::VmFd;
 
 use super::layout::{self, RING0_BASE};
 use super::pagetable::pte;
-use super::trampoline::{self, Entry, ARCH_STUB_SIZE, SYSCALL_PAGE_CODE};
+use super::trampoline::{self, Entry, ARCH_STUB_SIZE};
 use super::vcpu::{Vcpu, VcpuShared};
 use super::{cpuid, KvmError, Path};
 use crate::{FileRange, MemoryFile, PAGE_SIZE};
@@ -19,7 +19,6 @@ use crate::{FileRange, MemoryFile, PAGE_SIZE};
 const RING0_CODE: u64 = pte::PRESENT | pte::ACCESSED;
 const RING0_RODATA: u64 = pte::PRESENT | pte::ACCESSED | pte::NO_EXEC;
 const RING0_DATA: u64 = pte::PRESENT | pte::WRITE | pte::ACCESSED | pte::DIRTY | pte::NO_EXEC;
-const USER_CODE: u64 = pte::PRESENT | pte::USER | pte::ACCESSED;
 
 pub(super) struct Machine {
     /// Kept open for the VM's life.
@@ -96,7 +95,6 @@ impl Machine {
         let tramp1 = page(&memory)?;
         let idt_arch = page(&memory)?;
         let idt_pvm = page(&memory)?;
-        let syscall_page = page(&memory)?;
         let top_entry = pdpt | pte::TABLE;
         let w = |off: u64, v: u64| memory.write_u64(off, v).map_err(KvmError::Memory);
         w(pdpt + (RING0_BASE >> 30 & 0x1ff) * 8, pd | pte::TABLE)?;
@@ -141,16 +139,12 @@ impl Machine {
                 w(idt + u64::from(v) * 16 + 8, hi)?;
             }
         }
-        memory
-            .write(syscall_page, &SYSCALL_PAGE_CODE)
-            .map_err(KvmError::Memory)?;
 
         let slot = |va: u64| pt + ((va - RING0_BASE) / PAGE_SIZE) * 8;
         w(slot(layout::TRAMPOLINE), tramp0 | RING0_CODE)?;
         w(slot(layout::TRAMPOLINE + PAGE_SIZE), tramp1 | RING0_CODE)?;
         w(slot(layout::IDT_ARCH), idt_arch | RING0_RODATA)?;
         w(slot(layout::IDT_PVM), idt_pvm | RING0_RODATA)?;
-        // The syscall exit page is mapped by `set_path` once the path is known.
         let machine = Self {
             _kvm: kvm,
             vm,
@@ -172,16 +166,7 @@ impl Machine {
             next_id: AtomicU64::new(1),
             maintenance: Mutex::new(None),
         };
-        machine.syscall_page_phys_set(syscall_page);
         Ok(machine)
-    }
-
-    fn syscall_page_phys_set(&self, phys: u64) {
-        // Remember it in the (not yet present) PTE slot's neighbour-free form: the entry is
-        // written without PRESENT, so nothing maps it until `set_path`.
-        let _ = self
-            .memory
-            .write_u64(self.pt_slot(layout::SYSCALL_PAGE), phys & pte::ADDR_MASK);
     }
 
     fn pt_slot(&self, va: u64) -> u64 {
@@ -193,17 +178,9 @@ impl Machine {
         *self.path.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Chooses the path (after the probe, before any context runs): on the PVM path the
-    /// syscall exit page becomes present (user, read + execute).
-    pub(super) fn set_path(&self, path: Path) -> Result<(), KvmError> {
+    /// Chooses the path (after the probe, before any context runs).
+    pub(super) fn set_path(&self, path: Path) {
         *self.path.write().unwrap_or_else(|e| e.into_inner()) = path;
-        let slot = self.pt_slot(layout::SYSCALL_PAGE);
-        let phys = self.memory.read_u64(slot).map_err(KvmError::Memory)? & pte::ADDR_MASK;
-        let entry = match path {
-            Path::Pvm => phys | USER_CODE,
-            Path::Architectural => phys,
-        };
-        self.memory.write_u64(slot, entry).map_err(KvmError::Memory)
     }
 
     /// Allocates and maps vCPU `index`'s block; returns its guest-physical address.
