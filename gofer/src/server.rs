@@ -303,6 +303,14 @@ impl Server {
         self
     }
 
+    /// The served trees, as `(root FD, read_only)`, for the Landlock ruleset.
+    pub fn served_trees(&self) -> Vec<(BorrowedFd<'_>, bool)> {
+        self.mounts
+            .iter()
+            .map(|m| (m.root.as_fd(), m.read_only))
+            .collect()
+    }
+
     /// The number of handles currently open.
     pub fn handle_count(&self) -> usize {
         lock(&self.nodes).len()
