@@ -28,7 +28,15 @@ pub(super) const TRAMPOLINE: u64 = RING0_BASE;
 pub(super) const TRAMPOLINE_PAGES: u64 = 2;
 pub(super) const IDT_ARCH: u64 = RING0_BASE + 0x2000;
 pub(super) const IDT_PVM: u64 = RING0_BASE + 0x3000;
-/// Where `LSTAR` points on the PVM path: a page that is never mapped, so a `syscall`
+/// The PVM path's syscall exit page: the last page of the lower half, just past the
+/// highest application address (Linux never maps it either: it is above `TASK_SIZE`).
+/// Every address space maps it user-readable and executable; it holds [`PVM_EXIT_CODE`]
+/// and nothing else, and `LSTAR` points at it.
+pub(super) const PVM_EXIT_PAGE: u64 = super::MAX_USER_ADDRESS;
+/// `out %al, $EXIT_PORT; ud2`.
+pub(super) const PVM_EXIT_CODE: [u8; 4] = [0xe6, EXIT_PORT as u8, 0x0f, 0x0b];
+
+/// The fallback `LSTAR` target on the PVM path: a page that is never mapped, so a `syscall`
 /// (which stays in ring 3 there) raises an instruction-fetch #PF at exactly this address,
 /// with IF clear in the frame (SFMASK cleared it; ring-3 code cannot run with IF clear, so
 /// a plain jump here is told apart: it is an ordinary page fault).

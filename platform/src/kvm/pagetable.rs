@@ -120,6 +120,17 @@ impl PageTables {
         self.apply(addr, len, Op::Map { offset, bits })
     }
 
+    /// Maps one page with the given leaf bits (for the platform's own pages).
+    pub(super) fn map_page(
+        &mut self,
+        addr: u64,
+        phys: u64,
+        bits: u64,
+    ) -> Result<(), PlatformError> {
+        self.apply(addr, PAGE_SIZE, Op::Map { offset: phys, bits })?;
+        Ok(())
+    }
+
     /// Clears every leaf in `[addr, addr + len)`. Returns the leaf entries that were
     /// present, as runs of (guest-physical address of the entry, number of entries).
     pub(super) fn unmap(&mut self, addr: u64, len: u64) -> Result<Vec<(u64, u64)>, PlatformError> {

@@ -196,6 +196,27 @@ fn remap_and_unmap_take_effect() {
 }
 
 #[test]
+fn jumping_to_the_exit_page_faults() {
+    let Some(h) = harness() else { return };
+    // mov rax, imm64; jmp rax
+    let mut code = vec![0x48, 0xb8];
+    code.extend_from_slice(&MAX_USER_ADDRESS.to_le_bytes());
+    code.extend_from_slice(&[0xff, 0xe0]);
+    let mut regs = h.code(&code);
+    let mut ctx = h.kvm.new_context().unwrap();
+    let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: MAX_USER_ADDRESS,
+            access: Access::Exec,
+            present: false
+        }
+    );
+    assert_eq!(regs.rip, MAX_USER_ADDRESS);
+}
+
+#[test]
 fn interrupt_spinning_context() {
     let Some(h) = harness() else { return };
     let mut regs = h.code(&[0xeb, 0xfe]); // jmp .

@@ -177,6 +177,11 @@ global_asm!(
     ".globl bulwark_tramp_rewrite_done",
     "bulwark_tramp_rewrite_done:",
     "hlt",
+    // --- Benchmark of the bare exit: an endless `out` loop (ring 0 copy). ---
+    ".globl bulwark_tramp_out_loop",
+    "bulwark_tramp_out_loop:",
+    "outb %al, ${port}",
+    "jmp bulwark_tramp_out_loop",
     // --- PVM exception entries: vector n is the n-th hlt. ---
     ".balign 16",
     ".globl bulwark_tramp_pvm_stubs",
@@ -248,6 +253,7 @@ extern "C" {
     static bulwark_tramp_probe: u8;
     static bulwark_tramp_pvm_stubs: u8;
     static bulwark_tramp_rewrite: u8;
+    static bulwark_tramp_out_loop: u8;
     static bulwark_tramp_rewrite_done: u8;
     static bulwark_tramp_arch_stubs: u8;
 }
@@ -264,7 +270,11 @@ pub(super) enum Entry {
     ArchStubs,
     Rewrite,
     RewriteDone,
+    OutLoop,
 }
+
+/// `out %al, $EXIT_PORT; jmp .-4`: the bare-exit benchmark loop, for ring 3.
+pub(super) const OUT_LOOP: [u8; 4] = [0xe6, EXIT_PORT as u8, 0xeb, 0xfc];
 
 /// Bytes between two architectural exception stubs.
 pub(super) const ARCH_STUB_SIZE: u64 = 16;
@@ -292,6 +302,7 @@ pub(super) fn offset(entry: Entry) -> u64 {
         Entry::ArchStubs => &raw const bulwark_tramp_arch_stubs,
         Entry::Rewrite => &raw const bulwark_tramp_rewrite,
         Entry::RewriteDone => &raw const bulwark_tramp_rewrite_done,
+        Entry::OutLoop => &raw const bulwark_tramp_out_loop,
     };
     (at as usize - start as usize) as u64
 }
@@ -321,6 +332,8 @@ mod tests {
         assert_eq!(code[fault], 0xf4);
         assert_eq!(code[at(Entry::Probe)], 0xf4);
         assert_eq!(code[at(Entry::RewriteDone)], 0xf4);
+        let out_loop = at(Entry::OutLoop);
+        assert_eq!(&code[out_loop..out_loop + 2], &OUT_LOOP[..2]);
         // rep movsq (f3 48 a5) in the rewrite loop.
         let rewrite = &code[at(Entry::Rewrite)..at(Entry::RewriteDone)];
         assert!(rewrite.windows(3).any(|w| w == [0xf3, 0x48, 0xa5]));

@@ -241,10 +241,14 @@ impl Vcpu {
                 .write_u64(self.block_phys + layout::GDT_OFFSET + i as u64 * 8, *d)
                 .map_err(KvmError::Memory)?;
         }
+        let port = match path {
+            Path::Pvm => Some(layout::EXIT_PORT),
+            Path::Architectural => None,
+        };
         memory
             .write(
                 self.block_phys + layout::TSS_OFFSET,
-                &layout::tss(stack_top, None),
+                &layout::tss(stack_top, port),
             )
             .map_err(KvmError::Memory)?;
         let save = SaveArea {
@@ -256,7 +260,7 @@ impl Vcpu {
 
         let lstar = match path {
             Path::Architectural => layout::TRAMPOLINE + trampoline::offset(Entry::Syscall),
-            Path::Pvm => layout::PVM_SYSCALL_ENTRY,
+            Path::Pvm => layout::PVM_EXIT_PAGE,
         };
         let star = (u64::from(selector::USER32_CS) << 48) | (u64::from(selector::KERNEL_CS) << 32);
         self.set_msrs(&[
@@ -518,8 +522,37 @@ impl Vcpu {
                     let k = self.get_regs()?;
                     at_user = k.rip < RING0_BASE;
                 }
+                RunExit::Out(port) if port == layout::EXIT_PORT => {
+                    let k = self.get_regs()?;
+                    from_kvm_regs(&k, regs);
+                    let page = layout::PVM_EXIT_PAGE;
+                    let in_page = (page..page + 4).contains(&k.rip);
+                    if in_page && k.rflags & RFLAGS_IF == 0 {
+                        // `syscall` put the return address in rcx and RFLAGS in r11.
+                        regs.orig_rax = k.rax;
+                        regs.rip = k.rcx;
+                        regs.rflags = k.r11;
+                        return Ok(Exit::Syscall);
+                    }
+                    if in_page {
+                        // Ring 3 jumped here: on Linux nothing is mapped here.
+                        regs.rip = page;
+                        return Ok(Exit::PageFault {
+                            addr: page,
+                            access: Access::Exec,
+                            present: false,
+                        });
+                    }
+                    // `out %al, $EXIT_PORT` elsewhere: the #GP it is without the bitmap.
+                    // KVM reports the port exit with rip at the instruction.
+                    regs.rip = k.rip;
+                    return Ok(Exit::Exception {
+                        vector: crate::vector::GENERAL_PROTECTION,
+                        error_code: 0,
+                    });
+                }
                 RunExit::Out(_) | RunExit::In(_) => {
-                    // Ring 3 has no I/O ports here (IOPL 0, nothing in the I/O bitmap).
+                    // Ring 3 has no other I/O port (IOPL 0, the bitmap opens one).
                     return Err(KvmError::UnexpectedExit(format!(
                         "{exit:?} at {:#x}",
                         self.get_regs()?.rip
@@ -768,6 +801,65 @@ impl Vcpu {
             }
         }
         Ok(())
+    }
+
+    // ------------------------------------------------------------ benchmark
+
+    /// Times `iterations` bare exits: KVM_RUN of an `out` loop, in ring 3 (code at `rip`
+    /// in page tables `root`, with IOPL 3 so `out` is allowed) or in ring 0 (the
+    /// trampoline's copy of the loop). The vCPU is reconfigured afterwards.
+    pub(super) fn time_out_loop(
+        &mut self,
+        machine: &Machine,
+        ring3: Option<(u64, u64)>,
+        iterations: u64,
+    ) -> Result<std::time::Duration, KvmError> {
+        let regs = match ring3 {
+            Some((root, rip)) => {
+                // Let ring 3 use the port: IOPL 3 and the TSS I/O bitmap (PVM honours the
+                // bitmap only; IOPL alone still raises #GP there).
+                machine
+                    .memory
+                    .write(
+                        self.block_phys + layout::TSS_OFFSET,
+                        &layout::tss(
+                            self.block_va() + layout::STACK_TOP_OFFSET,
+                            Some(layout::EXIT_PORT),
+                        ),
+                    )
+                    .map_err(KvmError::Memory)?;
+                self.load_user_sregs(root, (0, 0))?;
+                kvm_regs {
+                    rip,
+                    rflags: RFLAGS_FIXED | 0x3000,
+                    ..Default::default()
+                }
+            }
+            None => kvm_regs {
+                rip: layout::TRAMPOLINE + trampoline::offset(Entry::OutLoop),
+                rsp: self.block_va() + layout::STACK_TOP_OFFSET,
+                rflags: 2,
+                ..Default::default()
+            },
+        };
+        self.fd
+            .set_regs(&regs)
+            .map_err(|e| KvmError::Ioctl("KVM_SET_REGS", e))?;
+        let start = std::time::Instant::now();
+        for _ in 0..iterations {
+            match self.run_once()? {
+                RunExit::Out(_) => {}
+                other => {
+                    return Err(KvmError::UnexpectedExit(format!(
+                        "out loop: {other:?} at {:#x}",
+                        self.get_regs()?.rip
+                    )))
+                }
+            }
+        }
+        let elapsed = start.elapsed();
+        self.configure(machine, self.path)?;
+        Ok(elapsed)
     }
 
     // ---------------------------------------------------------------- probe

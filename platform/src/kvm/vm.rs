@@ -31,6 +31,8 @@ pub(super) struct Machine {
     pub top_entry: u64,
     /// The ring-0 area's page table (guest-physical).
     ring0_pt: u64,
+    /// The PVM path's syscall exit page (guest-physical).
+    pub exit_page: u64,
     /// A PML4 mapping only the ring-0 area, for vCPUs that run no address space yet.
     pub idle_root: u64,
     /// Memory-file ranges of the ring-0 area, freed with the machine.
@@ -95,6 +97,10 @@ impl Machine {
         let tramp1 = page(&memory)?;
         let idt_arch = page(&memory)?;
         let idt_pvm = page(&memory)?;
+        let exit_page = page(&memory)?;
+        memory
+            .write(exit_page, &layout::PVM_EXIT_CODE)
+            .map_err(KvmError::Memory)?;
         let top_entry = pdpt | pte::TABLE;
         let w = |off: u64, v: u64| memory.write_u64(off, v).map_err(KvmError::Memory);
         w(pdpt + (RING0_BASE >> 30 & 0x1ff) * 8, pd | pte::TABLE)?;
@@ -153,6 +159,7 @@ impl Machine {
             xcr0,
             top_entry,
             ring0_pt: pt,
+            exit_page,
             idle_root,
             owned: Mutex::new(owned),
             path: RwLock::new(Path::Architectural),
