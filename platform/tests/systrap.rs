@@ -52,3 +52,166 @@ fn smoke_syscall() {
     assert_eq!(regs.rbx, 1234);
     let _ = &s.mem;
 }
+
+/// Times syscall round trips (a loop of `syscall`s, each answered at once).
+#[test]
+fn syscall_round_trip_time() {
+    // loop: syscall; jmp loop
+    let code = [0x0f, 0x05, 0xeb, 0xfc];
+    let s = setup(&code);
+    let mut ctx = s.platform.new_context().unwrap();
+    let mut regs = Registers::new(CODE, STACK + PAGE_SIZE);
+    let n = 200_000;
+    for round in 0..3 {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            assert_eq!(ctx.switch(&*s.space, &mut regs).unwrap(), Exit::Syscall);
+        }
+        eprintln!(
+            "round {round}: {:?} per syscall round trip",
+            start.elapsed() / n
+        );
+    }
+}
+
+fn stub_pid(s: &Setup) -> i32 {
+    Systrap::stub_pid(&*s.space).expect("a systrap address space")
+}
+
+/// utime + stime of a process (all its threads), in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command (which is in parentheses): state is field 3; utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn status_field(pid: i32, name: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        .unwrap_or_default()
+}
+
+/// A stub whose thread is parked in a syscall exit (and whose main thread and kicker wait
+/// for requests) uses no CPU once the spinning phase is over.
+#[test]
+fn idle_stub_burns_no_cpu() {
+    let code = [0x0f, 0x05, 0xeb, 0xfc];
+    let s = setup(&code);
+    let mut ctx = s.platform.new_context().unwrap();
+    let mut regs = Registers::new(CODE, STACK + PAGE_SIZE);
+    assert_eq!(ctx.switch(&*s.space, &mut regs).unwrap(), Exit::Syscall);
+    let pid = stub_pid(&s);
+    // Past the spinning phase (tens of µs), then measure over 2 s.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    eprintln!("idle stub: {used} ticks of CPU in 2 s ({hz} ticks/s)");
+    // At most 1 tick (10 ms at 100 Hz, i.e. 0.5 % of one CPU) in 2 s.
+    assert!(used <= 1, "idle stub used {used} ticks in 2 s");
+    // And it still works after sleeping.
+    assert_eq!(ctx.switch(&*s.space, &mut regs).unwrap(), Exit::Syscall);
+}
+
+/// Dropping the address space kills and reaps the stub: no process, no zombie.
+#[test]
+fn stub_is_reaped_when_dropped() {
+    let s = setup(&[0x0f, 0x05]);
+    let pid = stub_pid(&s);
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    drop(s);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "stub {pid} still exists (zombie or alive)"
+    );
+}
+
+/// The stub holds only the memory file, maps only its own region and the application's
+/// mappings, runs in namespaces of its own, with no_new_privs and a seccomp filter.
+#[test]
+fn stub_is_confined() {
+    let s = setup(&[0x0f, 0x05]);
+    let pid = stub_pid(&s);
+    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| std::fs::read_link(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(fds.len(), 1, "fds: {fds:?}");
+    assert!(
+        fds[0].to_string_lossy().contains("bulwark-memory"),
+        "fds: {fds:?}"
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    for line in maps.lines() {
+        let start = u64::from_str_radix(line.split('-').next().unwrap(), 16).unwrap();
+        let ok = start == CODE
+            || start == STACK
+            || (0x7ffe_0000_0000..0x7fff_0000_0000).contains(&start)
+            || line.contains("[vsyscall]");
+        assert!(ok, "unexpected mapping in the stub: {line}\n{maps}");
+    }
+    assert_eq!(status_field(pid, "Seccomp:"), "2");
+    assert_eq!(status_field(pid, "NoNewPrivs:"), "1");
+    for ns in ["user", "pid", "net", "ipc", "mnt", "uts"] {
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let its = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert_ne!(ours, its, "the stub shares our {ns} namespace");
+    }
+}
+
+/// A context's stub thread exits when the context is dropped, and its slot is reused.
+#[test]
+fn dropping_a_context_ends_its_stub_thread() {
+    let s = setup(&[0x0f, 0x05, 0xeb, 0xfc]);
+    let pid = stub_pid(&s);
+    let threads = || status_field(pid, "Threads:").parse::<u32>().unwrap();
+    // main + kicker
+    assert_eq!(threads(), 2);
+    for _ in 0..3 {
+        let mut ctx = s.platform.new_context().unwrap();
+        let mut regs = Registers::new(CODE, STACK + PAGE_SIZE);
+        assert_eq!(ctx.switch(&*s.space, &mut regs).unwrap(), Exit::Syscall);
+        assert_eq!(threads(), 3);
+        drop(ctx);
+        let start = std::time::Instant::now();
+        while threads() != 2 {
+            assert!(start.elapsed().as_secs() < 5, "stub thread did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// A context moves between address spaces (as after execve): it gets a stub thread in
+/// each, and its registers and FPU state follow it.
+#[test]
+fn context_moves_between_address_spaces() {
+    let s = setup(&[0x0f, 0x05, 0xeb, 0xfc]);
+    let other = s.platform.new_address_space().unwrap();
+    let c = s.mem.allocate(PAGE_SIZE).unwrap();
+    // mov rbx, rax; syscall; jmp back
+    s.mem
+        .write(c.offset, &[0x48, 0x89, 0xc3, 0x0f, 0x05, 0xeb, 0xf9])
+        .unwrap();
+    other
+        .map(CODE, PAGE_SIZE, c.offset, Perms::READ | Perms::EXEC)
+        .unwrap();
+    let mut ctx = s.platform.new_context().unwrap();
+    let mut regs = Registers::new(CODE, STACK + PAGE_SIZE);
+    assert_eq!(ctx.switch(&*s.space, &mut regs).unwrap(), Exit::Syscall);
+    assert_eq!(regs.rip, CODE + 2);
+    regs.rip = CODE;
+    regs.rax = 77;
+    assert_eq!(ctx.switch(&*other, &mut regs).unwrap(), Exit::Syscall);
+    assert_eq!(regs.rbx, 77);
+    assert_eq!(regs.rip, CODE + 5);
+    drop(other);
+    // The first space still works for this context after the other is gone.
+    regs.rip = CODE;
+    assert_eq!(ctx.switch(&*s.space, &mut regs).unwrap(), Exit::Syscall);
+}

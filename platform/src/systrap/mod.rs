@@ -386,6 +386,8 @@ const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 const FX_SW_BYTES: std::ops::Range<usize> = 464..512;
 const XSAVE_HEADER: usize = FpuState::XSAVE_HEADER_OFFSET;
 const SEGV_ACCERR: i32 = 2;
+/// The host's legacy vsyscall page, which no stub can unmap.
+const VSYSCALL_PAGE: u64 = 0xffff_ffff_ff60_0000;
 const TRAP_PAGE_FAULT: u64 = 14;
 const PF_WRITE: u64 = 1 << 1;
 const PF_INSTR: u64 = 1 << 4;
@@ -482,8 +484,23 @@ impl SystrapContext {
             };
             let exit = match sig {
                 libc::SIGSYS => {
-                    regs.orig_rax = regs.rax;
-                    Exit::Syscall
+                    let call = stub.region().read_u64(frame.info + SI_ADDR)?;
+                    if (VSYSCALL_PAGE..VSYSCALL_PAGE + PAGE_SIZE).contains(&call) {
+                        // A call into the host's vsyscall page, which Linux emulates as a
+                        // syscall (and so traps). The application has no such page: it is
+                        // an execute fault there. Linux already "returned" (popped the
+                        // return address); undo that so rip and rsp are the faulting ones.
+                        regs.rip = call;
+                        regs.rsp = regs.rsp.wrapping_sub(8);
+                        Exit::PageFault {
+                            addr: call,
+                            access: Access::Exec,
+                            present: false,
+                        }
+                    } else {
+                        regs.orig_rax = regs.rax;
+                        Exit::Syscall
+                    }
                 }
                 libc::SIGSEGV | libc::SIGBUS if trapno == TRAP_PAGE_FAULT => {
                     let addr = stub.region().read_u64(frame.info + SI_ADDR)?;

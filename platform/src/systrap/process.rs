@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use super::stub::*;
 use super::{seccomp, SystrapError};
 
-/// How long a waiting Sentry thread spins before it sleeps on a futex.
+/// How long a waiting Sentry thread spins before it sleeps on a futex. The spin has no
+/// `pause` (`spin_loop`): see the stub's `HANDLER_SPIN`.
 const SPIN: Duration = Duration::from_micros(50);
 /// How long a sleeping Sentry thread waits before it checks that the stub still lives.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
@@ -332,7 +333,6 @@ impl Stub {
             if pred(v) {
                 return Ok(v);
             }
-            std::hint::spin_loop();
             n = n.wrapping_add(1);
             if n % 64 == 0 && start.elapsed() > SPIN {
                 break;

@@ -119,10 +119,15 @@ pub(crate) const KICKER_CLONE_FLAGS: u64 = (libc::CLONE_VM
 pub(crate) const THREAD_CLONE_FLAGS: u64 =
     KICKER_CLONE_FLAGS | (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) as u64;
 
-/// Handler spin iterations (`pause` each) before a parked thread sleeps on its futex.
+/// Handler spin iterations (a few ns each, tens of µs in all) before a parked thread
+/// sleeps on its futex.
+///
+/// The spin loops have no `pause`: in a nested VM (as on the PVM development machines)
+/// `pause` triggers pause-loop exits to the hypervisor, and a round trip measured
+/// ~110 µs with it against ~2.3 µs without.
 const HANDLER_SPIN: u32 = 20_000;
 /// Spin iterations of the main thread before it sleeps waiting for a request.
-const MAIN_SPIN: u32 = 2_000;
+const MAIN_SPIN: u32 = 20_000;
 
 const CTRL_ADDR: u64 = STUB_BASE + CTRL_OFF;
 const SLOTS_ADDR: u64 = STUB_BASE + SLOTS_OFF;
@@ -296,7 +301,6 @@ global_asm!(
     "jne .Lbws_main_do",
     "mov ecx, {main_spin}",
     "6:",
-    "pause",
     "mov eax, [r15 + {c_req}]",
     "cmp eax, [r15 + {c_done}]",
     "jne .Lbws_main_do",
@@ -517,7 +521,6 @@ global_asm!(
     "5:",
     "cmp dword ptr [rbx + {t_state}], {run}",
     "je 8f",
-    "pause",
     "dec ecx",
     "jnz 5b",
     "6:",
