@@ -58,6 +58,7 @@ fn print_table(rows: &[Row]) {
     }
 }
 
+#[allow(clippy::cast_possible_truncation)] // a count scaled by a small factor
 fn scaled(n: u64) -> u64 {
     let scale: f64 = std::env::var("BENCH_ITERATIONS")
         .ok()
@@ -140,11 +141,11 @@ fn main() {
         kvm.iter().find(|r| r.name.contains("syscall")),
     ) {
         let ratio = sys.ns() / bare.ns();
-        rows.extend(kvm.into_iter());
+        rows.extend(kvm);
         print_table(&rows);
         println!("kvm: syscall / bare exit (CPL 3) = {ratio:.2}");
     } else {
-        rows.extend(kvm.into_iter());
+        rows.extend(kvm);
         print_table(&rows);
     }
 }

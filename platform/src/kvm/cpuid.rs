@@ -44,7 +44,7 @@ pub(super) fn filter(entries: &mut Vec<kvm_cpuid_entry2>) {
             (7, 0) => e.ecx &= !LEAF7_ECX_REMOVED,
             (0xd, 0) => {
                 // Supported XCR0 bits: keep only the ones the guest may enable.
-                e.eax &= XCR0_ALLOWED as u32;
+                e.eax &= u32::try_from(XCR0_ALLOWED).unwrap_or(u32::MAX);
                 e.edx = 0;
             }
             (0x8000_0001, _) => e.ecx &= !EXT1_ECX_SVM,

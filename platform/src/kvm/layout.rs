@@ -34,7 +34,7 @@ pub(super) const IDT_PVM: u64 = RING0_BASE + 0x3000;
 /// and nothing else, and `LSTAR` points at it.
 pub(super) const PVM_EXIT_PAGE: u64 = super::MAX_USER_ADDRESS;
 /// `out %al, $EXIT_PORT; ud2`.
-pub(super) const PVM_EXIT_CODE: [u8; 4] = [0xe6, EXIT_PORT as u8, 0x0f, 0x0b];
+pub(super) const PVM_EXIT_CODE: [u8; 4] = [0xe6, EXIT_PORT_U8, 0x0f, 0x0b];
 
 /// The fallback `LSTAR` target on the PVM path: a page that is never mapped, so a `syscall`
 /// (which stays in ring 3 there) raises an instruction-fetch #PF at exactly this address,
@@ -67,7 +67,8 @@ pub(super) const SAVE_OFFSET: u64 = 0x400;
 pub(super) const STACK_TOP_OFFSET: u64 = VCPU_BLOCK_SIZE;
 
 /// The I/O port the architectural trampoline writes to to exit.
-pub(super) const EXIT_PORT: u16 = 0x0e;
+pub(super) const EXIT_PORT: u16 = EXIT_PORT_U8 as u16;
+pub(super) const EXIT_PORT_U8: u8 = 0x0e;
 
 /// Virtual address of vCPU `n`'s block.
 pub(super) fn vcpu_block(n: usize) -> u64 {
@@ -87,7 +88,8 @@ pub(super) mod selector {
 
 /// GDT entries (indices = selector / 8); the TSS takes two slots (7 and 8).
 pub(super) const GDT_ENTRIES: usize = 9;
-pub(super) const GDT_LIMIT: u16 = (GDT_ENTRIES * 8 - 1) as u16;
+pub(super) const GDT_LIMIT: u16 = 71;
+const _: () = assert!(GDT_LIMIT as usize == GDT_ENTRIES * 8 - 1);
 
 /// Code/data descriptors, flat, with the accessed bit preset (the CPU never writes them).
 pub(super) mod descriptor {
@@ -107,7 +109,11 @@ pub(super) mod descriptor {
 /// terminating 0xff byte. Ports past the bitmap are denied by the limit.
 pub(super) const TSS_SIZE: u64 = 104;
 pub(super) const TSS_IOMAP_BYTES: u64 = 2;
-pub(super) const TSS_LIMIT: u32 = (TSS_SIZE + TSS_IOMAP_BYTES + 1 - 1) as u32;
+pub(super) const TSS_LIMIT: u32 = 106;
+/// The TSS's bytes: the TSS, the bitmap and its terminator.
+pub(super) const TSS_BYTES: usize = 107;
+const _: () = assert!(TSS_LIMIT as u64 == TSS_SIZE + TSS_IOMAP_BYTES);
+const _: () = assert!(TSS_BYTES as u64 == TSS_SIZE + TSS_IOMAP_BYTES + 1);
 
 /// The two GDT slots of a 64-bit available TSS at `base` with `limit`.
 pub(super) fn tss_descriptor(base: u64, limit: u32) -> [u64; 2] {
@@ -139,11 +145,12 @@ pub(super) fn gdt(tss_base: u64) -> [u64; GDT_ENTRIES] {
 /// A vCPU's TSS (with its I/O bitmap), as bytes. `rsp0` is the ring-0 stack the CPU
 /// switches to on an exception from ring 3. `allowed_port` (below 16) is the one port ring
 /// 3 may write without a #GP, or none.
-pub(super) fn tss(rsp0: u64, allowed_port: Option<u16>) -> [u8; (TSS_SIZE + 3) as usize] {
-    let mut tss = [0u8; (TSS_SIZE + 3) as usize];
+pub(super) fn tss(rsp0: u64, allowed_port: Option<u16>) -> [u8; TSS_BYTES] {
+    let mut tss = [0u8; TSS_BYTES];
     tss[4..12].copy_from_slice(&rsp0.to_le_bytes());
     // I/O map base.
-    tss[102..104].copy_from_slice(&(TSS_SIZE as u16).to_le_bytes());
+    // I/O map base: right after the 104-byte TSS.
+    tss[102..104].copy_from_slice(&104_u16.to_le_bytes());
     let mut bitmap = 0xffff_u16;
     if let Some(port) = allowed_port.filter(|&p| p < 16) {
         bitmap &= !(1 << port);
@@ -212,6 +219,10 @@ const _: () = assert!(SAVE_OFFSET + std::mem::size_of::<SaveArea>() as u64 <= 0x
 const _: () = assert!(TSS_OFFSET + TSS_SIZE + 3 <= SAVE_OFFSET);
 const _: () = assert!(GDT_OFFSET + GDT_ENTRIES as u64 * 8 <= TSS_OFFSET);
 
+const _: () = assert!(PVM_SYSCALL_ENTRY + crate::PAGE_SIZE <= VCPU_BLOCKS);
+const _: () = assert!(TRAMPOLINE + TRAMPOLINE_PAGES * crate::PAGE_SIZE <= IDT_ARCH);
+const _: () = assert!(TSS_SIZE == 104);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,8 +232,6 @@ mod tests {
         assert_eq!(RING0_BASE >> 39 & 0x1ff, 511);
         assert_eq!(RING0_BASE & (RING0_SIZE - 1), 0);
         assert!(vcpu_block(MAX_VCPUS - 1) + VCPU_BLOCK_SIZE <= RING0_BASE + RING0_SIZE);
-        assert!(PVM_SYSCALL_ENTRY + crate::PAGE_SIZE <= VCPU_BLOCKS);
-        assert!(TRAMPOLINE + TRAMPOLINE_PAGES * crate::PAGE_SIZE <= IDT_ARCH);
         assert_eq!(PHYSMAP_BASE >> 39 & 0x1ff, 510);
         assert!(REWRITE_LIST_OFFSET + REWRITE_LIST_MAX as u64 * 16 <= STACK_TOP_OFFSET - 0x1000);
     }

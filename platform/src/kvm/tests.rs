@@ -1,6 +1,8 @@
 //! Tests that run hand-assembled guest code on this host's KVM (skipped without
 //! `/dev/kvm`).
 
+#![allow(clippy::cast_possible_truncation)] // test addresses are small
+
 use super::*;
 use crate::{Access, Exit};
 

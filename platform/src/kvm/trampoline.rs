@@ -23,7 +23,7 @@
 use std::arch::global_asm;
 use std::mem::offset_of;
 
-use super::layout::{selector, SaveArea, EXIT_PORT};
+use super::layout::{selector, SaveArea, EXIT_PORT, EXIT_PORT_U8};
 use crate::Registers;
 
 /// `MSR_KERNEL_GS_BASE`.
@@ -247,6 +247,7 @@ extern "C" {
     static bulwark_trampoline_start: u8;
     static bulwark_trampoline_end: u8;
     static bulwark_tramp_syscall: u8;
+    #[cfg(test)]
     static bulwark_tramp_exception_common: u8;
     static bulwark_tramp_resume: u8;
     static bulwark_tramp_kernel_fault: u8;
@@ -262,6 +263,8 @@ extern "C" {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Entry {
     Syscall,
+    /// Only the tests look for it (the stubs jump there).
+    #[cfg(test)]
     ExceptionCommon,
     Resume,
     KernelFault,
@@ -274,7 +277,7 @@ pub(super) enum Entry {
 }
 
 /// `out %al, $EXIT_PORT; jmp .-4`: the bare-exit benchmark loop, for ring 3.
-pub(super) const OUT_LOOP: [u8; 4] = [0xe6, EXIT_PORT as u8, 0xeb, 0xfc];
+pub(super) const OUT_LOOP: [u8; 4] = [0xe6, EXIT_PORT_U8, 0xeb, 0xfc];
 
 /// Bytes between two architectural exception stubs.
 pub(super) const ARCH_STUB_SIZE: u64 = 16;
@@ -294,6 +297,7 @@ pub(super) fn offset(entry: Entry) -> u64 {
     let start = &raw const bulwark_trampoline_start;
     let at = match entry {
         Entry::Syscall => &raw const bulwark_tramp_syscall,
+        #[cfg(test)]
         Entry::ExceptionCommon => &raw const bulwark_tramp_exception_common,
         Entry::Resume => &raw const bulwark_tramp_resume,
         Entry::KernelFault => &raw const bulwark_tramp_kernel_fault,
@@ -308,6 +312,7 @@ pub(super) fn offset(entry: Entry) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // offsets in a two-page blob
 mod tests {
     use super::*;
     use crate::kvm::layout::has_error_code;
@@ -325,7 +330,7 @@ mod tests {
         );
         // The resume entry directly follows the exit `out %al, $port` (e6 10).
         let resume = at(Entry::Resume);
-        assert_eq!(&code[resume - 2..resume], [0xe6, EXIT_PORT as u8]);
+        assert_eq!(&code[resume - 2..resume], [0xe6, EXIT_PORT_U8]);
         // The path back ends in swapgs; iretq (0f 01 f8 48 cf).
         let fault = at(Entry::KernelFault);
         assert_eq!(&code[fault - 5..fault], [0x0f, 0x01, 0xf8, 0x48, 0xcf]);

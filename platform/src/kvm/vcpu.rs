@@ -457,7 +457,7 @@ impl Vcpu {
         self.shared.exits.fetch_add(1, Ordering::SeqCst);
         match r {
             Ok(VcpuExit::IoOut(port, _)) => Ok(RunExit::Out(port)),
-            Ok(VcpuExit::IoIn(port, _)) => Ok(RunExit::In(port)),
+            Ok(VcpuExit::IoIn(..)) => Ok(RunExit::In),
             Ok(VcpuExit::Hlt) => Ok(RunExit::Hlt),
             Ok(VcpuExit::Shutdown) => Err(KvmError::GuestShutdown),
             Ok(VcpuExit::Intr) => Ok(RunExit::Kicked),
@@ -551,7 +551,7 @@ impl Vcpu {
                         error_code: 0,
                     });
                 }
-                RunExit::Out(_) | RunExit::In(_) => {
+                RunExit::Out(_) | RunExit::In => {
                     // Ring 3 has no other I/O port (IOPL 0, the bitmap opens one).
                     return Err(KvmError::UnexpectedExit(format!(
                         "{exit:?} at {:#x}",
@@ -591,7 +591,7 @@ impl Vcpu {
         let stubs = layout::TRAMPOLINE + trampoline::offset(Entry::PvmStubs);
         let at = k.rip.wrapping_sub(1);
         let vector = match at.checked_sub(stubs) {
-            Some(v) if v < 256 => v as u8,
+            Some(v) if v < 256 => u8::try_from(v).unwrap_or(u8::MAX),
             _ => return Err(KvmError::UnexpectedExit(format!("hlt at {at:#x}"))),
         };
         // The frame the CPU pushed on the ring-0 stack: [error code], rip, cs, rflags,
@@ -698,7 +698,7 @@ impl Vcpu {
                             page_fault(save.cr2, save.error_code)
                         }
                         _ => Exit::Exception {
-                            vector: save.vector as u8,
+                            vector: u8::try_from(save.vector).unwrap_or(u8::MAX),
                             error_code: save.error_code,
                         },
                     });
@@ -713,7 +713,13 @@ impl Vcpu {
                     self.park(machine, &k)?;
                     parked = true;
                 }
-                RunExit::Out(_) | RunExit::In(_) | RunExit::Hlt => {
+                RunExit::Hlt
+                    if self.get_regs()?.rip
+                        == layout::TRAMPOLINE + trampoline::offset(Entry::KernelFault) + 1 =>
+                {
+                    return Err(KvmError::UnexpectedExit("fault in the trampoline".into()));
+                }
+                RunExit::Out(_) | RunExit::In | RunExit::Hlt => {
                     return Err(KvmError::UnexpectedExit(format!(
                         "{exit:?} at {:#x}",
                         self.get_regs()?.rip
@@ -902,7 +908,7 @@ impl Vcpu {
 #[derive(Debug)]
 enum RunExit {
     Out(u16),
-    In(u16),
+    In,
     Hlt,
     Kicked,
 }

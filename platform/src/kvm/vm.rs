@@ -49,7 +49,7 @@ pub(super) struct Machine {
 }
 
 struct PoolState {
-    idle: Vec<Box<Vcpu>>,
+    idle: Vec<Vcpu>,
     created: usize,
 }
 
@@ -129,7 +129,7 @@ impl Machine {
         // Trampoline code: the blob is at most two pages (checked by a unit test).
         let code = trampoline::code();
         const _: () = assert!(layout::TRAMPOLINE_PAGES == 2);
-        let (first, second) = code.split_at(code.len().min(PAGE_SIZE as usize));
+        let (first, second) = code.split_at(code.len().min(4096));
         memory.write(tramp0, first).map_err(KvmError::Memory)?;
         memory.write(tramp1, second).map_err(KvmError::Memory)?;
         // IDTs.
@@ -219,7 +219,7 @@ impl Machine {
 
     /// Leases a vCPU, preferring `hint` (the one the caller last ran on). Blocks while all
     /// vCPUs are leased and no more may be created.
-    pub(super) fn lease(self: &Arc<Self>, hint: Option<usize>) -> Result<Box<Vcpu>, KvmError> {
+    pub(super) fn lease(self: &Arc<Self>, hint: Option<usize>) -> Result<Vcpu, KvmError> {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(i) = hint.and_then(|h| pool.idle.iter().position(|v| v.index == h)) {
@@ -230,7 +230,7 @@ impl Machine {
                 pool.created += 1;
                 drop(pool);
                 return match Vcpu::new(self, index) {
-                    Ok(v) => Ok(Box::new(v)),
+                    Ok(v) => Ok(v),
                     Err(e) => {
                         // Give the slot back (only the last index can be retried, and it is
                         // this one unless another thread created more meanwhile).
@@ -250,7 +250,7 @@ impl Machine {
     }
 
     /// Returns a leased vCPU to the pool.
-    pub(super) fn release(&self, vcpu: Box<Vcpu>) {
+    pub(super) fn release(&self, vcpu: Vcpu) {
         self.pool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
