@@ -244,3 +244,87 @@ fn interrupt_spinning_context() {
     }
     assert!(best < std::time::Duration::from_millis(10), "{best:?}");
 }
+
+/// The architectural trampoline's exception entry, save area, exit and `iretq` resume run
+/// here too (PVM delivers exceptions to ring 0, emulated); only its `syscall` entry cannot
+/// (a PVM `syscall` stays in ring 3).
+#[test]
+fn architectural_trampoline_exception_path() {
+    let Some(h) = harness_with(Some(Path::Architectural)) else {
+        return;
+    };
+    assert_eq!(h.kvm.path(), Path::Architectural);
+    // ud2; int3; mov rax, [DATA]; ud2
+    let mut code = vec![0x0f, 0x0b, 0xcc];
+    code.extend(load_rax(DATA as u32));
+    code.extend_from_slice(&[0x0f, 0x0b]);
+    let mut regs = h.code(&code);
+    regs.rbx = 0xb0b0;
+    regs.r12 = 0x1212;
+    regs.r15 = 0x1515;
+    regs.rax = 0xaaaa;
+    regs.fs_base = 0x7000_0000;
+    regs.gs_base = 0x7100_0000;
+    let mut ctx = h.kvm.new_context().unwrap();
+    let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+    assert_eq!(
+        exit,
+        Exit::Exception {
+            vector: 6,
+            error_code: 0
+        }
+    );
+    assert_eq!(regs.rip, CODE);
+    assert_eq!(
+        (regs.rbx, regs.r12, regs.r15, regs.rax),
+        (0xb0b0, 0x1212, 0x1515, 0xaaaa)
+    );
+    assert_eq!((regs.fs_base, regs.gs_base), (0x7000_0000, 0x7100_0000));
+    assert_eq!(regs.rsp, STACK_TOP);
+    assert_eq!(regs.orig_rax, u64::MAX);
+    regs.rip += 2;
+    regs.r12 = 0x2121;
+    let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+    assert_eq!(
+        exit,
+        Exit::Exception {
+            vector: 3,
+            error_code: 0
+        }
+    );
+    assert_eq!(regs.rip, CODE + 3);
+    assert_eq!(regs.r12, 0x2121);
+    let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: DATA,
+            access: Access::Read,
+            present: false
+        }
+    );
+    assert_eq!(regs.rip, CODE + 3);
+    let data = h.page(&0x5a5a_u64.to_le_bytes());
+    h.space.map(DATA, PAGE_SIZE, data, Perms::READ).unwrap();
+    let exit = ctx.switch(&*h.space, &mut regs).unwrap();
+    assert_eq!(
+        exit,
+        Exit::Exception {
+            vector: 6,
+            error_code: 0
+        }
+    );
+    assert_eq!(regs.rax, 0x5a5a);
+    // The FS base really is the guest's: set by wrfsbase on the way in, read back by
+    // rdfsbase on the way out; a different value must come back as set.
+    regs.fs_base = 0x1234_5000;
+    regs.rip = CODE;
+    assert_eq!(
+        ctx.switch(&*h.space, &mut regs).unwrap(),
+        Exit::Exception {
+            vector: 6,
+            error_code: 0
+        }
+    );
+    assert_eq!(regs.fs_base, 0x1234_5000);
+}
