@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Once};
 
 use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcrs, kvm_xsave, Msrs};
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
 use super::layout::{self, has_error_code, selector, SaveArea, RING0_BASE};
 use super::trampoline::{self, Entry, MSR_KERNEL_GS_BASE};
@@ -145,6 +145,8 @@ pub(super) struct Vcpu {
     bases: (u64, u64),
     /// The context whose FPU state is live in the vCPU (0: none).
     fpu_owner: u64,
+    /// General registers travel in kvm_run (KVM_CAP_SYNC_REGS).
+    sync_regs: bool,
 }
 
 fn segment(sel: u16, dpl: u8, code: bool) -> kvm_segment {
@@ -214,7 +216,11 @@ impl Vcpu {
             loaded: (0, 0),
             bases: (0, 0),
             fpu_owner: 0,
+            sync_regs: machine.sync_regs,
         };
+        if vcpu.sync_regs {
+            vcpu.fd.set_sync_valid_reg(SyncReg::Register);
+        }
         vcpu.configure(machine, machine.path())?;
         Ok(vcpu)
     }
@@ -320,6 +326,9 @@ impl Vcpu {
             rflags: 2,
             ..Default::default()
         };
+        if self.sync_regs {
+            self.fd.clear_sync_dirty_reg(SyncReg::Register);
+        }
         self.fd
             .set_regs(&regs)
             .map_err(|e| KvmError::Ioctl("KVM_SET_REGS", e))?;
@@ -470,6 +479,28 @@ impl Vcpu {
         }
     }
 
+    /// Loads the general registers for the next KVM_RUN: through kvm_run where KVM syncs
+    /// registers there, else with KVM_SET_REGS.
+    fn put_regs(&mut self, k: &kvm_regs) -> Result<(), KvmError> {
+        if self.sync_regs {
+            self.fd.sync_regs_mut().regs = *k;
+            self.fd.set_sync_dirty_reg(SyncReg::Register);
+            return Ok(());
+        }
+        self.fd
+            .set_regs(k)
+            .map_err(|e| KvmError::Ioctl("KVM_SET_REGS", e))
+    }
+
+    /// The general registers as of the last KVM_RUN's return: from kvm_run where KVM
+    /// syncs them there, else with KVM_GET_REGS.
+    fn regs_after_run(&self) -> Result<kvm_regs, KvmError> {
+        if self.sync_regs {
+            return Ok(self.fd.sync_regs().regs);
+        }
+        self.get_regs()
+    }
+
     fn get_regs(&self) -> Result<kvm_regs, KvmError> {
         self.fd
             .get_regs()
@@ -488,9 +519,7 @@ impl Vcpu {
         guest: &mut Guest<'_>,
         regs: &mut Registers,
     ) -> Result<Exit, KvmError> {
-        self.fd
-            .set_regs(&to_kvm_regs(regs))
-            .map_err(|e| KvmError::Ioctl("KVM_SET_REGS", e))?;
+        self.put_regs(&to_kvm_regs(regs))?;
         let want_bases = (regs.fs_base, regs.gs_base);
         // Whether `regs` still equals the vCPU's registers (nothing ran since SET_REGS).
         let mut fresh = true;
@@ -500,7 +529,7 @@ impl Vcpu {
         loop {
             if at_user && guest.pending.swap(false, Ordering::SeqCst) {
                 if !fresh {
-                    from_kvm_regs(&self.get_regs()?, regs);
+                    from_kvm_regs(&self.regs_after_run()?, regs);
                 }
                 return Ok(Exit::Interrupted);
             }
@@ -519,11 +548,11 @@ impl Vcpu {
             fresh = false;
             match exit {
                 RunExit::Kicked => {
-                    let k = self.get_regs()?;
+                    let k = self.regs_after_run()?;
                     at_user = k.rip < RING0_BASE;
                 }
                 RunExit::Out(port) if port == layout::EXIT_PORT => {
-                    let k = self.get_regs()?;
+                    let k = self.regs_after_run()?;
                     from_kvm_regs(&k, regs);
                     let page = layout::PVM_EXIT_PAGE;
                     let in_page = (page..page + 4).contains(&k.rip);
@@ -555,7 +584,7 @@ impl Vcpu {
                     // Ring 3 has no other I/O port (IOPL 0, the bitmap opens one).
                     return Err(KvmError::UnexpectedExit(format!(
                         "{exit:?} at {:#x}",
-                        self.get_regs()?.rip
+                        self.regs_after_run()?.rip
                     )));
                 }
                 RunExit::Hlt => {
@@ -587,7 +616,7 @@ impl Vcpu {
     }
 
     fn pvm_exception(&mut self, machine: &Machine, regs: &mut Registers) -> Result<Exit, KvmError> {
-        let k = self.get_regs()?;
+        let k = self.regs_after_run()?;
         let stubs = layout::TRAMPOLINE + trampoline::offset(Entry::PvmStubs);
         let at = k.rip.wrapping_sub(1);
         let vector = match at.checked_sub(stubs) {
@@ -752,6 +781,9 @@ impl Vcpu {
             rflags: 2,
             ..Default::default()
         };
+        if self.sync_regs {
+            self.fd.clear_sync_dirty_reg(SyncReg::Register);
+        }
         self.fd
             .set_regs(&resume)
             .map_err(|e| KvmError::Ioctl("KVM_SET_REGS", e))
@@ -775,6 +807,9 @@ impl Vcpu {
                 let w = |off, v| machine.memory.write_u64(off, v).map_err(KvmError::Memory);
                 w(at, layout::PHYSMAP_BASE + phys)?;
                 w(at + 8, count)?;
+            }
+            if self.sync_regs {
+                self.fd.clear_sync_dirty_reg(SyncReg::Register);
             }
             self.fd
                 .set_regs(&kvm_regs {
@@ -848,6 +883,9 @@ impl Vcpu {
                 ..Default::default()
             },
         };
+        if self.sync_regs {
+            self.fd.clear_sync_dirty_reg(SyncReg::Register);
+        }
         self.fd
             .set_regs(&regs)
             .map_err(|e| KvmError::Ioctl("KVM_SET_REGS", e))?;
@@ -880,6 +918,9 @@ impl Vcpu {
         // Exceptions go to the one-hlt stubs whatever the path.
         self.sregs.idt.base = layout::IDT_PVM;
         self.load_user_sregs(root, (0, 0))?;
+        if self.sync_regs {
+            self.fd.clear_sync_dirty_reg(SyncReg::Register);
+        }
         self.fd
             .set_regs(&kvm_regs {
                 rip,

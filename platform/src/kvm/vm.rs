@@ -27,6 +27,8 @@ pub(super) struct Machine {
     pub memory: Arc<MemoryFile>,
     pub cpuid: CpuId,
     pub xcr0: u64,
+    /// KVM_CAP_SYNC_REGS: registers travel in kvm_run instead of through ioctls.
+    pub sync_regs: bool,
     /// PML4 entry 511 of every address space: the ring-0 area's PDPT.
     pub top_entry: u64,
     /// The ring-0 area's page table (guest-physical).
@@ -151,12 +153,14 @@ impl Machine {
         w(slot(layout::TRAMPOLINE + PAGE_SIZE), tramp1 | RING0_CODE)?;
         w(slot(layout::IDT_ARCH), idt_arch | RING0_RODATA)?;
         w(slot(layout::IDT_PVM), idt_pvm | RING0_RODATA)?;
+        let sync_regs = vm.check_extension(kvm_ioctls::Cap::SyncRegs);
         let machine = Self {
             _kvm: kvm,
             vm,
             memory: memory.clone(),
             cpuid,
             xcr0,
+            sync_regs,
             top_entry,
             ring0_pt: pt,
             exit_page,
