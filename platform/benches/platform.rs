@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform::kvm::Kvm;
+use platform::systrap::Systrap;
 use platform::{AddressSpace, Exit, MemoryFile, Perms, Platform, Registers, PAGE_SIZE};
 
 const CODE: u64 = 0x40_0000;
@@ -133,8 +134,47 @@ fn kvm_rows() -> Vec<Row> {
     rows
 }
 
+fn systrap_rows() -> Vec<Row> {
+    if let Err(e) = Systrap::probe() {
+        println!("systrap: not available ({e})");
+        return Vec::new();
+    }
+    let memory = Arc::new(MemoryFile::new(256 << 20).expect("memory file"));
+    let systrap = Systrap::new(memory).expect("systrap");
+    let n = scaled(200_000);
+    let mut rows = Vec::new();
+
+    // syscall; jmp back
+    let (space, mut ctx, mut regs) = guest(&systrap, &[0x0f, 0x05, 0xeb, 0xfc]);
+    rows.push(bench("systrap: syscall (Context::switch)", n, || {
+        regs.rax = 39;
+        let exit = ctx.switch(&*space, &mut regs).expect("switch");
+        assert_eq!(exit, Exit::Syscall);
+    }));
+
+    // mov rax, [UNMAPPED]: faults every time it is resumed.
+    let mut load = vec![0x48, 0x8b, 0x04, 0x25];
+    load.extend_from_slice(&UNMAPPED.to_le_bytes());
+    let (space, mut ctx, mut regs) = guest(&systrap, &load);
+    rows.push(bench(
+        "systrap: page fault (Context::switch)",
+        n / 4,
+        || {
+            let exit = ctx.switch(&*space, &mut regs).expect("switch");
+            assert!(matches!(exit, Exit::PageFault { .. }), "{exit:?}");
+        },
+    ));
+    rows
+}
+
 fn main() {
     let mut rows = native_rows();
+    let systrap = systrap_rows();
+    let systrap_ratio = match (rows.first(), systrap.first()) {
+        (Some(native), Some(sys)) => Some(sys.ns() / native.ns()),
+        _ => None,
+    };
+    rows.extend(systrap);
     let kvm = kvm_rows();
     if let (Some(bare), Some(sys)) = (
         kvm.iter().find(|r| r.name.contains("CPL 3")),
@@ -147,5 +187,8 @@ fn main() {
     } else {
         rows.extend(kvm);
         print_table(&rows);
+    }
+    if let Some(ratio) = systrap_ratio {
+        println!("systrap: syscall / native getppid = {ratio:.1}");
     }
 }

@@ -471,9 +471,9 @@ impl SystrapContext {
             read_regs(&g, regs);
             regs.fs_base = stub.slot_u64(slot, T_FS).load(Ordering::Acquire);
             regs.gs_base = stub.slot_u64(slot, T_GS).load(Ordering::Acquire);
-            let mut fpu = [0u8; FPU_STATE_SIZE];
+            let fpu = self.fpu.as_bytes_mut();
             stub.region().read(frame.fp, &mut fpu[..frame.fp_len])?;
-            self.fpu.as_bytes_mut().copy_from_slice(&fpu);
+            fpu[frame.fp_len..].fill(0);
             let sig =
                 i32::try_from(stub.slot_u32(slot, T_SIG).load(Ordering::Acquire)).unwrap_or(0);
             let trapno = g[G_TRAPNO];

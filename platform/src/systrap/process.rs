@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 use super::stub::*;
 use super::{seccomp, SystrapError};
 
-/// How long a waiting Sentry thread spins before it sleeps on a futex. The spin has no
-/// `pause` (`spin_loop`): see the stub's `HANDLER_SPIN`.
-const SPIN: Duration = Duration::from_micros(50);
+/// How long a waiting Sentry thread spins before it yields. The spin has no `pause`
+/// (`spin_loop`): see the stub's `HANDLER_SPIN`.
+const SPIN: Duration = Duration::from_micros(3);
+/// How long a waiting Sentry thread keeps yielding (see the stub's `HANDLER_YIELDS`)
+/// before it sleeps on a futex.
+const YIELD: Duration = Duration::from_micros(50);
 /// How long a sleeping Sentry thread waits before it checks that the stub still lives.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
 /// How long a stub may take to start.
@@ -334,8 +337,14 @@ impl Stub {
                 return Ok(v);
             }
             n = n.wrapping_add(1);
-            if n % 64 == 0 && start.elapsed() > SPIN {
-                break;
+            if n % 64 == 0 {
+                let t = start.elapsed();
+                if t > YIELD {
+                    break;
+                }
+                if t > SPIN {
+                    std::thread::yield_now();
+                }
             }
         }
         loop {

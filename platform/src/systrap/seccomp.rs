@@ -6,7 +6,7 @@
 //!   `seccomp_data.instruction_pointer`) and is one the stub needs; everything else traps
 //!   (`SECCOMP_RET_TRAP`, so the handler hands it to the Sentry).
 //! - **B** (per application thread, stacked on A): from the stub's code only what the signal
-//!   handler itself needs (futex, arch_prctl, rt_sigreturn, exit). So an application that
+//!   handler itself needs (futex, sched_yield, arch_prctl, rt_sigreturn, exit). So an application that
 //!   jumps into the stub's code from one of its own threads cannot map, unmap, protect or
 //!   clone: those trap like any other syscall of the application.
 //!
@@ -230,8 +230,9 @@ pub(crate) fn stub_filter(memfd: i32) -> Vec<SockFilter> {
         (libc::SYS_mprotect, To::Allow),
         // main thread: create the kicker and application threads (exact flags only).
         (libc::SYS_clone, To::Label(clone)),
-        // everyone: wait and wake on the shared pages.
+        // everyone: wait and wake on the shared pages; the handler yields while it waits.
         (libc::SYS_futex, To::Allow),
+        (libc::SYS_sched_yield, To::Allow),
         // kicker: signal an application thread to stop it.
         (libc::SYS_tgkill, To::Allow),
         // handler: return to the application.
@@ -270,6 +271,7 @@ pub(crate) fn thread_filter() -> Vec<SockFilter> {
     p.head();
     for n in [
         libc::SYS_futex,
+        libc::SYS_sched_yield,
         libc::SYS_rt_sigreturn,
         libc::SYS_arch_prctl,
         libc::SYS_exit,

@@ -125,7 +125,12 @@ pub(crate) const THREAD_CLONE_FLAGS: u64 =
 /// The spin loops have no `pause`: in a nested VM (as on the PVM development machines)
 /// `pause` triggers pause-loop exits to the hypervisor, and a round trip measured
 /// ~110 µs with it against ~2.3 µs without.
-const HANDLER_SPIN: u32 = 20_000;
+const HANDLER_SPIN: u32 = 2_000;
+/// `sched_yield`s (about a µs each) after the spin, before the thread sleeps. Yielding, not
+/// spinning, is what keeps round trips fast when the Sentry thread and the stub thread
+/// share a CPU (a busy host): a pure spin then burns its whole budget before the other
+/// side can run.
+const HANDLER_YIELDS: u32 = 50;
 /// Spin iterations of the main thread before it sleeps waiting for a request.
 const MAIN_SPIN: u32 = 20_000;
 
@@ -523,6 +528,15 @@ global_asm!(
     "je 8f",
     "dec ecx",
     "jnz 5b",
+    // Then yield a while (a Sentry thread sharing our CPU runs at once), then sleep.
+    "mov r8d, {handler_yields}",
+    "55:",
+    "mov eax, 24",
+    "syscall",
+    "cmp dword ptr [rbx + {t_state}], {run}",
+    "je 8f",
+    "dec r8d",
+    "jnz 55b",
     "6:",
     "mov eax, 1",
     "xchg [rbx + {t_stub_sleeping}], eax",
@@ -633,6 +647,7 @@ global_asm!(
     thread_flags = const THREAD_CLONE_FLAGS,
     sig_interrupt = const SIG_INTERRUPT,
     handler_spin = const HANDLER_SPIN,
+    handler_yields = const HANDLER_YIELDS,
     main_spin = const MAIN_SPIN,
 );
 
