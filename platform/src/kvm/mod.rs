@@ -48,6 +48,7 @@
 //! Sentry reloads CR3 with `KVM_SET_SREGS`).
 
 mod cpuid;
+mod fpu;
 mod layout;
 mod pagetable;
 mod trampoline;
@@ -62,6 +63,7 @@ use crate::{
     AddressSpace, Context, Exit, FpuState, Interrupt, Interrupter, MemoryFile, MemoryFileError,
     Perms, Platform, PlatformError, Registers, PAGE_SIZE,
 };
+use fpu::FpuSlot;
 use pagetable::PageTables;
 use vcpu::Guest;
 use vm::Machine;
@@ -182,7 +184,7 @@ impl Kvm {
             tables
                 .map(rip, PAGE_SIZE, code.offset, Perms::READ | Perms::EXEC)
                 .map_err(|_| KvmError::UnexpectedExit("page tables".into()))?;
-            let mut vcpu = self.machine.lease(None)?;
+            let mut vcpu = self.machine.lease(None, None)?;
             let time = vcpu.time_out_loop(
                 &self.machine,
                 ring3.then_some((tables.root(), rip)),
@@ -212,7 +214,7 @@ fn probe_path(machine: &Arc<Machine>) -> Result<Path, KvmError> {
         tables
             .map(rip, PAGE_SIZE, code.offset, Perms::READ | Perms::EXEC)
             .map_err(|_| KvmError::UnexpectedExit("probe page tables".into()))?;
-        let mut vcpu = machine.lease(None)?;
+        let mut vcpu = machine.lease(None, None)?;
         let ring0 = vcpu.probe_syscall(tables.root(), rip);
         machine.retire_tables(tables.pages())?;
         let path = match ring0 {
@@ -268,8 +270,7 @@ impl Platform for Kvm {
     fn new_context(&self) -> Result<Box<dyn Context>, PlatformError> {
         Ok(Box::new(KvmContext {
             machine: self.machine.clone(),
-            id: self.machine.next_id(),
-            fpu: FpuState::new_initial(),
+            fpu: FpuSlot::new(),
             fpu_dirty: true,
             last_vcpu: None,
             shared: Arc::new(ContextShared {
@@ -419,8 +420,7 @@ impl Interrupt for ContextShared {
 /// An application thread on the KVM platform.
 pub struct KvmContext {
     machine: Arc<Machine>,
-    id: u64,
-    fpu: Box<FpuState>,
+    fpu: Arc<FpuSlot>,
     /// The FPU state was changed by the Sentry: load it on the next switch.
     fpu_dirty: bool,
     last_vcpu: Option<usize>,
@@ -458,7 +458,7 @@ impl Context for KvmContext {
                 error_code: 0,
             });
         }
-        let mut vcpu = self.machine.lease(self.last_vcpu)?;
+        let mut vcpu = self.machine.lease(self.last_vcpu, Some(&self.fpu))?;
         self.last_vcpu = Some(vcpu.index);
         *self
             .shared
@@ -466,12 +466,11 @@ impl Context for KvmContext {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(vcpu.index);
         let mut guest = Guest {
-            context: self.id,
             space_id: space.id,
             root: space.root,
             generation: &space.generation,
             pending: &self.shared.pending,
-            fpu: &mut self.fpu,
+            fpu: &self.fpu,
             fpu_dirty: self.fpu_dirty,
         };
         let result = vcpu.switch(&self.machine, &mut guest, regs);
@@ -488,12 +487,25 @@ impl Context for KvmContext {
     }
 
     fn fpu(&self) -> &FpuState {
-        &self.fpu
+        match self.fpu.current(&self.machine) {
+            Ok(state) => state,
+            Err(e) => {
+                log::error!("kvm: saving the FPU state failed: {e}");
+                // SAFETY: `current` cleared `live_on` even on failure; we are the owner
+                // and hand out a shared reference only.
+                unsafe { self.fpu.buffer() }
+            }
+        }
     }
 
     fn fpu_mut(&mut self) -> &mut FpuState {
+        if let Err(e) = self.fpu.current(&self.machine) {
+            log::error!("kvm: saving the FPU state failed: {e}");
+        }
         self.fpu_dirty = true;
-        &mut self.fpu
+        // SAFETY: we are the owner, held by `&mut` for the reference's life, and
+        // `current` made the buffer current.
+        unsafe { self.fpu.buffer_mut() }
     }
 
     fn interrupter(&self) -> Interrupter {

@@ -4,7 +4,7 @@
 #![allow(clippy::cast_possible_truncation)] // test addresses are small
 
 use super::*;
-use crate::{Access, Exit};
+use crate::{Access, Exit, FpuState};
 
 const CODE: u64 = 0x40_0000;
 const DATA: u64 = 0x60_0000;
@@ -16,12 +16,16 @@ struct Harness {
 }
 
 fn harness_with(path: Option<Path>) -> Option<Harness> {
+    harness_vcpus(path, 16)
+}
+
+fn harness_vcpus(path: Option<Path>, vcpus: usize) -> Option<Harness> {
     if let Err(e) = Kvm::probe() {
         eprintln!("skipping: {e}");
         return None;
     }
     let memory = Arc::new(MemoryFile::new(64 << 20).unwrap());
-    let kvm = Kvm::with_options(memory, path, 16).unwrap();
+    let kvm = Kvm::with_options(memory, path, vcpus).unwrap();
     let space = kvm.new_address_space().unwrap();
     let h = Harness { kvm, space };
     let stack = h.page(&[]);
@@ -327,4 +331,53 @@ fn architectural_trampoline_exception_path() {
         }
     );
     assert_eq!(regs.fs_base, 0x1234_5000);
+}
+
+/// XMM0's low quadword in an XSAVE area.
+fn xmm0(state: &FpuState) -> u64 {
+    u64::from_le_bytes(state.as_bytes()[160..168].try_into().unwrap())
+}
+
+/// Two contexts share one vCPU: each one's FPU state is saved out when the other leases
+/// the vCPU, and fetched from the vCPU when the Sentry asks while it is still live there.
+#[test]
+fn fpu_state_follows_contexts_through_one_vcpu() {
+    let Some(h) = harness_vcpus(None, 1) else {
+        return;
+    };
+    // 0: movq %xmm0, %rax; syscall; movq %rbx, %xmm0; syscall; jmp 0
+    let code = [
+        0x66, 0x48, 0x0f, 0x7e, 0xc0, 0x0f, 0x05, 0x66, 0x48, 0x0f, 0x6e, 0xc3, 0x0f, 0x05, 0xeb,
+        0xf0,
+    ];
+    let regs = h.code(&code);
+    let mut a = h.kvm.new_context().unwrap();
+    let mut b = h.kvm.new_context().unwrap();
+    let (mut ra, mut rb) = (regs, regs);
+    a.fpu_mut().as_bytes_mut()[160..168].copy_from_slice(&0xaaaa_u64.to_le_bytes());
+    b.fpu_mut().as_bytes_mut()[160..168].copy_from_slice(&0xbbbb_u64.to_le_bytes());
+    assert_eq!(a.switch(&*h.space, &mut ra).unwrap(), Exit::Syscall);
+    assert_eq!(ra.rax, 0xaaaa);
+    assert_eq!(b.switch(&*h.space, &mut rb).unwrap(), Exit::Syscall);
+    assert_eq!(rb.rax, 0xbbbb);
+    // Each sets a new XMM0 in the guest; b runs last, so a's is saved out by eviction
+    // and b's is still live in the vCPU when asked for.
+    ra.rbx = 0xa1a1;
+    rb.rbx = 0xb1b1;
+    assert_eq!(a.switch(&*h.space, &mut ra).unwrap(), Exit::Syscall);
+    assert_eq!(b.switch(&*h.space, &mut rb).unwrap(), Exit::Syscall);
+    assert_eq!(xmm0(a.fpu()), 0xa1a1);
+    assert_eq!(xmm0(b.fpu()), 0xb1b1);
+    // Back to the top: each reads its own XMM0.
+    assert_eq!(a.switch(&*h.space, &mut ra).unwrap(), Exit::Syscall);
+    assert_eq!(ra.rax, 0xa1a1);
+    assert_eq!(b.switch(&*h.space, &mut rb).unwrap(), Exit::Syscall);
+    assert_eq!(rb.rax, 0xb1b1);
+    // A change through fpu_mut (b's state is live in the vCPU, a ran last) reaches the
+    // guest: b is now before `movq %rbx, %xmm0`, run it, then change XMM0 and read it.
+    assert_eq!(a.switch(&*h.space, &mut ra).unwrap(), Exit::Syscall);
+    assert_eq!(b.switch(&*h.space, &mut rb).unwrap(), Exit::Syscall);
+    b.fpu_mut().as_bytes_mut()[160..168].copy_from_slice(&0xb2b2_u64.to_le_bytes());
+    assert_eq!(b.switch(&*h.space, &mut rb).unwrap(), Exit::Syscall);
+    assert_eq!(rb.rax, 0xb2b2);
 }

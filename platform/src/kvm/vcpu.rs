@@ -7,6 +7,7 @@ use std::sync::{Arc, Once};
 use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcrs, kvm_xsave, Msrs};
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
+use super::fpu::FpuSlot;
 use super::layout::{self, has_error_code, selector, SaveArea, RING0_BASE};
 use super::trampoline::{self, Entry, MSR_KERNEL_GS_BASE};
 use super::vm::Machine;
@@ -119,12 +120,11 @@ impl VcpuShared {
 
 /// What a switch runs: the context's side.
 pub(super) struct Guest<'a> {
-    pub context: u64,
     pub space_id: u64,
     pub root: u64,
     pub generation: &'a AtomicU64,
     pub pending: &'a AtomicBool,
-    pub fpu: &'a mut FpuState,
+    pub fpu: &'a Arc<FpuSlot>,
     pub fpu_dirty: bool,
 }
 
@@ -143,8 +143,8 @@ pub(super) struct Vcpu {
     loaded: (u64, u64),
     /// PVM: the FS/GS bases loaded.
     bases: (u64, u64),
-    /// The context whose FPU state is live in the vCPU (0: none).
-    fpu_owner: u64,
+    /// The context whose FPU state is live in the vCPU, if any.
+    fpu_owner: Option<Arc<FpuSlot>>,
     /// General registers travel in kvm_run (KVM_CAP_SYNC_REGS).
     sync_regs: bool,
 }
@@ -215,7 +215,7 @@ impl Vcpu {
             user_mode: false,
             loaded: (0, 0),
             bases: (0, 0),
-            fpu_owner: 0,
+            fpu_owner: None,
             sync_regs: machine.sync_regs,
         };
         if vcpu.sync_regs {
@@ -334,7 +334,12 @@ impl Vcpu {
             .map_err(|e| KvmError::Ioctl("KVM_SET_REGS", e))?;
         self.user_mode = false;
         self.loaded = (0, 0);
-        self.fpu_owner = 0;
+        if let Some(owner) = self.fpu_owner.take() {
+            let mut live = owner.live_on();
+            if *live == Some(self.index) {
+                *live = None;
+            }
+        }
         Ok(())
     }
 
@@ -416,24 +421,54 @@ impl Vcpu {
         guest: &mut Guest<'_>,
         regs: &mut Registers,
     ) -> Result<Exit, KvmError> {
-        if self.fpu_owner != guest.context || guest.fpu_dirty {
-            self.set_fpu(guest.fpu)?;
-            self.fpu_owner = guest.context;
-        }
+        self.load_fpu(guest)?;
         let exit = match self.path {
             Path::Pvm => self.run_pvm(machine, guest, regs),
             Path::Architectural => self.run_arch(machine, guest, regs),
         };
-        match exit {
-            Ok(exit) => {
-                self.get_fpu(guest.fpu)?;
-                Ok(exit)
-            }
-            Err(e) => {
-                self.fpu_owner = 0;
-                Err(e)
+        if exit.is_err() {
+            // The state in the vCPU is suspect: the buffer (stale) is what remains.
+            *guest.fpu.live_on() = None;
+            self.fpu_owner = None;
+        }
+        // On success the state stays live in this vCPU (see fpu.rs).
+        exit
+    }
+
+    /// Makes `guest`'s FPU state live in this vCPU, with KVM_SET_XSAVE only when it is
+    /// not already (another context ran here since, or the Sentry changed it).
+    fn load_fpu(&mut self, guest: &Guest<'_>) -> Result<(), KvmError> {
+        loop {
+            let mut live = guest.fpu.live_on();
+            match *live {
+                Some(i) if i == self.index && !guest.fpu_dirty => return Ok(()),
+                Some(i) if i != self.index => {
+                    // Live on another vCPU, whose new holder is saving it out.
+                    drop(live);
+                    std::thread::yield_now();
+                }
+                _ => {
+                    // SAFETY: we are the owner, inside switch; `live_on` is None or names
+                    // this vCPU (which we hold), so nobody writes the buffer meanwhile.
+                    self.set_fpu(unsafe { guest.fpu.buffer() })?;
+                    *live = Some(self.index);
+                    self.fpu_owner = Some(guest.fpu.clone());
+                    return Ok(());
+                }
             }
         }
+    }
+
+    pub(super) fn take_fpu_owner(&mut self) -> Option<Arc<FpuSlot>> {
+        self.fpu_owner.take()
+    }
+
+    pub(super) fn set_fpu_owner(&mut self, owner: Arc<FpuSlot>) {
+        self.fpu_owner = Some(owner);
+    }
+
+    pub(super) fn forget_fpu_owner(&mut self) {
+        self.fpu_owner = None;
     }
 
     fn set_fpu(&self, fpu: &FpuState) -> Result<(), KvmError> {
@@ -445,7 +480,7 @@ impl Vcpu {
         unsafe { self.fd.set_xsave(&xsave) }.map_err(|e| KvmError::Ioctl("KVM_SET_XSAVE", e))
     }
 
-    fn get_fpu(&self, fpu: &mut FpuState) -> Result<(), KvmError> {
+    pub(super) fn get_fpu(&self, fpu: &mut FpuState) -> Result<(), KvmError> {
         let xsave = self
             .fd
             .get_xsave()

@@ -8,6 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::VmFd;
 
+use super::fpu::{self, FpuSlot};
 use super::layout::{self, RING0_BASE};
 use super::pagetable::pte;
 use super::trampoline::{self, Entry, ARCH_STUB_SIZE};
@@ -223,7 +224,21 @@ impl Machine {
 
     /// Leases a vCPU, preferring `hint` (the one the caller last ran on). Blocks while all
     /// vCPUs are leased and no more may be created.
-    pub(super) fn lease(self: &Arc<Self>, hint: Option<usize>) -> Result<Vcpu, KvmError> {
+    pub(super) fn lease(
+        self: &Arc<Self>,
+        hint: Option<usize>,
+        keep: Option<&Arc<FpuSlot>>,
+    ) -> Result<Vcpu, KvmError> {
+        let mut vcpu = self.lease_any(hint)?;
+        // Save the previous context's FPU state out of it (not the caller's own).
+        if let Err(e) = fpu::evict(&mut vcpu, keep) {
+            self.release(vcpu);
+            return Err(e);
+        }
+        Ok(vcpu)
+    }
+
+    fn lease_any(self: &Arc<Self>, hint: Option<usize>) -> Result<Vcpu, KvmError> {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(i) = hint.and_then(|h| pool.idle.iter().position(|v| v.index == h)) {
@@ -251,6 +266,13 @@ impl Machine {
             }
             pool = self.pool_cond.wait(pool).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Takes vCPU `index` out of the pool if it is idle.
+    pub(super) fn take_idle(&self, index: usize) -> Option<Vcpu> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let i = pool.idle.iter().position(|v| v.index == index)?;
+        Some(pool.idle.swap_remove(i))
     }
 
     /// Returns a leased vCPU to the pool.
