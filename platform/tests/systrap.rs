@@ -215,3 +215,140 @@ fn context_moves_between_address_spaces() {
     regs.rip = CODE;
     assert_eq!(ctx.switch(&*s.space, &mut regs).unwrap(), Exit::Syscall);
 }
+
+/// FS and GS base survive switches and follow each context, on both of the stub's paths:
+/// `rdfsbase`/`wrfsbase` (where the host enables FSGSBASE) and `arch_prctl`.
+#[test]
+fn fs_and_gs_base_per_context_on_both_paths() {
+    // mov rax, fs:[0]; mov rbx, gs:[0]; syscall; jmp back
+    let code = [
+        0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, // mov rax, fs:[0]
+        0x65, 0x48, 0x8b, 0x1c, 0x25, 0, 0, 0, 0, // mov rbx, gs:[0]
+        0x0f, 0x05, // syscall
+        0xeb, 0xea, // jmp CODE
+    ];
+    for arch_prctl in [false, true] {
+        let mem = Arc::new(MemoryFile::new(64 << 20).unwrap());
+        let mut platform = Systrap::new(mem.clone()).unwrap();
+        if arch_prctl {
+            platform.use_arch_prctl_for_fs_base();
+        }
+        let space = platform.new_address_space().unwrap();
+        let c = mem.allocate(PAGE_SIZE).unwrap();
+        mem.write(c.offset, &code).unwrap();
+        space
+            .map(CODE, PAGE_SIZE, c.offset, Perms::READ | Perms::EXEC)
+            .unwrap();
+        let d = mem.allocate(PAGE_SIZE).unwrap();
+        for i in 0..4u64 {
+            mem.write_u64(d.offset + 8 * i, 0x1111 * (i + 1)).unwrap();
+        }
+        space
+            .map(STACK, PAGE_SIZE, d.offset, Perms::READ | Perms::WRITE)
+            .unwrap();
+        let mut ctxs: Vec<_> = (0..2).map(|_| platform.new_context().unwrap()).collect();
+        let mut regs: Vec<_> = (0..2u64)
+            .map(|i| {
+                let mut r = Registers::new(CODE, STACK + PAGE_SIZE);
+                r.fs_base = STACK + 16 * i;
+                r.gs_base = STACK + 16 * i + 8;
+                r
+            })
+            .collect();
+        for round in 0..3 {
+            for i in 0..2 {
+                assert_eq!(
+                    ctxs[i].switch(&*space, &mut regs[i]).unwrap(),
+                    Exit::Syscall,
+                    "arch_prctl {arch_prctl} round {round} ctx {i}: {:#x?}",
+                    regs[i]
+                );
+                let i64 = i as u64;
+                assert_eq!(
+                    regs[i].rax,
+                    0x1111 * (2 * i64 + 1),
+                    "arch_prctl {arch_prctl} round {round} ctx {i} fs"
+                );
+                assert_eq!(
+                    regs[i].rbx,
+                    0x1111 * (2 * i64 + 2),
+                    "arch_prctl {arch_prctl} round {round} ctx {i} gs"
+                );
+                assert_eq!(regs[i].fs_base, STACK + 16 * i64);
+                assert_eq!(regs[i].gs_base, STACK + 16 * i64 + 8);
+            }
+        }
+        // The Sentry moves FS base (as arch_prctl(ARCH_SET_FS) would): the code sees it.
+        regs[0].fs_base = STACK + 8;
+        assert_eq!(
+            ctxs[0].switch(&*space, &mut regs[0]).unwrap(),
+            Exit::Syscall
+        );
+        assert_eq!(
+            regs[0].rax, 0x2222,
+            "arch_prctl {arch_prctl}: moved fs base"
+        );
+    }
+}
+
+/// If the stub dies (killed from outside), a running switch reports an error instead of
+/// hanging.
+#[test]
+fn switch_fails_when_the_stub_dies() {
+    // jmp . (spins forever)
+    let s = setup(&[0xeb, 0xfe]);
+    let pid = stub_pid(&s);
+    let mut ctx = s.platform.new_context().unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // SAFETY: kill has no memory preconditions; pid is the stub, still unreaped.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut regs = Registers::new(CODE, STACK + PAGE_SIZE);
+    let start = std::time::Instant::now();
+    assert!(ctx.switch(&*s.space, &mut regs).is_err());
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    killer.join().unwrap();
+    // The address space reports the death too, and dropping everything reaps the stub.
+    assert!(s.space.unmap(CODE, PAGE_SIZE).is_err());
+}
+
+/// A stub dies with the Sentry: a helper process (this test binary, re-run) creates a
+/// stub and is killed; the stub must be gone (dead, or a zombie awaiting its new parent).
+#[test]
+fn stub_dies_with_the_sentry() {
+    if std::env::var_os("BULWARK_SYSTRAP_HELPER").is_some() {
+        let s = setup(&[0xeb, 0xfe]);
+        println!("stub {}", stub_pid(&s));
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        return;
+    }
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "stub_dies_with_the_sentry", "--nocapture"])
+        .env("BULWARK_SYSTRAP_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let pid: i32 = out
+        .lines()
+        .map(|l| l.unwrap())
+        .find_map(|l| l.strip_prefix("stub ").map(|p| p.parse().unwrap()))
+        .expect("the helper reports its stub");
+    let alive = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
+        Err(_) => false,
+    };
+    assert!(alive());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = std::time::Instant::now();
+    while alive() {
+        assert!(
+            start.elapsed().as_secs() < 5,
+            "stub {pid} outlived the Sentry"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

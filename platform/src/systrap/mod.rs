@@ -118,6 +118,13 @@ impl Systrap {
         })
     }
 
+    /// Makes stubs created from now on save and restore FS/GS base with `arch_prctl`
+    /// instead of `rdfsbase`/`wrfsbase`, as on hosts without FSGSBASE (for tests).
+    #[doc(hidden)]
+    pub fn use_arch_prctl_for_fs_base(&mut self) {
+        self.fsgsbase = false;
+    }
+
     /// The host PID of the stub process behind `space` (for tests and diagnostics).
     pub fn stub_pid(space: &dyn AddressSpace) -> Option<i32> {
         space
