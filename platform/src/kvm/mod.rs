@@ -29,23 +29,45 @@
 //!   - IOPL 3 does not let ring 3 use I/O ports (still #GP), the TSS I/O bitmap does: it
 //!     opens `EXIT_PORT` only; an `out` to it from anywhere else is reported as the #GP
 //!     it is on Linux;
-//!   - exits measured by the benchmark: a bare `out` exit from ring 3 ~68 µs, from
-//!     ring 0 ~17 µs; a syscall arriving as a #PF at an unmapped `LSTAR` (IDT delivery,
-//!     then `KVM_SET_SREGS` back to ring 3) cost ~137 µs, twice the exit-page path;
-//!   - exceptions are delivered through the IDT to ring 0: each vector's entry is a single
-//!     `hlt` (one emulated instruction), and the Sentry reads the frame from the vCPU's
-//!     ring-0 stack in guest memory, CR2 with `KVM_GET_SREGS`;
-//!   - registers move with `KVM_GET_REGS`/`KVM_SET_REGS`, ring 3 is (re)entered with
-//!     `KVM_SET_SREGS` (which also carries CR3 and the FS/GS bases);
-//!   - `CR4.PCIDE` is refused.
+//!   - exceptions are delivered through the IDT to ring 0: each vector's entry is a
+//!     single `hlt` (one emulated instruction), and the Sentry reads the frame from the
+//!     vCPU's ring-0 stack in guest memory, CR2 with `KVM_GET_SREGS`; ring 3 is re-entered
+//!     with `KVM_SET_SREGS` (which also carries CR3 and the FS/GS bases). The
+//!     architectural trampoline's exception path also runs here (emulated; see the tests);
+//!   - registers move through `kvm_run` (`KVM_CAP_SYNC_REGS`), else with
+//!     `KVM_GET_REGS`/`KVM_SET_REGS`;
+//!   - FS/GS bases are set with `KVM_SET_SREGS` segment bases (CR4.FSGSBASE is left off
+//!     on this path, so the application cannot change them behind the Sentry's back);
+//!   - KVM shadows the guest page tables and never sees the Sentry's writes to them (see
+//!     TLB coherence below); `CR4.PCIDE` is refused;
+//!   - figures (benches/platform.rs, one run, noisy machine): a bare `out` exit from ring
+//!     3 ~29 µs, from ring 0 ~9 µs; syscall round trip through `Context::switch` ~31.5 µs
+//!     (1.07x the ring-3 exit); page fault ~47 µs. A syscall arriving instead as a #PF at
+//!     an unmapped `LSTAR` (IDT delivery, then `KVM_SET_SREGS`) cost twice the exit page,
+//!     and a `KVM_GET_XSAVE` per exit ~8 µs, hence the lazy FPU state (`fpu.rs`).
 //!
 //! # TLB coherence
 //!
-//! `unmap`, `protect` and a `map` that replaces a translation bump the address space's
-//! generation, then kick every vCPU currently running it out of `KVM_RUN` and wait until it
-//! is out. A vCPU reloads its translations before it next enters an address space whose
-//! generation it has not seen (architectural: the trampoline reloads CR3; PVM: the
-//! Sentry reloads CR3 with `KVM_SET_SREGS`).
+//! `unmap`, `protect` and a `map` that replaces a translation:
+//! 1. make KVM forget its shadow of the changed entries, where it shadows guest page
+//!    tables (PVM, or hardware without EPT/NPT): KVM learns of page-table changes only from
+//!    guest writes, so a maintenance vCPU copies the changed entries onto themselves from
+//!    ring 0 (`Machine::forget_entries`); KVM's write tracking zaps the shadow entries and
+//!    flushes every vCPU. (Measured here: neither `KVM_SET_SREGS` with the same CR3 nor a
+//!    CR3 switch away and back drops a stale shadow entry.) Page-table pages are zeroed
+//!    and rewritten the same way before they are freed, so a reused page never brings
+//!    stale translations along;
+//! 2. bump the address space's generation, kick every vCPU running it out of `KVM_RUN`
+//!    and wait until it is out: a vCPU reloads CR3 before it next enters an address space
+//!    whose generation it has not seen (architectural: the trampoline does, for the
+//!    guest's own TLB).
+//!
+//! # FPU state
+//!
+//! Kept live in the vCPU a context last ran on (`fpu.rs`): `KVM_SET_XSAVE` only when the
+//! context moves or another ran there in between (which saves the previous owner's state
+//! out with `KVM_GET_XSAVE` when it leases the vCPU), `KVM_GET_XSAVE` otherwise only when
+//! the Sentry asks for [`Context::fpu`].
 
 mod cpuid;
 mod fpu;
@@ -515,3 +537,20 @@ impl Context for KvmContext {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn open_errors_name_the_fix() {
+        let missing = KvmError::open(kvm_ioctls::Error::new(libc::ENOENT)).to_string();
+        assert!(missing.contains("/dev/kvm") && missing.contains("--platform=systrap"));
+        let denied = KvmError::open(kvm_ioctls::Error::new(libc::EACCES)).to_string();
+        assert_eq!(
+            denied,
+            "bulwark: /dev/kvm: permission denied (add the user to group kvm, or run with \
+             --platform=systrap)"
+        );
+    }
+}

@@ -381,3 +381,35 @@ fn fpu_state_follows_contexts_through_one_vcpu() {
     assert_eq!(b.switch(&*h.space, &mut rb).unwrap(), Exit::Syscall);
     assert_eq!(rb.rax, 0xb2b2);
 }
+
+/// A context spinning in ring 3 on the architectural path is kicked out, parked at the
+/// trampoline's resume entry with its registers in the save area, and resumes from there.
+#[test]
+fn architectural_interrupt_parks_and_resumes() {
+    let Some(h) = harness_with(Some(Path::Architectural)) else {
+        return;
+    };
+    // 0: inc %rbx; jmp 0 -- then at 5: ud2
+    let mut regs = h.code(&[0x48, 0xff, 0xc3, 0xeb, 0xfb, 0x0f, 0x0b]);
+    regs.r13 = 0x1313;
+    let mut ctx = h.kvm.new_context().unwrap();
+    let int = ctx.interrupter();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        int.interrupt();
+    });
+    assert_eq!(ctx.switch(&*h.space, &mut regs).unwrap(), Exit::Interrupted);
+    t.join().unwrap();
+    assert!(regs.rip == CODE || regs.rip == CODE + 3, "{:#x}", regs.rip);
+    assert!(regs.rbx > 0, "the loop ran");
+    assert_eq!(regs.r13, 0x1313);
+    regs.rip = CODE + 5;
+    assert_eq!(
+        ctx.switch(&*h.space, &mut regs).unwrap(),
+        Exit::Exception {
+            vector: 6,
+            error_code: 0
+        }
+    );
+    assert_eq!(regs.r13, 0x1313);
+}
