@@ -289,6 +289,12 @@ pub fn seccomp_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::B
         (nr(libc::SYS_set_robust_list), allow()),
         (nr(libc::SYS_rseq), allow()),
         (nr(libc::SYS_sigaltstack), allow()),
+        // glibc's first pthread_create installs its two internal handlers (SIGCANCEL is
+        // signal 32, SIGSETXID 33); no other signal's action may change.
+        (
+            nr(libc::SYS_rt_sigaction),
+            vec![arg_eq(0, 32)?, arg_eq(0, 33)?],
+        ),
         (nr(libc::SYS_rt_sigprocmask), allow()),
         (nr(libc::SYS_sched_getaffinity), allow()),
         (nr(libc::SYS_gettid), allow()),

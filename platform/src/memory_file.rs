@@ -141,7 +141,7 @@ impl MemoryFile {
 
     /// Returns `range` to the allocator and its memory to the host.
     pub fn free(&self, range: FileRange) {
-        if self.check(range.offset, range.len).is_err() || range.offset % PAGE_SIZE != 0 {
+        if self.check(range.offset, range.len).is_err() || !range.offset.is_multiple_of(PAGE_SIZE) {
             log::error!("MemoryFile::free of a bad range {range:?}");
             return;
         }
@@ -197,7 +197,7 @@ impl MemoryFile {
     /// The 8-byte word at `offset` (which must be 8-aligned), for page-table entries and
     /// other words shared with running code.
     pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64, MemoryFileError> {
-        if offset % 8 != 0 {
+        if !offset.is_multiple_of(8) {
             return Err(MemoryFileError::OutOfRange { offset, len: 8 });
         }
         let ptr = self.ptr(offset, 8)?;

@@ -1,6 +1,90 @@
 //! `bulwark`: an OCI runtime with a runsc-compatible command line.
+//!
+//! Process model (DESIGN.md): `bulwark do` starts two more copies of this binary, the
+//! Gofer (`bulwark gofer`, serving the root filesystem) and the Sentry (`bulwark boot`,
+//! running the program), connected by `SOCK_SEQPACKET` socketpairs.
 #![deny(unsafe_code)]
 
+mod cmd_boot;
+mod cmd_do;
+mod cmd_gofer;
+mod fds;
+mod logging;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Flags every command accepts, as runsc and runc spell them.
+#[derive(Args, Clone, Debug)]
+pub struct GlobalFlags {
+    /// Where container state lives.
+    #[arg(long, global = true, default_value = "/var/run/bulwark")]
+    root: String,
+    /// Log file (default: standard error).
+    #[arg(long, global = true)]
+    log: Option<String>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Verbose logging, including which platform was chosen and why.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Where debug logs go (a file, or a directory prefix ending in `/`).
+    #[arg(long = "debug-log", global = true)]
+    debug_log: Option<String>,
+    /// Log every application syscall.
+    #[arg(long, global = true)]
+    strace: bool,
+    /// The platform: kvm or systrap (default: the fastest that works here).
+    #[arg(long, global = true)]
+    platform: Option<String>,
+    /// Networking: none is the only mode so far.
+    #[arg(long, global = true, default_value = "none")]
+    network: String,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulwark",
+    version,
+    about = "Bulwark: an application kernel for containers"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs a program in a fresh sandbox whose root is the host's root, read-only, with
+    /// the caller's standard input, output and error.
+    Do(cmd_do::DoArgs),
+    /// The Sentry of one sandbox (started by the other commands).
+    #[command(hide = true)]
+    Boot(cmd_boot::BootArgs),
+    /// The Gofer of one container (started by the other commands).
+    #[command(hide = true)]
+    Gofer(cmd_gofer::GoferArgs),
+}
+
 fn main() {
-    println!("bulwark {}", env!("CARGO_PKG_VERSION"));
+    let cli = Cli::parse();
+    if let Err(err) = logging::init(&cli.global) {
+        eprintln!("bulwark: {err:#}");
+        std::process::exit(1);
+    }
+    let result = match cli.command {
+        Command::Do(args) => cmd_do::run(&cli.global, args),
+        Command::Boot(args) => cmd_boot::run(&cli.global, args),
+        Command::Gofer(args) => cmd_gofer::run(&cli.global, args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            log::error!("{err:#}");
+            eprintln!("bulwark: {err:#}");
+            std::process::exit(128);
+        }
+    }
 }

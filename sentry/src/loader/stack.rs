@@ -143,7 +143,7 @@ impl Strings {
     }
 
     fn align(&mut self, to: u64) {
-        while self.low() % to != 0 {
+        while !self.low().is_multiple_of(to) {
             self.bytes.push(0);
         }
     }

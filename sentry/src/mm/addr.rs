@@ -40,7 +40,7 @@ impl UserAddr {
     }
 
     pub const fn is_page_aligned(self) -> bool {
-        self.0 % PAGE_SIZE == 0
+        self.0.is_multiple_of(PAGE_SIZE)
     }
 
     /// The start of the page holding this address.

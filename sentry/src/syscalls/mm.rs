@@ -86,7 +86,7 @@ pub fn mmap(
         }
         _ => return Err(Errno::EINVAL),
     };
-    if len == 0 || offset % PAGE_SIZE != 0 {
+    if len == 0 || !offset.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     if prot & (PROT_GROWSDOWN | PROT_GROWSUP) != 0 {

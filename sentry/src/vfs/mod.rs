@@ -1,6 +1,7 @@
 //! The virtual filesystem. For now: open file descriptions, and the host files the Sentry
 //! is given at start (the caller's stdin, stdout and stderr).
 
+pub mod gofer;
 mod host;
 mod stat;
 

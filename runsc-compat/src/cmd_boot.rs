@@ -1,0 +1,115 @@
+//! `bulwark boot`: the Sentry of one sandbox. It loads the program through the Gofer and
+//! runs it on the chosen platform; its exit status is the program's (128 + N when signal
+//! N killed it).
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use platform::MemoryFile;
+use sentry::errno::Errno;
+use sentry::kernel::{Credentials, ExitStatus, InitSpec, Kernel, Task};
+use sentry::loader::{Executable, Resolver};
+use sentry::vfs::gofer::GoferTree;
+
+use crate::{fds, GlobalFlags};
+
+/// Size of the memory file (sparse: only what the sandbox touches is used).
+const MEMORY_FILE_SIZE: u64 = 8 << 30;
+/// The `PATH` used to find the program when the environment has none (runsc's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Args, Debug)]
+pub struct BootArgs {
+    /// Inherited descriptors of the Gofer channels (`3,4`).
+    #[arg(long)]
+    pub gofer_fds: String,
+    /// Working directory of the program.
+    #[arg(long, default_value = "/")]
+    pub cwd: String,
+    /// The program's environment, `K=V` each.
+    #[arg(long = "env")]
+    pub env: Vec<String>,
+    /// User and group IDs of the program.
+    #[arg(long, default_value_t = 0)]
+    pub uid: u32,
+    #[arg(long, default_value_t = 0)]
+    pub gid: u32,
+    /// The program and its arguments.
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+}
+
+pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
+    let socks = fds::take(&fds::parse_list(&args.gofer_fds)?)?;
+    let stdio = fds::take(&[0, 1, 2])?;
+    let memory = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).context("creating the memory file")?);
+    let (name, why) = crate::cmd_do::choose_platform(flags)?;
+    log::debug!("platform: {name} ({why})");
+    let platform = platform::new_platform(name, Arc::clone(&memory))
+        .with_context(|| format!("starting the {name} platform"))?;
+    let kernel = Kernel::new(platform);
+    let client = Arc::new(gofer::Client::new(socks));
+    let tree = GoferTree::attach(client, "/", Arc::clone(&memory))
+        .map_err(|e| anyhow!("attaching the root filesystem: {e}"))?;
+
+    let program = &args.argv[0];
+    let path_var = args
+        .env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let (path, exe) = find_program(&tree, program, &args.cwd, &path_var)
+        .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
+    let spec = InitSpec {
+        path: path.as_bytes(),
+        argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: args.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        creds: Credentials::new(args.uid, args.gid),
+        stdio,
+    };
+    let mut task = Task::new_init(&kernel, &tree, exe, spec)
+        .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
+    let status = task.run();
+    log::debug!("{program}: {status:?}");
+    Ok(match status {
+        ExitStatus::Exited(code) => code,
+        ExitStatus::Signaled(sig) => 128 + sig,
+    })
+}
+
+/// Finds `program` as `execvp` would: a name with a slash is a path (relative to `cwd`),
+/// otherwise each directory of `path_var` in turn.
+fn find_program(
+    tree: &GoferTree,
+    program: &str,
+    cwd: &str,
+    path_var: &str,
+) -> Result<(String, Arc<dyn Executable>), Errno> {
+    if program.contains('/') {
+        let path = if program.starts_with('/') {
+            program.to_string()
+        } else {
+            format!("{}/{program}", cwd.trim_end_matches('/'))
+        };
+        let exe = tree.open_executable(path.as_bytes())?;
+        return Ok((path, exe));
+    }
+    let mut error = Errno::ENOENT;
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let path = format!("{}/{program}", dir.trim_end_matches('/'));
+        match tree.open_executable(path.as_bytes()) {
+            Ok(exe) => return Ok((path, exe)),
+            // As execvp: remember a permission error, keep looking.
+            Err(Errno::EACCES) => error = Errno::EACCES,
+            Err(_) => {}
+        }
+    }
+    Err(error)
+}
+
+fn describe(e: Errno) -> String {
+    let text = std::io::Error::from_raw_os_error(e.value()).to_string();
+    format!("{text} ({e})")
+}

@@ -1,0 +1,44 @@
+//! Taking ownership of the descriptors a parent `bulwark` passed down by number.
+//!
+//! This module opts out of `deny(unsafe_code)`: turning an inherited descriptor number into
+//! an `OwnedFd` is `unsafe` in Rust's std, because nothing else may own the same number.
+//! Each number is taken once, at start-up, after checking it is open.
+#![allow(unsafe_code)]
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use anyhow::{bail, Context};
+
+/// Takes the inherited descriptors `numbers` (each exactly once).
+pub fn take(numbers: &[RawFd]) -> anyhow::Result<Vec<OwnedFd>> {
+    let mut seen = Vec::new();
+    for &n in numbers {
+        if n < 0 || seen.contains(&n) {
+            bail!("descriptor {n} given twice or negative");
+        }
+        // SAFETY: fcntl(F_GETFD) only reads the descriptor's flags and fails with EBADF on
+        // a number that is not open; it touches no memory.
+        if unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
+            bail!("descriptor {n} is not open");
+        }
+        seen.push(n);
+    }
+    // SAFETY: every number is open (checked above), distinct, and was passed to this
+    // process by its parent for it alone to own; nothing else in this process refers to it.
+    Ok(seen
+        .into_iter()
+        .map(|n| unsafe { OwnedFd::from_raw_fd(n) })
+        .collect())
+}
+
+/// Parses `3,4,5`.
+pub fn parse_list(list: &str) -> anyhow::Result<Vec<RawFd>> {
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<RawFd>()
+                .with_context(|| format!("bad descriptor {s:?}"))
+        })
+        .collect()
+}
