@@ -202,6 +202,13 @@ impl Stub {
             region.write(CTRL_OFF + fprog, &u64::from(n).to_le_bytes())?;
             region.write_u64(CTRL_OFF + fprog + 8, STUB_BASE + off)?;
         }
+        // Where the stub writes its PID into filter A (the `k` of that instruction).
+        let patch =
+            FILTER_A_OFF + 8 * seccomp::pid_patch_index(&seccomp::stub_filter(memfd)) as u64 + 4;
+        region.u32_at(CTRL_OFF + C_PID_PATCH).store(
+            u32::try_from(patch).expect("inside the filter page"),
+            Ordering::Relaxed,
+        );
         region
             .u32_at(CTRL_OFF + C_FSGSBASE)
             .store(u32::from(fsgsbase), Ordering::Relaxed);
@@ -676,4 +683,49 @@ unsafe fn clone_stub(namespaces: u64, stub_fd: i32, memfd: i32, rseq: (u64, u32)
         );
     }
     ret
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryFile;
+    use std::os::fd::AsRawFd;
+
+    /// The application can write the control page, so the stub itself refuses requests
+    /// that would touch its own region (or create a thread outside the slots), and keeps
+    /// serving good ones.
+    #[test]
+    fn stub_refuses_requests_over_its_region() {
+        let mem = MemoryFile::new(1 << 20).unwrap();
+        let stub = Stub::spawn(mem.fd().as_raw_fd(), false).unwrap();
+        let page = 0x1000;
+        let op = |kind, addr, len| Op {
+            kind,
+            prot: 3,
+            addr,
+            len,
+            offset: 0,
+        };
+        for bad in [
+            op(OP_MAP, STUB_BASE - page, 2 * page),
+            op(OP_MAP, STUB_BASE, page),
+            op(OP_MAP, u64::MAX - page + 1, 2 * page),
+            op(OP_UNMAP, STUB_BASE, page),
+            op(OP_PROTECT, STUB_BASE - page, 2 * page),
+            op(OP_THREAD, STUB_BASE + slot_off(0) + 8, 0),
+            op(OP_THREAD, STUB_BASE, 0),
+            op(OP_THREAD, 0x40_0000, 0),
+        ] {
+            match stub.request(&[bad]) {
+                Err(SystrapError::Request(e)) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{bad:?}")
+                }
+                other => panic!("{bad:?} was not refused: {other:?}"),
+            }
+        }
+        stub.request(&[op(OP_MAP, STUB_BASE - page, page)]).unwrap();
+        stub.request(&[op(OP_UNMAP, 0, STUB_BASE)]).unwrap();
+        // The stub is intact: it still creates threads that park.
+        stub.new_thread().unwrap();
+    }
 }

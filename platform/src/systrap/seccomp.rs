@@ -12,7 +12,7 @@
 //!
 //! Seccomp applies the most restrictive verdict of all stacked filters, so B only narrows A.
 
-use super::stub::{CODE_LEN, KICKER_CLONE_FLAGS, STUB_BASE, THREAD_CLONE_FLAGS};
+use super::stub::{CODE_LEN, KICKER_CLONE_FLAGS, SIG_INTERRUPT, STUB_BASE, THREAD_CLONE_FLAGS};
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const RET_ALLOW: u32 = 0x7fff_0000;
@@ -221,6 +221,8 @@ pub(crate) fn stub_filter(memfd: i32) -> Vec<SockFilter> {
     p.head();
     let mmap = p.label();
     let clone = p.label();
+    let tgkill = p.label();
+    let arch_prctl = p.label();
     // Rule by rule, who needs it:
     for (n, to) in [
         // main thread: map the memory file (only shared + fixed, only the memory file).
@@ -233,12 +235,12 @@ pub(crate) fn stub_filter(memfd: i32) -> Vec<SockFilter> {
         // everyone: wait and wake on the shared pages; the handler yields while it waits.
         (libc::SYS_futex, To::Allow),
         (libc::SYS_sched_yield, To::Allow),
-        // kicker: signal an application thread to stop it.
-        (libc::SYS_tgkill, To::Allow),
+        // kicker: signal an application thread of this process to stop it.
+        (libc::SYS_tgkill, To::Label(tgkill)),
         // handler: return to the application.
         (libc::SYS_rt_sigreturn, To::Allow),
         // handler: save and restore FS/GS base where FSGSBASE is not enabled.
-        (libc::SYS_arch_prctl, To::Allow),
+        (libc::SYS_arch_prctl, To::Label(arch_prctl)),
         // new application thread: its signal stack, its signal mask, its filter B.
         (libc::SYS_sigaltstack, To::Allow),
         (libc::SYS_rt_sigprocmask, To::Allow),
@@ -262,23 +264,53 @@ pub(crate) fn stub_filter(memfd: i32) -> Vec<SockFilter> {
     p.arg_in(4, &[fd]);
     p.bind(clone);
     p.arg_in(0, &[KICKER_CLONE_FLAGS, THREAD_CLONE_FLAGS]);
+    p.bind(tgkill);
+    let sig = u64::try_from(SIG_INTERRUPT).expect("signal numbers are positive");
+    let sig_ok = p.label();
+    p.load(arg_lo(2));
+    p.jeq(lo(sig), To::Label(sig_ok), To::Trap);
+    p.bind(sig_ok);
+    // The stub overwrites PID_PLACEHOLDER with its own PID before installing the filter.
+    p.arg_in(0, &[PID_PLACEHOLDER]);
+    p.bind(arch_prctl);
+    p.arg_in(0, &FS_GS_CODES);
     p.assemble()
+}
+
+/// Stands for the stub's PID in filter A until the stub patches it in (see
+/// [`pid_patch_index`]).
+const PID_PLACEHOLDER: u64 = 0x5eed_f00d;
+
+/// arch_prctl codes the handler uses: ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS.
+const FS_GS_CODES: [u64; 4] = [0x1001, 0x1002, 0x1003, 0x1004];
+
+/// Index of the instruction of filter A whose constant is the PID placeholder.
+pub(crate) fn pid_patch_index(filter: &[SockFilter]) -> usize {
+    let mut hits = filter
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.code == BPF_JEQ_K && u64::from(f.k) == PID_PLACEHOLDER);
+    let (i, _) = hits.next().expect("filter A has the PID placeholder");
+    assert!(hits.next().is_none(), "the PID placeholder is unique");
+    i
 }
 
 /// Filter B: what an application thread may do from the stub's code (the handler's needs).
 pub(crate) fn thread_filter() -> Vec<SockFilter> {
     let mut p = Program::default();
     p.head();
+    let arch_prctl = p.label();
     for n in [
         libc::SYS_futex,
         libc::SYS_sched_yield,
         libc::SYS_rt_sigreturn,
-        libc::SYS_arch_prctl,
         libc::SYS_exit,
     ] {
         p.jeq(nr(n), To::Allow, To::Next);
     }
-    p.goto(To::Trap);
+    p.jeq(nr(libc::SYS_arch_prctl), To::Label(arch_prctl), To::Trap);
+    p.bind(arch_prctl);
+    p.arg_in(0, &FS_GS_CODES);
     p.assemble()
 }
 
@@ -357,6 +389,15 @@ mod tests {
             RET_ALLOW
         );
         assert_eq!(run(&f, 56, IN_STUB, [0x11, 0, 0, 0, 0, 0]), RET_TRAP);
+        // tgkill only of our own process (after the patch), only with the interrupt signal.
+        let mut patched = f.clone();
+        patched[pid_patch_index(&f)].k = 1;
+        assert_eq!(run(&patched, 234, IN_STUB, [1, 5, 12, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&patched, 234, IN_STUB, [2, 5, 12, 0, 0, 0]), RET_TRAP);
+        assert_eq!(run(&patched, 234, IN_STUB, [1, 5, 9, 0, 0, 0]), RET_TRAP);
+        // arch_prctl only for FS/GS base.
+        assert_eq!(run(&f, 158, IN_STUB, [0x1002, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&f, 158, IN_STUB, [0x2003, 0, 0, 0, 0, 0]), RET_TRAP);
         // Just past the code pages is not the stub.
         assert_eq!(run(&f, 202, STUB_BASE + CODE_LEN, [0; 6]), RET_TRAP);
         // x32 traps.
@@ -368,6 +409,8 @@ mod tests {
         let f = thread_filter();
         assert_eq!(run(&f, 202, IN_STUB, [0; 6]), RET_ALLOW);
         assert_eq!(run(&f, 15, IN_STUB, [0; 6]), RET_ALLOW);
+        assert_eq!(run(&f, 158, IN_STUB, [0x1003, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&f, 158, IN_STUB, [0x2001, 0, 0, 0, 0, 0]), RET_TRAP);
         for n in [9, 10, 11, 56, 234, 317] {
             assert_eq!(run(&f, n, IN_STUB, [0; 6]), RET_TRAP);
         }

@@ -72,6 +72,8 @@ pub(crate) const C_NOPS: u64 = 0x20;
 pub(crate) const C_NSLOTS: u64 = 0x24;
 pub(crate) const C_RESULT: u64 = 0x28;
 pub(crate) const C_MEMFD: u64 = 0x30;
+/// Offset (from the region start) of the word in filter A where the stub writes its PID.
+pub(crate) const C_PID_PATCH: u64 = 0x38;
 pub(crate) const C_FPROG_A: u64 = 0x40;
 pub(crate) const C_FPROG_B: u64 = 0x50;
 pub(crate) const C_OPS: u64 = 0x100;
@@ -270,6 +272,10 @@ global_asm!(
     "mov eax, 39",
     "syscall",
     "mov [r15 + {c_pid}], eax",
+    // ...which filter A's tgkill rule must know (the Sentry left its place in C_PID_PATCH).
+    "mov ecx, [r15 + {c_pid_patch}]",
+    "mov rdx, {base}",
+    "mov [rdx + rcx], eax",
     // The process-wide seccomp filter; from here on every syscall not from this code traps.
     "mov edi, 1",
     "xor esi, esi",
@@ -351,9 +357,19 @@ global_asm!(
     "je .Lbws_op_thread",
     "mov r12, -22",
     "jmp .Lbws_ops_done",
+    // Requests come from shared memory the application can write too: each op's range is
+    // loaded into registers once, checked there (below the stub region, no overflow), and
+    // only the checked registers are used, so the application can neither map, unmap nor
+    // protect anything over the stub, nor race the check.
     ".Lbws_op_map:",
     "mov rdi, [rbp + 8]",
     "mov rsi, [rbp + 16]",
+    "mov rax, rdi",
+    "add rax, rsi",
+    "jc .Lbws_op_inval",
+    "mov rcx, {base}",
+    "cmp rax, rcx",
+    "ja .Lbws_op_inval",
     "mov edx, [rbp + 4]",
     "mov r10d, 0x11",
     "mov r8, [r15 + {c_memfd}]",
@@ -364,18 +380,39 @@ global_asm!(
     ".Lbws_op_unmap:",
     "mov rdi, [rbp + 8]",
     "mov rsi, [rbp + 16]",
+    "mov rax, rdi",
+    "add rax, rsi",
+    "jc .Lbws_op_inval",
+    "mov rcx, {base}",
+    "cmp rax, rcx",
+    "ja .Lbws_op_inval",
     "mov eax, 11",
     "syscall",
     "jmp .Lbws_op_check",
     ".Lbws_op_protect:",
     "mov rdi, [rbp + 8]",
     "mov rsi, [rbp + 16]",
+    "mov rax, rdi",
+    "add rax, rsi",
+    "jc .Lbws_op_inval",
+    "mov rcx, {base}",
+    "cmp rax, rcx",
+    "ja .Lbws_op_inval",
     "mov edx, [rbp + 4]",
     "mov eax, 10",
     "syscall",
     "jmp .Lbws_op_check",
     ".Lbws_op_thread:",
     "mov r13, [rbp + 8]",
+    // The slot must be one of the slots.
+    "mov rax, r13",
+    "mov rcx, {slots}",
+    "sub rax, rcx",
+    "jb .Lbws_op_inval",
+    "test rax, {slot_mask}",
+    "jnz .Lbws_op_inval",
+    "cmp rax, {slots_len}",
+    "jae .Lbws_op_inval",
     "mov rdi, {thread_flags}",
     "lea rsi, [r13 + {slot_size}]",
     "xor edx, edx",
@@ -385,6 +422,9 @@ global_asm!(
     "syscall",
     "test rax, rax",
     "jz .Lbws_thread",
+    "jmp .Lbws_op_check",
+    ".Lbws_op_inval:",
+    "mov rax, -22",
     ".Lbws_op_check:",
     "cmp rax, -4095",
     "jb 9f",
@@ -612,6 +652,9 @@ global_asm!(
     c_kick_seq = const C_KICK_SEQ,
     c_ready = const C_READY,
     c_pid = const C_PID,
+    c_pid_patch = const C_PID_PATCH,
+    slot_mask = const SLOT_SIZE - 1,
+    slots_len = const MAX_SLOTS as u64 * SLOT_SIZE,
     c_fsgsbase = const C_FSGSBASE,
     c_nops = const C_NOPS,
     c_nslots = const C_NSLOTS,
