@@ -183,7 +183,7 @@ pub struct SystrapAddressSpace {
 impl SystrapAddressSpace {
     fn check_range(addr: u64, len: u64) -> Result<(), PlatformError> {
         let bad = PlatformError::BadRange { addr, len };
-        if addr % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
             return Err(bad);
         }
         match addr.checked_add(len) {
@@ -218,7 +218,9 @@ impl AddressSpace for SystrapAddressSpace {
         if len == 0 {
             return Ok(());
         }
-        if offset % PAGE_SIZE != 0 || offset.checked_add(len).is_none_or(|e| e > self.memory_size) {
+        if !offset.is_multiple_of(PAGE_SIZE)
+            || offset.checked_add(len).is_none_or(|e| e > self.memory_size)
+        {
             return Err(MemoryFileError::OutOfRange { offset, len }.into());
         }
         let mut mappings = self.mappings.lock().unwrap_or_else(|e| e.into_inner());
@@ -427,7 +429,7 @@ impl Frame {
         let info = within(stub.slot_u64(slot, T_INFO).load(Ordering::Acquire), 128)?;
         let fp_va = region.read_u64(uc + UC_MCONTEXT + 8 * G_FPSTATE as u64)?;
         let fp = within(fp_va, 512)?;
-        if fp % 64 != 0 {
+        if !fp.is_multiple_of(64) {
             return Err(SystrapError::BadFrame);
         }
         let mut sw = [0u8; 48];

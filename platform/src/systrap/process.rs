@@ -89,7 +89,7 @@ impl Region {
     /// The 32-bit word at `off` (4-aligned, inside the region).
     fn u32_at(&self, off: u64) -> &AtomicU32 {
         assert!(
-            off % 4 == 0 && off + 4 <= REGION_LEN,
+            off.is_multiple_of(4) && off + 4 <= REGION_LEN,
             "bad region offset {off:#x}"
         );
         // SAFETY: the offset is aligned and inside the mapping (asserted), which lives as
@@ -100,7 +100,7 @@ impl Region {
     /// The 64-bit word at `off` (8-aligned, inside the region).
     fn u64_at(&self, off: u64) -> &AtomicU64 {
         assert!(
-            off % 8 == 0 && off + 8 <= REGION_LEN,
+            off.is_multiple_of(8) && off + 8 <= REGION_LEN,
             "bad region offset {off:#x}"
         );
         // SAFETY: as in `u32_at`.
@@ -344,7 +344,7 @@ impl Stub {
                 return Ok(v);
             }
             n = n.wrapping_add(1);
-            if n % 64 == 0 {
+            if n.is_multiple_of(64) {
                 let t = start.elapsed();
                 if t > YIELD {
                     break;

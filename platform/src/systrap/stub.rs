@@ -716,9 +716,9 @@ pub(crate) const fn slot_off(slot: u32) -> u64 {
 }
 
 const _: () = assert!(
-    STUB_BASE % (1 << 32) == 0,
+    STUB_BASE.is_multiple_of(1 << 32),
     "the filter compares the IP's high half"
 );
-const _: () = assert!(SLOTS_OFF % SLOT_SIZE == 0 && SLOT_SIZE.is_power_of_two());
+const _: () = assert!(SLOTS_OFF.is_multiple_of(SLOT_SIZE) && SLOT_SIZE.is_power_of_two());
 const _: () = assert!(C_OPS + MAX_OPS as u64 * OP_SIZE <= 0x1000);
 const _: () = assert!(STUB_BASE + REGION_LEN <= TASK_SIZE);
