@@ -352,3 +352,23 @@ fn stub_dies_with_the_sentry() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// `int 0x80` (the i386 syscall ABI) is a #GP at the instruction, as on hardware without
+/// that gate, and leaves the address space working.
+#[test]
+fn int80_is_a_general_protection_fault() {
+    // mov eax, 20; int 0x80; syscall
+    let s = setup(&[0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0x0f, 0x05]);
+    let mut ctx = s.platform.new_context().unwrap();
+    let mut regs = Registers::new(CODE, STACK + PAGE_SIZE);
+    assert_eq!(
+        ctx.switch(&*s.space, &mut regs).unwrap(),
+        Exit::Exception {
+            vector: platform::vector::GENERAL_PROTECTION,
+            error_code: 0x402
+        }
+    );
+    assert_eq!(regs.rip, CODE + 5);
+    regs.rip = CODE + 7;
+    assert_eq!(ctx.switch(&*s.space, &mut regs).unwrap(), Exit::Syscall);
+}

@@ -390,6 +390,9 @@ const G_TRAPNO: usize = 20;
 const G_FPSTATE: usize = 23;
 const SI_CODE: u64 = 8;
 const SI_ADDR: u64 = 16;
+/// `si_arch` of a SIGSYS.
+const SI_ARCH: u64 = 28;
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 /// The software-reserved bytes of the FXSAVE area, where the kernel describes the frame.
 const FX_SW_BYTES: std::ops::Range<usize> = 464..512;
@@ -494,7 +497,17 @@ impl SystrapContext {
             let exit = match sig {
                 libc::SIGSYS => {
                     let call = stub.region().read_u64(frame.info + SI_ADDR)?;
-                    if (VSYSCALL_PAGE..VSYSCALL_PAGE + PAGE_SIZE).contains(&call) {
+                    let mut arch = [0u8; 4];
+                    stub.region().read(frame.info + SI_ARCH, &mut arch)?;
+                    if u32::from_le_bytes(arch) != AUDIT_ARCH_X86_64 {
+                        // `int 0x80` (the i386 ABI): the application has no such gate, so
+                        // it is the #GP an absent IDT entry gives, at the instruction.
+                        regs.rip = regs.rip.wrapping_sub(2);
+                        Exit::Exception {
+                            vector: crate::vector::GENERAL_PROTECTION,
+                            error_code: (0x80 << 3) | 2,
+                        }
+                    } else if (VSYSCALL_PAGE..VSYSCALL_PAGE + PAGE_SIZE).contains(&call) {
                         // A call into the host's vsyscall page, which Linux emulates as a
                         // syscall (and so traps). The application has no such page: it is
                         // an execute fault there. Linux already "returned" (popped the

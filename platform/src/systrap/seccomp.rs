@@ -17,7 +17,6 @@ use super::stub::{CODE_LEN, KICKER_CLONE_FLAGS, SIG_INTERRUPT, STUB_BASE, THREAD
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_TRAP: u32 = 0x0003_0000;
-const RET_KILL_PROCESS: u32 = 0x8000_0000;
 /// Syscall numbers at or above this are the x32 ABI.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
@@ -57,7 +56,6 @@ enum To {
     Next,
     Allow,
     Trap,
-    Kill,
     Label(usize),
 }
 
@@ -121,13 +119,12 @@ impl Program {
                 _ => n += 1,
             }
         }
-        let (allow, trap, kill) = (n, n + 1, n + 2);
+        let (allow, trap) = (n, n + 1);
         let target = |to: To, at: usize| -> usize {
             match to {
                 To::Next => at + 1,
                 To::Allow => allow,
                 To::Trap => trap,
-                To::Kill => kill,
                 To::Label(l) => pos[l],
             }
         };
@@ -162,7 +159,7 @@ impl Program {
                 }),
             }
         }
-        for k in [RET_ALLOW, RET_TRAP, RET_KILL_PROCESS] {
+        for k in [RET_ALLOW, RET_TRAP] {
             out.push(SockFilter {
                 code: BPF_RET_K,
                 jt: 0,
@@ -173,12 +170,12 @@ impl Program {
         out
     }
 
-    /// The common head: the right architecture, the native ABI, and an instruction pointer
-    /// inside the stub's code. Anything else from anywhere traps (or, for a foreign
-    /// architecture, kills).
+    /// The common head: the native architecture and ABI, and an instruction pointer inside
+    /// the stub's code. Anything else from anywhere traps: the i386 ABI (`int 0x80`) and
+    /// x32 too, so the Sentry decides what they mean instead of the whole stub dying.
     fn head(&mut self) {
         self.load(ARCH);
-        self.jeq(AUDIT_ARCH_X86_64, To::Next, To::Kill);
+        self.jeq(AUDIT_ARCH_X86_64, To::Next, To::Trap);
         self.load(NR);
         self.jge(X32_SYSCALL_BIT, To::Trap, To::Next);
         self.load(IP_HI);
