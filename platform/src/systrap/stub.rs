@@ -127,7 +127,7 @@ pub(crate) const THREAD_CLONE_FLAGS: u64 =
 /// The spin loops have no `pause`: in a nested VM (as on the PVM development machines)
 /// `pause` triggers pause-loop exits to the hypervisor, and a round trip measured
 /// ~110 µs with it against ~2.3 µs without.
-const HANDLER_SPIN: u32 = 2_000;
+const HANDLER_SPIN: u32 = 10_000;
 /// `sched_yield`s (about a µs each) after the spin, before the thread sleeps. Yielding, not
 /// spinning, is what keeps round trips fast when the Sentry thread and the stub thread
 /// share a CPU (a busy host): a pure spin then burns its whole budget before the other
