@@ -164,6 +164,15 @@ fn systrap_rows() -> Vec<Row> {
             assert!(matches!(exit, Exit::PageFault { .. }), "{exit:?}");
         },
     ));
+
+    // A new address space: a stub process in its own namespaces, started and ready.
+    rows.push(bench(
+        "systrap: new address space (stub start)",
+        scaled(50),
+        || {
+            drop(systrap.new_address_space().expect("address space"));
+        },
+    ));
     rows
 }
 
