@@ -372,3 +372,45 @@ fn int80_is_a_general_protection_fault() {
     regs.rip = CODE + 7;
     assert_eq!(ctx.switch(&*s.space, &mut regs).unwrap(), Exit::Syscall);
 }
+
+/// Where the host permits no new namespaces the stub shares the Sentry's (its PID is then
+/// not 1, which its tgkill rule must know): syscalls, interrupts and confinement still work.
+#[test]
+fn works_without_namespaces() {
+    let mem = Arc::new(MemoryFile::new(64 << 20).unwrap());
+    let mut platform = Systrap::new(mem.clone()).unwrap();
+    platform.without_namespaces();
+    let space = platform.new_address_space().unwrap();
+    let c = mem.allocate(PAGE_SIZE).unwrap();
+    // syscall; jmp .
+    mem.write(c.offset, &[0x0f, 0x05, 0xeb, 0xfe]).unwrap();
+    space
+        .map(CODE, PAGE_SIZE, c.offset, Perms::READ | Perms::EXEC)
+        .unwrap();
+    let pid = Systrap::stub_pid(&*space).unwrap();
+    let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
+        ours
+    );
+    assert_eq!(status_field(pid, "Seccomp:"), "2");
+    assert_eq!(
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let mut ctx = platform.new_context().unwrap();
+    let mut regs = Registers::new(CODE, STACK + PAGE_SIZE);
+    assert_eq!(ctx.switch(&*space, &mut regs).unwrap(), Exit::Syscall);
+    // Now it spins at `jmp .`: interrupt it from another thread.
+    let irq = ctx.interrupter();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        irq.interrupt();
+    });
+    let start = std::time::Instant::now();
+    assert_eq!(ctx.switch(&*space, &mut regs).unwrap(), Exit::Interrupted);
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    t.join().unwrap();
+}

@@ -79,6 +79,7 @@ pub enum SystrapError {
 pub struct Systrap {
     memory: Arc<MemoryFile>,
     fsgsbase: bool,
+    namespaces: bool,
 }
 
 impl Systrap {
@@ -115,6 +116,7 @@ impl Systrap {
         Ok(Self {
             memory,
             fsgsbase: hwcap2 & HWCAP2_FSGSBASE != 0,
+            namespaces: true,
         })
     }
 
@@ -123,6 +125,13 @@ impl Systrap {
     #[doc(hidden)]
     pub fn use_arch_prctl_for_fs_base(&mut self) {
         self.fsgsbase = false;
+    }
+
+    /// Makes stubs created from now on share the Sentry's namespaces, as they do (with a
+    /// warning) where the host permits no new ones (for tests of that path).
+    #[doc(hidden)]
+    pub fn without_namespaces(&mut self) {
+        self.namespaces = false;
     }
 
     /// The host PID of the stub process behind `space` (for tests and diagnostics).
@@ -149,7 +158,7 @@ impl Platform for Systrap {
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError> {
         use std::os::fd::AsRawFd;
-        let stub = Stub::spawn(self.memory.fd().as_raw_fd(), self.fsgsbase)?;
+        let stub = Stub::spawn(self.memory.fd().as_raw_fd(), self.fsgsbase, self.namespaces)?;
         Ok(Arc::new(SystrapAddressSpace {
             stub: Arc::new(stub),
             memory_size: self.memory.size(),

@@ -183,7 +183,13 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Stub {
     /// Starts a stub process whose application memory comes from `memfd`.
-    pub(crate) fn spawn(memfd: i32, fsgsbase: bool) -> Result<Self, SystrapError> {
+    /// Without `namespaces` (for tests), the stub shares the Sentry's namespaces, as it
+    /// does where the host does not permit new ones.
+    pub(crate) fn spawn(
+        memfd: i32,
+        fsgsbase: bool,
+        namespaces: bool,
+    ) -> Result<Self, SystrapError> {
         let region = Region::new()?;
         let code = code();
         assert!(code.len() as u64 <= CODE_LEN, "the stub outgrew its pages");
@@ -212,7 +218,7 @@ impl Stub {
         region
             .u32_at(CTRL_OFF + C_FSGSBASE)
             .store(u32::from(fsgsbase), Ordering::Relaxed);
-        let pid = spawner().spawn(region.fd.as_raw_fd(), memfd)?;
+        let pid = spawner().spawn(region.fd.as_raw_fd(), memfd, namespaces)?;
         let stub = Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             pid,
@@ -526,6 +532,7 @@ struct Spawner {
 struct SpawnRequest {
     stub_fd: i32,
     memfd: i32,
+    namespaces: bool,
     reply: mpsc::Sender<Result<libc::pid_t, SystrapError>>,
 }
 
@@ -549,7 +556,12 @@ fn spawner() -> &'static Spawner {
 }
 
 impl Spawner {
-    fn spawn(&self, stub_fd: i32, memfd: i32) -> Result<libc::pid_t, SystrapError> {
+    fn spawn(
+        &self,
+        stub_fd: i32,
+        memfd: i32,
+        namespaces: bool,
+    ) -> Result<libc::pid_t, SystrapError> {
         let (reply, rx) = mpsc::channel();
         self.requests
             .lock()
@@ -557,6 +569,7 @@ impl Spawner {
             .send(SpawnRequest {
                 stub_fd,
                 memfd,
+                namespaces,
                 reply,
             })
             .map_err(|_| SystrapError::Spawner)?;
@@ -596,7 +609,7 @@ fn rseq_area() -> (u64, u32) {
 
 fn spawn_one(req: &SpawnRequest, namespaces: &mut bool) -> Result<libc::pid_t, SystrapError> {
     let rseq = rseq_area();
-    if *namespaces {
+    if *namespaces && req.namespaces {
         // SAFETY: see `clone_stub`; the descriptors are open for the duration of the call
         // (the requester waits for our reply), and `rseq` is this thread's registration.
         let rc = unsafe { clone_stub(NAMESPACES, req.stub_fd, req.memfd, rseq) };
@@ -699,7 +712,7 @@ mod tests {
     #[test]
     fn stub_refuses_requests_over_its_region() {
         let mem = MemoryFile::new(1 << 20).unwrap();
-        let stub = Stub::spawn(mem.fd().as_raw_fd(), false).unwrap();
+        let stub = Stub::spawn(mem.fd().as_raw_fd(), false, true).unwrap();
         let page = 0x1000;
         let op = |kind, addr, len| Op {
             kind,

@@ -54,7 +54,7 @@ pub(crate) const SLOTS_OFF: u64 = 0x10000;
 pub(crate) const SLOT_SIZE: u64 = 0x10000;
 /// Bytes at the start of a slot that hold the thread page (the rest is the signal stack).
 pub(crate) const THREAD_PAGE: u64 = 0x1000;
-pub(crate) const MAX_SLOTS: u32 = 255;
+pub(crate) const MAX_SLOTS: u32 = 1023;
 pub(crate) const REGION_LEN: u64 = SLOTS_OFF + MAX_SLOTS as u64 * SLOT_SIZE;
 /// Linux's TASK_SIZE_MAX on x86-64 with 4-level paging: the end of user space.
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
