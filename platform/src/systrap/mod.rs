@@ -31,9 +31,13 @@
 //! Residual risk, as in gVisor: the stub region is mapped in the application's process, so
 //! the application can read and write the control page and jump into the stub's code. The
 //! per-thread filter keeps an application thread that does so from mapping, unmapping,
-//! protecting or cloning; but it could forge requests for the stub's main thread (which
-//! maps only the memory file, only shared). The Sentry trusts nothing it reads from the
-//! stub region: every pointer and size from there is bounds-checked against the slot.
+//! protecting, cloning or signalling (those trap like any other syscall of the
+//! application). It can still forge requests for the stub's main thread, which checks each
+//! range in registers (no request reaches the stub region, so the stub's code and filters
+//! stay its own) but cannot tell which memory-file offsets the Sentry meant to grant: a hostile application could map other parts of the memory file (other address
+//! spaces' pages) into itself. No host file, syscall or process becomes reachable that way.
+//! The Sentry trusts nothing it reads from the stub region: every pointer and size from
+//! there is bounds-checked against the slot it belongs to.
 
 mod process;
 mod seccomp;
