@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -205,6 +205,18 @@ impl MemoryFile {
         // multiple of 8), inside the mapping, which lives as long as `self`; AtomicU64 has
         // the layout of u64 and any bit pattern is valid.
         Ok(unsafe { &*ptr.cast::<AtomicU64>() })
+    }
+
+    /// The 4-byte word at `offset` (which must be 4-aligned), for futexes.
+    pub fn atomic_u32(&self, offset: u64) -> Result<&AtomicU32, MemoryFileError> {
+        if !offset.is_multiple_of(4) {
+            return Err(MemoryFileError::OutOfRange { offset, len: 4 });
+        }
+        let ptr = self.ptr(offset, 4)?;
+        // SAFETY: the pointer is 4-aligned (the mapping is page-aligned and `offset` is a
+        // multiple of 4), inside the mapping, which lives as long as `self`; AtomicU32 has
+        // the layout of u32 and any bit pattern is valid.
+        Ok(unsafe { &*ptr.cast::<AtomicU32>() })
     }
 
     /// Reads the 8-byte word at `offset`.

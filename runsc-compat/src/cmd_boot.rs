@@ -42,7 +42,7 @@ pub struct BootArgs {
 
 pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
     let socks = fds::take(&fds::parse_list(&args.gofer_fds)?)?;
-    let stdio = fds::take(&[0, 1, 2])?;
+    let stdio = fds::dup_stdio()?;
     let memory = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).context("creating the memory file")?);
     let (name, why) = crate::cmd_do::choose_platform(flags)?;
     log::debug!("platform: {name} ({why})");
@@ -50,8 +50,11 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("starting the {name} platform"))?;
     let kernel = Kernel::new(platform);
     let client = Arc::new(gofer::Client::new(socks));
-    let tree = GoferTree::attach(client, "/", Arc::clone(&memory))
-        .map_err(|e| anyhow!("attaching the root filesystem: {e}"))?;
+    let tree = Arc::new(
+        GoferTree::attach(client, "/", Arc::clone(&memory))
+            .map_err(|e| anyhow!("attaching the root filesystem: {e}"))?,
+    );
+    kernel.set_resolver(Arc::clone(&tree) as Arc<dyn Resolver + Send + Sync>);
 
     let program = &args.argv[0];
     let path_var = args
@@ -69,9 +72,12 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
         creds: Credentials::new(args.uid, args.gid),
         stdio,
     };
-    let mut task = Task::new_init(&kernel, &tree, exe, spec)
+    let task = Task::new_init(&kernel, &*tree, exe, spec)
         .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
-    let status = task.run();
+    let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
+    task.run();
+    // The sandbox ends with init: its status is the container's.
+    let status = init.wait_exit(&waker);
     log::debug!("{program}: {status:?}");
     Ok(match status {
         ExitStatus::Exited(code) => code,

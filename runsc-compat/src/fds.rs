@@ -42,3 +42,18 @@ pub fn parse_list(list: &str) -> anyhow::Result<Vec<RawFd>> {
         })
         .collect()
 }
+
+/// Copies of this process's standard input, output and error, for the application (the
+/// originals stay the Sentry's, for its log).
+pub fn dup_stdio() -> anyhow::Result<Vec<OwnedFd>> {
+    use std::os::fd::AsFd;
+    let copies = [
+        std::io::stdin().as_fd().try_clone_to_owned(),
+        std::io::stdout().as_fd().try_clone_to_owned(),
+        std::io::stderr().as_fd().try_clone_to_owned(),
+    ];
+    copies
+        .into_iter()
+        .map(|c| c.context("duplicating standard I/O"))
+        .collect()
+}

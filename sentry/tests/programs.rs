@@ -53,7 +53,10 @@ impl Resolver for HostResolver {
 }
 
 fn compile(name: &str, source: &str, flags: &[&str]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sentry-programs");
+    // One directory per test thread: the tests run in parallel and must not rewrite a
+    // binary another one is running (ETXTBSY).
+    let thread = std::thread::current().name().unwrap_or("main").replace("::", "-");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sentry-programs").join(thread);
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join(format!("{name}.c"));
     let out = dir.join(name);
@@ -81,7 +84,8 @@ fn run(name: &str, path: &Path, args: &[&str]) -> Option<(ExitStatus, String)> {
     let memory = Arc::new(MemoryFile::new(1 << 30).unwrap());
     let platform = platform::new_platform(name, Arc::clone(&memory)).unwrap();
     let kernel = Kernel::new(platform);
-    let resolver = HostResolver(memory);
+    let resolver = HostResolver(Arc::clone(&memory));
+    kernel.set_resolver(Arc::new(HostResolver(memory)));
     let path_bytes = path.as_os_str().as_encoded_bytes();
     let exe = resolver.open_executable(path_bytes).unwrap();
     let (mut reader, writer) = std::io::pipe().unwrap();
@@ -97,9 +101,10 @@ fn run(name: &str, path: &Path, args: &[&str]) -> Option<(ExitStatus, String)> {
             OwnedFd::from(writer),
         ],
     };
-    let mut task = Task::new_init(&kernel, &resolver, exe, spec).unwrap();
-    let status = task.run();
-    drop(task);
+    let task = Task::new_init(&kernel, &resolver, exe, spec).unwrap();
+    let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
+    task.run();
+    let status = init.wait_exit(&waker);
     let mut out = String::new();
     reader.read_to_string(&mut out).unwrap();
     Some((status, out))
@@ -135,6 +140,67 @@ const SEGFAULT: &str = r#"
 int main(void) { *(volatile int *)8 = 1; return 0; }
 "#;
 
+/// Processes, signals, threads and time: its output must match a native run exactly.
+const PROCESSES: &str = r#"
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static volatile sig_atomic_t got, from_parent;
+static void on_usr1(int sig, siginfo_t *si, void *uc) { got = sig; from_parent = si->si_pid == getppid() || si->si_pid == getpid(); }
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int counter;
+static void *worker(void *arg) {
+    for (int i = 0; i < 1000; i++) { pthread_mutex_lock(&lock); counter++; pthread_mutex_unlock(&lock); }
+    pthread_mutex_lock(&lock); pthread_cond_signal(&cond); pthread_mutex_unlock(&lock);
+    return arg;
+}
+int main(int argc, char **argv) {
+    if (argc > 1) { printf("exec: %s\n", argv[1]); return 5; }
+    setvbuf(stdout, NULL, _IONBF, 0);
+    int st;
+    pid_t p = fork();
+    if (p == 0) _exit(7);
+    printf("wait: %d %d\n", waitpid(p, &st, 0) == p, WEXITSTATUS(st));
+    p = fork();
+    if (p == 0) { execl(argv[0], argv[0], "hello", (char *)0); _exit(99); }
+    waitpid(p, &st, 0);
+    printf("exec status: %d\n", WEXITSTATUS(st));
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_usr1; sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR1, &sa, 0);
+    sigset_t set; sigemptyset(&set); sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, 0);
+    kill(getpid(), SIGUSR1);
+    sigset_t pend; sigpending(&pend);
+    printf("pending while blocked: %d handled: %d\n", sigismember(&pend, SIGUSR1), got);
+    sigprocmask(SIG_UNBLOCK, &set, 0);
+    printf("after unblock: %d from self: %d\n", got, from_parent);
+    p = fork();
+    if (p == 0) { for (;;) pause(); }
+    kill(p, SIGTERM);
+    waitpid(p, &st, 0);
+    printf("killed: %d by %d\n", WIFSIGNALED(st), WTERMSIG(st));
+    printf("no children: %d\n", waitpid(-1, &st, WNOHANG) == -1);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], 0, worker, (void *)(long)i);
+    long sum = 0;
+    for (int i = 0; i < 4; i++) { void *r; pthread_join(t[i], &r); sum += (long)r; }
+    printf("threads: counter %d sum %ld\n", counter, sum);
+    struct timespec a, b, d = {0, 20 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    nanosleep(&d, 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    printf("slept >= 20ms: %d\n", ms >= 20);
+    return 0;
+}
+"#;
+
 fn check_programs(name: &str) {
     let hello = compile(
         "nostdlib-hello",
@@ -162,6 +228,13 @@ fn check_programs(name: &str) {
         (status, out.as_str()),
         (ExitStatus::Exited(3), "argc=2 argv1=again heap=x\n")
     );
+
+    let procs = compile("processes", PROCESSES, &["-static", "-O1", "-pthread"]);
+    let native = Command::new(&procs).output().unwrap();
+    let native_out = String::from_utf8(native.stdout).unwrap();
+    assert!(native.status.success(), "the program passes natively first");
+    let (status, out) = run(name, &procs, &[procs.to_str().unwrap()]).unwrap();
+    assert_eq!((status, out.as_str()), (ExitStatus::Exited(0), native_out.as_str()));
 
     let segv = compile("segfault", SEGFAULT, &["-static", "-O1"]);
     let (status, _) = run(name, &segv, &["segfault"]).unwrap();

@@ -1,17 +1,27 @@
 //! The kernel proper: tasks and thread groups, and what they share.
 
+pub mod clone;
 mod fd_table;
+pub mod futex;
 mod limits;
+pub mod process;
+pub mod signal;
+pub mod signal_frame;
 mod task;
+pub mod wait;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use platform::{MemoryFile, Platform};
 
 pub use fd_table::{FdTable, RawFd};
 pub use limits::{Limits, Rlimit, RLIMIT_NLIMITS, RLIM_INFINITY};
-pub use task::{InitSpec, Task, ThreadGroup};
+pub use process::{TaskHandle, ThreadGroup};
+pub use task::{InitSpec, Task, VforkDone};
+
+use crate::loader::Resolver;
 
 /// How a task or thread group ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,10 +67,24 @@ impl Credentials {
     }
 }
 
-/// What the whole sandbox shares: the platform, its memory, the ID allocator.
+/// What the whole sandbox shares: the platform, its memory, the IDs and the processes.
 pub struct Kernel {
     pub platform: Arc<dyn Platform>,
     next_id: AtomicI32,
+    tables: Mutex<Tables>,
+    pub futexes: futex::Futexes,
+    /// Finds executables for `execve` (set by whoever sets up the root filesystem).
+    resolver: Mutex<Option<Arc<dyn Resolver + Send + Sync>>>,
+}
+
+/// Processes and threads by ID (the sandbox's own PID namespace).
+#[derive(Default)]
+pub struct Tables {
+    pub groups: BTreeMap<i32, Weak<ThreadGroup>>,
+    /// Thread ID → the thread and its process.
+    pub threads: BTreeMap<i32, (Weak<TaskHandle>, Weak<ThreadGroup>)>,
+    /// The sandbox's init (PID 1): orphans are reparented to it.
+    pub init: Option<Arc<ThreadGroup>>,
 }
 
 impl Kernel {
@@ -68,7 +92,46 @@ impl Kernel {
         Arc::new(Self {
             platform,
             next_id: AtomicI32::new(1),
+            tables: Mutex::new(Tables::default()),
+            futexes: futex::Futexes::default(),
+            resolver: Mutex::new(None),
         })
+    }
+
+    pub fn tables(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_resolver(&self, resolver: Arc<dyn Resolver + Send + Sync>) {
+        *self.resolver.lock().unwrap_or_else(|e| e.into_inner()) = Some(resolver);
+    }
+
+    pub fn resolver(&self) -> Option<Arc<dyn Resolver + Send + Sync>> {
+        self.resolver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The process with ID `tgid`, if it exists (zombies included).
+    pub fn group(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
+        self.tables().groups.get(&tgid).and_then(Weak::upgrade)
+    }
+
+    /// The thread with ID `tid` and its process.
+    pub fn thread(&self, tid: i32) -> Option<(Arc<TaskHandle>, Arc<ThreadGroup>)> {
+        let tables = self.tables();
+        let (t, g) = tables.threads.get(&tid)?;
+        Some((t.upgrade()?, g.upgrade()?))
+    }
+
+    /// Every live process.
+    pub fn groups(&self) -> Vec<Arc<ThreadGroup>> {
+        self.tables()
+            .groups
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     pub fn memory(&self) -> &Arc<MemoryFile> {

@@ -1,45 +1,27 @@
-//! Tasks (application threads) and thread groups (processes), and the loop that runs a
-//! task on the platform and serves what it asks of the kernel.
+//! Tasks (application threads): the loop that runs one on the platform and serves what
+//! it asks of the kernel, signal delivery, blocking, and a thread's exit.
+//!
+//! Creating tasks (`clone`) and replacing their program (`execve`) live in `clone.rs`.
 
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use platform::{vector, Context, Exit, Registers};
+use platform::{vector, Access, Context, Exit, FpuState, Registers};
 
+use super::process::{JobEvent, TaskHandle, ThreadGroup};
+use super::signal::{
+    self, default_action, DefaultAction, SigInfo, SigSet, StackT, SA_NODEFER, SA_ONSTACK,
+    SA_RESETHAND, SA_RESTART, SA_SIGINFO, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGILL, SIGKILL,
+    SIGSEGV, SIGSTOP, SIGTRAP, SIG_DFL, SIG_IGN, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK,
+};
+use super::signal_frame;
 use super::{Credentials, ExitStatus, FdTable, Kernel, Limits};
 use crate::errno::{Errno, SysResult};
 use crate::loader::{self, ExecContext, Executable, Resolver};
 use crate::mm::{Fault, MemoryManager, UserAddr};
 use crate::syscalls;
 use crate::vfs::HostFile;
-
-pub const SIGILL: i32 = 4;
-pub const SIGTRAP: i32 = 5;
-pub const SIGBUS: i32 = 7;
-pub const SIGFPE: i32 = 8;
-pub const SIGKILL: i32 = 9;
-pub const SIGSEGV: i32 = 11;
-
-/// A process: what its threads share.
-pub struct ThreadGroup {
-    pub tgid: i32,
-    pub parent_tgid: i32,
-    pub limits: Mutex<Limits>,
-}
-
-impl ThreadGroup {
-    pub fn new(tgid: i32, parent_tgid: i32) -> Arc<Self> {
-        Arc::new(Self {
-            tgid,
-            parent_tgid,
-            limits: Mutex::new(Limits::default()),
-        })
-    }
-
-    pub fn limits(&self) -> std::sync::MutexGuard<'_, Limits> {
-        self.limits.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// How to start the sandbox's first process.
 pub struct InitSpec<'a> {
@@ -51,10 +33,10 @@ pub struct InitSpec<'a> {
     pub stdio: Vec<OwnedFd>,
 }
 
-/// One application thread.
+/// One application thread, owned by the host thread that runs it.
 pub struct Task {
     pub kernel: Arc<Kernel>,
-    pub tid: i32,
+    pub handle: Arc<TaskHandle>,
     pub group: Arc<ThreadGroup>,
     pub mm: Arc<MemoryManager>,
     pub fds: Arc<FdTable>,
@@ -65,12 +47,36 @@ pub struct Task {
     pub clear_child_tid: UserAddr,
     /// `set_robust_list`: the head and its length.
     pub robust_list: (UserAddr, u64),
-    /// Set by `exit`/`exit_group` or a fatal signal: the run loop stops.
+    pub altstack: StackT,
+    /// Set when this thread must exit (its own `exit`, or the group's end).
     pub exit: Option<ExitStatus>,
+    /// The result of a syscall a signal interrupted, until delivery decides whether the
+    /// syscall restarts.
+    restart: Option<Errno>,
+    /// Woken (and set) when a `vfork` child execs or exits.
+    pub vfork_parent: Option<Arc<VforkDone>>,
+}
+
+/// The handshake between a `vfork` parent and child.
+#[derive(Default)]
+pub struct VforkDone {
+    pub done: Mutex<bool>,
+    pub queue: super::wait::WaitQueue,
+}
+
+impl VforkDone {
+    pub fn release(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.queue.notify_all();
+    }
+
+    pub fn is_done(&self) -> bool {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Task {
-    /// The sandbox's first process, with `exe` loaded and ready to run.
+    /// The sandbox's first process (PID 1), with `exe` loaded and ready to run.
     pub fn new_init(
         kernel: &Arc<Kernel>,
         resolver: &dyn Resolver,
@@ -81,17 +87,12 @@ impl Task {
             log::error!("new address space: {e}");
             Errno::ENOMEM
         })?;
-        let mm = Arc::new(MemoryManager::new(Arc::clone(kernel.memory()), space)?);
-        let mut random = [0u8; 16];
-        getrandom::fill(&mut random).map_err(|_| Errno::EIO)?;
-        let exec = ExecContext {
-            uid: spec.creds.uid,
-            euid: spec.creds.euid,
-            gid: spec.creds.gid,
-            egid: spec.creds.egid,
-            random,
-            ..ExecContext::default()
-        };
+        let mm = Arc::new(MemoryManager::new(
+            Arc::clone(kernel.memory()),
+            space,
+            kernel.platform.max_user_address(),
+        )?);
+        let exec = exec_context(&spec.creds)?;
         let loaded = loader::load(&mm, resolver, exe, spec.path, spec.argv, spec.envp, &exec)?;
         let ctx = kernel.platform.new_context().map_err(|e| {
             log::error!("new context: {e}");
@@ -102,10 +103,22 @@ impl Task {
             fds.insert_at(fd, Arc::new(HostFile::new(host)), false);
         }
         let tid = kernel.allocate_tid();
+        let sighand = Arc::new(Mutex::new(signal::SigActions::default()));
+        let group = ThreadGroup::new(tid, None, sighand, Limits::default(), SIGCHLD);
+        let handle = TaskHandle::new(tid, ctx.interrupter(), SigSet::default());
+        group.state().threads.push(Arc::clone(&handle));
+        {
+            let mut tables = kernel.tables();
+            tables.groups.insert(tid, Arc::downgrade(&group));
+            tables
+                .threads
+                .insert(tid, (Arc::downgrade(&handle), Arc::downgrade(&group)));
+            tables.init = Some(Arc::clone(&group));
+        }
         Ok(Self {
             kernel: Arc::clone(kernel),
-            tid,
-            group: ThreadGroup::new(tid, 0),
+            handle,
+            group,
             mm,
             fds,
             ctx,
@@ -113,39 +126,82 @@ impl Task {
             creds: spec.creds,
             clear_child_tid: UserAddr::NULL,
             robust_list: (UserAddr::NULL, 0),
+            altstack: StackT {
+                flags: SS_DISABLE,
+                ..StackT::default()
+            },
             exit: None,
+            restart: None,
+            vfork_parent: None,
         })
     }
 
-    /// Runs the task until it exits, serving its syscalls and faults.
-    pub fn run(&mut self) -> ExitStatus {
+    /// A new task from its parts (for `clone`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn from_parts(
+        kernel: Arc<Kernel>,
+        handle: Arc<TaskHandle>,
+        group: Arc<ThreadGroup>,
+        mm: Arc<MemoryManager>,
+        fds: Arc<FdTable>,
+        ctx: Box<dyn Context>,
+        regs: Registers,
+        creds: Credentials,
+        altstack: StackT,
+    ) -> Self {
+        Self {
+            kernel,
+            handle,
+            group,
+            mm,
+            fds,
+            ctx,
+            regs,
+            creds,
+            clear_child_tid: UserAddr::NULL,
+            robust_list: (UserAddr::NULL, 0),
+            altstack,
+            exit: None,
+            restart: None,
+            vfork_parent: None,
+        }
+    }
+
+    pub fn tid(&self) -> i32 {
+        self.handle.tid()
+    }
+
+    pub fn tgid(&self) -> i32 {
+        self.group.tgid
+    }
+
+    /// Runs the task until its thread exits, serving its syscalls, faults and signals,
+    /// then does the exit's bookkeeping. Returns the thread's exit status.
+    pub fn run(mut self) -> ExitStatus {
+        let status = self.run_loop();
+        self.exit_thread(status);
+        status
+    }
+
+    fn run_loop(&mut self) -> ExitStatus {
         loop {
+            self.handle_signals();
+            if let Some(status) = self.exit {
+                return status;
+            }
             let exit = match self.ctx.switch(&**self.mm.address_space(), &mut self.regs) {
                 Ok(exit) => exit,
                 Err(err) => {
-                    log::error!("task {}: the platform failed: {err}", self.tid);
-                    return ExitStatus::Signaled(SIGKILL);
+                    log::error!("task {}: the platform failed: {err}", self.tid());
+                    self.group.begin_exit(ExitStatus::Signaled(SIGKILL));
+                    continue;
                 }
             };
             match exit {
                 Exit::Syscall => self.syscall(),
-                Exit::PageFault { addr, access, .. } => {
-                    if let Err(fault) = self.mm.handle_fault(UserAddr::new(addr), access) {
-                        // Signal delivery to handlers comes with the signal work; until
-                        // then a fault the application does not survive kills it.
-                        let sig = if fault == Fault::Bus { SIGBUS } else { SIGSEGV };
-                        log::debug!("task {}: {fault:?} at {addr:#x} ({access:?})", self.tid);
-                        self.exit = Some(ExitStatus::Signaled(sig));
-                    }
-                }
-                Exit::Exception { vector, error_code } => {
-                    log::debug!("task {}: exception {vector} ({error_code:#x})", self.tid);
-                    self.exit = Some(ExitStatus::Signaled(signal_for_vector(vector)));
-                }
+                Exit::PageFault { addr, access, .. } => self.page_fault(addr, access),
+                Exit::Exception { vector, error_code } => self.exception(vector, error_code),
                 Exit::Interrupted => {}
-            }
-            if let Some(status) = self.exit {
-                return status;
             }
         }
     }
@@ -154,25 +210,462 @@ impl Task {
         let r = self.regs;
         let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
         let result = syscalls::dispatch(self, r.orig_rax, args);
-        self.regs.rax = match result {
-            Ok(value) => value as u64,
+        match result {
+            Ok(value) => self.regs.rax = value as u64,
             Err(errno) if errno.is_restart() => {
-                // Nothing interrupts a syscall yet, so a restart value cannot arise; if it
-                // does, report EINTR rather than leak a kernel-internal number.
-                Errno::EINTR.to_return()
+                // Delivery decides between EINTR and a restart; with no signal to deliver
+                // (a spurious wake), the syscall restarts.
+                self.restart = Some(errno);
+                self.regs.rax = Errno::EINTR.to_return();
             }
-            Err(errno) => errno.to_return(),
+            Err(errno) => self.regs.rax = errno.to_return(),
+        }
+    }
+
+    fn page_fault(&mut self, addr: u64, access: Access) {
+        if let Err(fault) = self.mm.handle_fault(UserAddr::new(addr), access) {
+            log::debug!("task {}: {fault:?} at {addr:#x} ({access:?})", self.tid());
+            let info = match fault {
+                Fault::Bus => SigInfo::fault(SIGBUS, signal::BUS_ADRERR, addr),
+                Fault::AccErr => SigInfo::fault(SIGSEGV, signal::SEGV_ACCERR, addr),
+                Fault::MapErr | Fault::OutOfMemory => {
+                    SigInfo::fault(SIGSEGV, signal::SEGV_MAPERR, addr)
+                }
+            };
+            self.force_signal(info);
+        }
+    }
+
+    fn exception(&mut self, vector: u8, error_code: u64) {
+        log::debug!(
+            "task {}: exception {vector} ({error_code:#x}) at {:#x}",
+            self.tid(),
+            self.regs.rip
+        );
+        let (sig, code) = match vector {
+            vector::DIVIDE_ERROR => (SIGFPE, 1), // FPE_INTDIV
+            vector::X87_FLOATING_POINT | vector::SIMD_FLOATING_POINT => (SIGFPE, 0),
+            vector::DEBUG | vector::BREAKPOINT => (SIGTRAP, 0x80), // SI_KERNEL
+            vector::INVALID_OPCODE => (SIGILL, 2),                 // ILL_ILLOPN
+            vector::ALIGNMENT_CHECK => (SIGBUS, 1),                // BUS_ADRALN
+            _ => (SIGSEGV, 0x80),                                  // #GP: SI_KERNEL, addr 0
         };
+        let mut info = SigInfo::kernel(sig);
+        info.code = code;
+        self.force_signal(info);
+    }
+
+    /// A synchronous signal from a fault: if it is blocked or ignored, it kills (as
+    /// Linux's `force_sig` resets the action).
+    fn force_signal(&mut self, info: SigInfo) {
+        let sig = info.signo;
+        let sighand = self.group.sighand();
+        let mut actions = sighand.lock().unwrap_or_else(|e| e.into_inner());
+        let blocked = self.handle.signals().mask.contains(sig);
+        if blocked || actions.get(sig).handler == SIG_IGN {
+            let mut a = actions.get(sig);
+            a.handler = SIG_DFL;
+            actions.set(sig, a);
+            self.handle.signals().mask.remove(sig);
+        }
+        drop(actions);
+        self.handle.signals().pending.push(info);
+    }
+
+    /// Whether a signal waits that should interrupt a blocking syscall.
+    pub fn signal_pending(&self) -> bool {
+        if self.group.state().exiting.is_some() {
+            return true;
+        }
+        let mask = self.handle.signals().mask;
+        let own = self.handle.signals().pending.set().0;
+        let shared = self.group.state().pending.set().0;
+        (own | shared) & !mask.0 != 0
+    }
+
+    /// Sleeps until `ready()` gives a value, the deadline passes (`ETIMEDOUT`), or a
+    /// signal arrives (`ERESTARTSYS`). `ready` is checked with the waker armed, so an
+    /// event between the check and the sleep is not lost (the event source must notify
+    /// a queue the caller registered with).
+    pub fn block_until<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> SysResult<Option<T>>,
+    ) -> SysResult<T> {
+        loop {
+            let seen = self.handle.waker.generation();
+            if let Some(v) = ready()? {
+                return Ok(v);
+            }
+            if self.signal_pending() {
+                return Err(Errno::ERESTARTSYS);
+            }
+            if !self.handle.waker.sleep(seen, deadline) {
+                return Err(Errno::ETIMEDOUT);
+            }
+        }
+    }
+
+    /// Delivers pending signals: runs default actions, or sets up a handler's frame.
+    fn handle_signals(&mut self) {
+        loop {
+            if let Some(status) = self.group.state().exiting {
+                self.exit = Some(status);
+                return;
+            }
+            if self.exit.is_some() {
+                return;
+            }
+            if self.handle.must_exit_alone() {
+                self.exit = Some(ExitStatus::Signaled(SIGKILL));
+                return;
+            }
+            if self.wait_while_stopped() {
+                continue;
+            }
+            let mask = self.handle.signals().mask;
+            let info = self.handle.signals().pending.pop(mask);
+            let info = info.or_else(|| self.group.state().pending.pop(mask));
+            let Some(info) = info else {
+                // No signal: an interrupted syscall restarts as if nothing happened.
+                if let Some(errno) = self.restart.take() {
+                    self.restart_syscall(errno);
+                }
+                self.restore_saved_mask();
+                return;
+            };
+            if self.deliver(info) {
+                return;
+            }
+        }
+    }
+
+    /// Blocks while the group is stopped by job control; true if it was.
+    fn wait_while_stopped(&mut self) -> bool {
+        if !self.group.state().stopped {
+            return false;
+        }
+        let waker = Arc::clone(&self.handle.waker);
+        loop {
+            let seen = waker.generation();
+            {
+                let s = self.group.state();
+                if !s.stopped || s.exiting.is_some() {
+                    return true;
+                }
+            }
+            if self.handle.signals().pending.set().contains(SIGKILL) {
+                return true;
+            }
+            waker.sleep(seen, None);
+        }
+    }
+
+    /// Acts on one signal; true when a handler frame was set up (delivery stops there).
+    fn deliver(&mut self, info: SigInfo) -> bool {
+        let sig = info.signo;
+        let sighand = self.group.sighand();
+        let action = sighand.lock().unwrap_or_else(|e| e.into_inner()).get(sig);
+        let handled = sig != SIGKILL && sig != SIGSTOP && action.handler > SIG_IGN;
+        if !handled {
+            if action.handler == SIG_IGN && sig != SIGKILL && sig != SIGSTOP {
+                return false;
+            }
+            match default_action(sig) {
+                DefaultAction::Ignore | DefaultAction::Continue => return false,
+                DefaultAction::Stop => {
+                    self.stop_group(sig);
+                    return false;
+                }
+                DefaultAction::Terminate | DefaultAction::CoreDump => {
+                    self.group.begin_exit(ExitStatus::Signaled(sig));
+                    self.exit = Some(ExitStatus::Signaled(sig));
+                    return true;
+                }
+            }
+        }
+        if let Some(errno) = self.restart.take() {
+            let restart = errno == Errno::ERESTARTNOINTR
+                || (errno == Errno::ERESTARTSYS && action.flags & SA_RESTART != 0);
+            if restart {
+                self.restart_syscall(errno);
+            } else {
+                self.regs.rax = Errno::EINTR.to_return();
+            }
+        }
+        let old_mask = {
+            let mut s = self.handle.signals();
+            s.saved_mask.take().unwrap_or(s.mask)
+        };
+        let on_altstack = self.on_altstack();
+        let use_alt =
+            action.flags & SA_ONSTACK != 0 && self.altstack.flags & SS_DISABLE == 0 && !on_altstack;
+        let stack_top = if use_alt {
+            self.altstack.sp.wrapping_add(self.altstack.size)
+        } else {
+            self.regs.rsp.wrapping_sub(128)
+        };
+        let reported_stack = StackT {
+            flags: if on_altstack {
+                SS_ONSTACK
+            } else {
+                self.altstack.flags
+            },
+            ..self.altstack
+        };
+        let mut frame_info = info;
+        if action.flags & SA_SIGINFO == 0 {
+            // Without SA_SIGINFO the handler gets only the number; the frame still holds
+            // the siginfo, as on Linux.
+            frame_info = SigInfo { ..info };
+        }
+        let pushed = signal_frame::push(
+            &self.mm,
+            &mut self.regs,
+            self.ctx.fpu(),
+            &frame_info,
+            action.handler,
+            action.restorer,
+            old_mask,
+            stack_top,
+            reported_stack,
+        );
+        if pushed.is_err() {
+            // No room for the frame: Linux kills with SIGSEGV.
+            self.group.begin_exit(ExitStatus::Signaled(SIGSEGV));
+            self.exit = Some(ExitStatus::Signaled(SIGSEGV));
+            return true;
+        }
+        if use_alt && self.altstack.flags & SS_AUTODISARM != 0 {
+            self.altstack = StackT {
+                flags: SS_DISABLE,
+                ..StackT::default()
+            };
+        }
+        *self.ctx.fpu_mut() = *FpuState::new_initial();
+        {
+            let mut s = self.handle.signals();
+            s.mask.0 |= action.mask;
+            if action.flags & SA_NODEFER == 0 {
+                s.mask.add(sig);
+            }
+            s.mask = s.mask.blockable();
+        }
+        if action.flags & SA_RESETHAND != 0 {
+            let mut actions = sighand.lock().unwrap_or_else(|e| e.into_inner());
+            let mut a = actions.get(sig);
+            a.handler = SIG_DFL;
+            a.flags &= !SA_SIGINFO;
+            actions.set(sig, a);
+        }
+        true
+    }
+
+    fn on_altstack(&self) -> bool {
+        let a = self.altstack;
+        a.flags & SS_DISABLE == 0 && self.regs.rsp.wrapping_sub(a.sp) < a.size
+    }
+
+    fn restart_syscall(&mut self, errno: Errno) {
+        if errno == Errno::ERESTART_RESTARTBLOCK {
+            // restart_syscall(2) is not implemented: report the interruption.
+            self.regs.rax = Errno::EINTR.to_return();
+            return;
+        }
+        self.regs.rax = self.regs.orig_rax;
+        self.regs.rip = self.regs.rip.wrapping_sub(2);
+    }
+
+    fn restore_saved_mask(&mut self) {
+        let mut s = self.handle.signals();
+        if let Some(mask) = s.saved_mask.take() {
+            s.mask = mask;
+        }
+    }
+
+    /// Stops the process (job control) and tells the parent.
+    fn stop_group(&mut self, sig: i32) {
+        {
+            let mut s = self.group.state();
+            if s.exiting.is_some() {
+                return;
+            }
+            s.stopped = true;
+            s.job_event = Some(JobEvent::Stopped(sig));
+            for t in &s.threads {
+                t.kick();
+            }
+        }
+        self.notify_parent(SigInfo {
+            status: sig,
+            ..SigInfo::user(SIGCHLD, signal::CLD_STOPPED, self.tgid(), self.creds.uid)
+        });
+    }
+
+    fn notify_parent(&self, info: SigInfo) {
+        if let Some(parent) = self.group.parent() {
+            let nocldstop = info.code == signal::CLD_STOPPED || info.code == signal::CLD_CONTINUED;
+            let actions = parent.sighand();
+            let a = actions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(SIGCHLD);
+            if !(nocldstop && a.flags & signal::SA_NOCLDSTOP != 0) {
+                parent.queue_signal(info);
+            }
+            parent.child_events.notify_all();
+        }
+    }
+
+    /// Ends this thread: `clear_child_tid`, leaving the group, and, for the last thread,
+    /// the process's exit: reparenting, SIGCHLD, and becoming a zombie.
+    fn exit_thread(&mut self, status: ExitStatus) {
+        if !self.clear_child_tid.is_null() {
+            let ptr = crate::mm::UserPtr::<u32>::new(self.clear_child_tid);
+            if self.mm.write(ptr, &0).is_ok() {
+                if let Ok(key) = super::futex::Futexes::key(&self.mm, self.clear_child_tid, false) {
+                    let _ = self.kernel.futexes.wake(key, 1, u32::MAX);
+                }
+            }
+        }
+        if let Some(v) = self.vfork_parent.take() {
+            v.release();
+        }
+        let tid = self.tid();
+        let last = {
+            let mut s = self.group.state();
+            s.threads.retain(|t| !Arc::ptr_eq(t, &self.handle));
+            s.threads.is_empty()
+        };
+        self.kernel.tables().threads.remove(&tid);
+        // Whoever waits for the group to shrink (an execve) looks again.
+        self.group.child_events.notify_all();
+        if !last {
+            return;
+        }
+        let final_status = self.group.state().exiting.unwrap_or(status);
+        self.reparent_children();
+        let (parent, exit_signal) = {
+            let s = self.group.state();
+            (s.parent.upgrade(), s.exit_signal)
+        };
+        let reap_now = parent.as_ref().is_none_or(|p| {
+            let actions = p.sighand();
+            let a = actions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(SIGCHLD);
+            exit_signal == SIGCHLD && (a.handler == SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
+        });
+        self.group.state().zombie = Some(final_status);
+        self.group.exited.notify_all();
+        if let Some(parent) = parent {
+            if reap_now {
+                parent
+                    .state()
+                    .children
+                    .retain(|c| !Arc::ptr_eq(c, &self.group));
+                self.kernel.tables().groups.remove(&self.tgid());
+                parent.child_events.notify_all();
+            } else {
+                let (code, value) = match final_status {
+                    ExitStatus::Exited(c) => (signal::CLD_EXITED, c),
+                    ExitStatus::Signaled(s) => (signal::CLD_KILLED, s),
+                };
+                if exit_signal > 0 {
+                    parent.queue_signal(SigInfo {
+                        status: value,
+                        ..SigInfo::user(exit_signal, code, self.tgid(), self.creds.uid)
+                    });
+                }
+                parent.child_events.notify_all();
+            }
+        }
+        // The init process's end ends the sandbox: every other process is killed.
+        let init = self.kernel.tables().init.clone();
+        if init.is_some_and(|i| Arc::ptr_eq(&i, &self.group)) {
+            for g in self.kernel.groups() {
+                if !Arc::ptr_eq(&g, &self.group) {
+                    g.begin_exit(ExitStatus::Signaled(SIGKILL));
+                }
+            }
+        }
+    }
+
+    /// Hands this process's children to init.
+    fn reparent_children(&self) {
+        let children = std::mem::take(&mut self.group.state().children);
+        if children.is_empty() {
+            return;
+        }
+        let init = self.kernel.tables().init.clone();
+        let Some(init) = init.filter(|i| !Arc::ptr_eq(i, &self.group)) else {
+            return;
+        };
+        for c in &children {
+            c.state().parent = Arc::downgrade(&init);
+        }
+        init.state().children.extend(children);
+        init.child_events.notify_all();
+    }
+
+    /// Sends `info` to the process `group` (kill semantics: SIGCONT resumes, stop
+    /// signals and SIGCONT cancel each other, SIGKILL kills at once).
+    pub fn send_to_group(kernel: &Kernel, group: &Arc<ThreadGroup>, info: SigInfo) -> bool {
+        let _ = kernel;
+        let sig = info.signo;
+        if sig == SIGKILL {
+            group.begin_exit(ExitStatus::Signaled(SIGKILL));
+            return true;
+        }
+        if sig == SIGCONT {
+            let (was_stopped, parent) = {
+                let mut s = group.state();
+                for stop in [SIGSTOP, signal::SIGTSTP, signal::SIGTTIN, signal::SIGTTOU] {
+                    s.pending.discard(stop);
+                }
+                let was = s.stopped;
+                s.stopped = false;
+                if was {
+                    s.job_event = Some(JobEvent::Continued);
+                }
+                for t in &s.threads {
+                    t.kick();
+                }
+                (was, s.parent.upgrade())
+            };
+            if was_stopped {
+                if let Some(p) = parent {
+                    p.child_events.notify_all();
+                }
+            }
+        }
+        if default_action(sig) == DefaultAction::Stop {
+            group.state().pending.discard(SIGCONT);
+        }
+        let actions = group.sighand();
+        if actions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_ignored(sig)
+            && sig != SIGCONT
+        {
+            return true;
+        }
+        group.queue_signal(info)
     }
 }
 
-/// The signal Linux sends for an exception vector.
-fn signal_for_vector(v: u8) -> i32 {
-    match v {
-        vector::DIVIDE_ERROR | vector::X87_FLOATING_POINT | vector::SIMD_FLOATING_POINT => SIGFPE,
-        vector::DEBUG | vector::BREAKPOINT => SIGTRAP,
-        vector::INVALID_OPCODE => SIGILL,
-        vector::ALIGNMENT_CHECK => SIGBUS,
-        _ => SIGSEGV,
-    }
+/// The auxv facts of a new program.
+pub(super) fn exec_context(creds: &Credentials) -> SysResult<ExecContext> {
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).map_err(|_| Errno::EIO)?;
+    Ok(ExecContext {
+        uid: creds.uid,
+        euid: creds.euid,
+        gid: creds.gid,
+        egid: creds.egid,
+        random,
+        ..ExecContext::default()
+    })
 }

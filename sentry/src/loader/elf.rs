@@ -10,7 +10,7 @@ use platform::Perms;
 
 use super::{read_full, Executable};
 use crate::errno::{Errno, SysResult};
-use crate::mm::{MapFlags, MemoryManager, MemoryObject, UserAddr, PAGE_SIZE, USER_END};
+use crate::mm::{MapFlags, MemoryManager, MemoryObject, UserAddr, PAGE_SIZE};
 
 /// Where a position-independent main executable is loaded (Linux's `ELF_ET_DYN_BASE`
 /// without randomisation: two thirds of the user half).
@@ -157,7 +157,7 @@ pub fn map_segments(
         .checked_add(bias)
         .and_then(|l| l.checked_add(span))
         .ok_or(bad)?;
-    if top > USER_END {
+    if top > mm.user_end() {
         return Err(bad);
     }
     let object = file.memory_object();

@@ -16,7 +16,7 @@ pub use elf::{ElfInfo, ET_DYN_BASE};
 pub use stack::{StackImage, AT_HWCAP2_VALUE, MAX_ARG_STRLEN};
 
 use crate::errno::{Errno, SysResult};
-use crate::mm::{MapFlags, MemoryManager, MemoryObject, UserAddr, PAGE_SIZE, USER_END};
+use crate::mm::{MapFlags, MemoryManager, MemoryObject, UserAddr, PAGE_SIZE};
 
 /// A file the loader can run: its bytes, and its page cache for mapping.
 pub trait Executable: Send + Sync {
@@ -58,8 +58,6 @@ pub struct Loaded {
     pub brk_start: u64,
 }
 
-/// Top of the initial stack (Linux puts it just below `TASK_SIZE`, less randomisation).
-pub const STACK_TOP: u64 = USER_END;
 /// The initial stack mapping; it grows down on faults beyond this.
 pub const STACK_INITIAL_SIZE: u64 = 128 * 1024;
 /// How many `#!` interpreters may be chained (Linux: 4 levels then `ELOOP`).
@@ -172,7 +170,10 @@ fn load_elf(
     };
 
     let stack_size = STACK_INITIAL_SIZE.max((image.size() + 64 * 1024).next_multiple_of(PAGE_SIZE));
-    let stack_bottom = STACK_TOP - stack_size;
+    // The stack's top is the top of the address space (Linux: `TASK_SIZE`, less
+    // randomisation).
+    let stack_top = mm.user_end();
+    let stack_bottom = stack_top - stack_size;
     let flags = MapFlags {
         fixed: true,
         growsdown: true,
@@ -191,7 +192,7 @@ fn load_elf(
     mm.set_brk_start(UserAddr::new(main_map.end));
 
     let auxv = stack::auxv(&main, &main_map, base, ctx);
-    let sp = image.write(mm, STACK_TOP, &auxv, ctx)?;
+    let sp = image.write(mm, stack_top, &auxv, ctx)?;
     Ok(Loaded {
         entry,
         stack_pointer: sp,

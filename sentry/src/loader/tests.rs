@@ -6,6 +6,7 @@ use platform::{AddressSpace, MemoryFile, PlatformError};
 
 use super::*;
 use crate::mm::cache::{BytesSource, FileCache};
+use crate::mm::USER_END;
 
 /// An address space that accepts everything: the loader tests check the memory manager's
 /// view, not the platform's.
@@ -82,7 +83,7 @@ impl Resolver for Files {
 }
 
 fn run(files: &Files, path: &str, argv: &[&str]) -> (SysResult<Loaded>, MemoryManager) {
-    let mm = MemoryManager::new(Arc::clone(&files.memory), Arc::new(NullSpace)).unwrap();
+    let mm = MemoryManager::new(Arc::clone(&files.memory), Arc::new(NullSpace), USER_END).unwrap();
     let file = match files.open_executable(path.as_bytes()) {
         Ok(f) => f,
         Err(e) => return (Err(e), mm),

@@ -232,12 +232,21 @@ struct Inner {
     zero: Arc<Page>,
     /// `mmap` without a hint searches down from here.
     mmap_base: u64,
+    /// One past the highest application address.
+    user_end: u64,
     brk_start: u64,
     brk: u64,
 }
 
 impl MemoryManager {
-    pub fn new(memory: Arc<MemoryFile>, space: Arc<dyn AddressSpace>) -> SysResult<Self> {
+    /// A manager for `space`, whose application addresses end at `user_end` (the
+    /// platform's `max_user_address`, at most [`USER_END`]).
+    pub fn new(
+        memory: Arc<MemoryFile>,
+        space: Arc<dyn AddressSpace>,
+        user_end: u64,
+    ) -> SysResult<Self> {
+        let user_end = user_end.min(USER_END) & !(PAGE_SIZE - 1);
         let zero = Page::new(&memory)?;
         Ok(Self {
             memory,
@@ -246,11 +255,17 @@ impl MemoryManager {
                 vmas: BTreeMap::new(),
                 pages: BTreeMap::new(),
                 zero,
-                mmap_base: (USER_END / 3 * 2) & !(PAGE_SIZE - 1),
+                mmap_base: (user_end / 3 * 2) & !(PAGE_SIZE - 1),
+                user_end,
                 brk_start: 0,
                 brk: 0,
             }),
         })
+    }
+
+    /// One past the highest application address.
+    pub fn user_end(&self) -> u64 {
+        self.lock().user_end
     }
 
     /// The platform address space this manager drives.
@@ -274,7 +289,7 @@ impl MemoryManager {
     /// Sets the start of the heap (just past the loaded program's data).
     pub fn set_brk_start(&self, start: UserAddr) {
         let mut inner = self.lock();
-        let start = start.page_up().map_or(USER_END, UserAddr::get);
+        let start = start.page_up().map_or(inner.user_end, UserAddr::get);
         inner.brk_start = start;
         inner.brk = start;
     }
@@ -292,15 +307,15 @@ impl MemoryManager {
             .checked_next_multiple_of(PAGE_SIZE)
             .filter(|&l| l != 0)
             .ok_or(Errno::ENOMEM)?;
-        if len > USER_END {
+        let mut inner = self.lock();
+        if len > inner.user_end {
             return Err(Errno::ENOMEM);
         }
-        let mut inner = self.lock();
         let start = if flags.fixed || flags.fixed_noreplace {
             if !addr.is_page_aligned() {
                 return Err(Errno::EINVAL);
             }
-            if addr.get() < MMAP_MIN_ADDR || !addr.range_is_user(len) {
+            if addr.get() < MMAP_MIN_ADDR || !inner.in_user(addr.get(), len) {
                 return Err(if flags.fixed_noreplace {
                     Errno::EPERM
                 } else {
@@ -314,7 +329,7 @@ impl MemoryManager {
         } else {
             let hint = addr.page_down().get();
             if hint >= MMAP_MIN_ADDR
-                && UserAddr::new(hint).range_is_user(len)
+                && inner.in_user(hint, len)
                 && !inner.overlaps(hint, hint + len)
             {
                 hint
@@ -532,10 +547,33 @@ impl MemoryManager {
                 pages,
                 zero: Arc::clone(&inner.zero),
                 mmap_base: inner.mmap_base,
+                user_end: inner.user_end,
                 brk_start: inner.brk_start,
                 brk: inner.brk,
             }),
         })
+    }
+
+    /// The memory-file offset behind `addr` (faulting the page in for `access`, as a
+    /// copy would), and whether the mapping there is shared: for futexes.
+    pub fn translate(&self, addr: UserAddr, access: Access) -> SysResult<(u64, bool)> {
+        if !addr.range_is_user(1) {
+            return Err(Errno::EFAULT);
+        }
+        let mut inner = self.lock();
+        if !inner.in_user(addr.get(), 1) {
+            return Err(Errno::EFAULT);
+        }
+        let page = addr.page_down().get();
+        let offset = self
+            .fault_locked(&mut inner, page, access, false)
+            .map_err(|_| Errno::EFAULT)?;
+        let shared = inner
+            .vmas
+            .range(..=page)
+            .next_back()
+            .is_some_and(|(_, v)| v.shared);
+        Ok((offset + (addr.get() - page), shared))
     }
 
     /// The VMAs, for `/proc/PID/maps`, `mincore` and tests.
@@ -559,6 +597,9 @@ impl MemoryManager {
             return Err(Errno::EFAULT);
         }
         let mut inner = self.lock();
+        if !inner.in_user(addr.get(), len) {
+            return Err(Errno::EFAULT);
+        }
         let mut done = 0u64;
         while done < len {
             let at = addr.get() + done;
@@ -686,6 +727,11 @@ impl MemoryManager {
 }
 
 impl Inner {
+    fn in_user(&self, addr: u64, len: u64) -> bool {
+        addr.checked_add(len)
+            .is_some_and(|end| end <= self.user_end)
+    }
+
     fn overlaps(&self, start: u64, end: u64) -> bool {
         self.vmas
             .range(..end)

@@ -3,6 +3,7 @@ use std::any::Any;
 use platform::PlatformError;
 
 use super::*;
+use crate::mm::USER_END;
 
 /// An address space that only records what the memory manager maps, so the tests can
 /// check the platform's view without running application code.
@@ -48,7 +49,12 @@ impl AddressSpace for RecordingSpace {
 fn setup() -> (MemoryManager, Arc<RecordingSpace>) {
     let memory = Arc::new(MemoryFile::new(64 << 20).unwrap());
     let space = Arc::new(RecordingSpace::default());
-    let mm = MemoryManager::new(memory, Arc::clone(&space) as Arc<dyn AddressSpace>).unwrap();
+    let mm = MemoryManager::new(
+        memory,
+        Arc::clone(&space) as Arc<dyn AddressSpace>,
+        USER_END,
+    )
+    .unwrap();
     (mm, space)
 }
 

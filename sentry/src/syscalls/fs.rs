@@ -130,7 +130,7 @@ pub fn newfstatat(
     let name = task.mm.read_c_string(path, 4095)?;
     if !name.is_empty() || flags & AT_EMPTY_PATH == 0 {
         // Path lookup needs the VFS (the gofer-backed root); until it lands, say so.
-        log::warn!("newfstatat of a path: not implemented yet (ENOSYS)");
+        log::debug!("newfstatat of a path: not implemented yet (ENOSYS)");
         return Err(Errno::ENOSYS);
     }
     let stat = task.fds.get(dirfd)?.stat()?;

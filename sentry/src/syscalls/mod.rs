@@ -5,10 +5,13 @@
 //! it). A number without a handler returns `ENOSYS` and is logged once.
 
 mod fs;
+mod futex;
 mod info;
 mod mm;
 pub mod names;
 mod process;
+mod signal;
+mod time;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -94,23 +97,54 @@ syscall_table! {
     10 => mm::mprotect(addr: UserAddr, len: u64, prot: u64),
     11 => mm::munmap(addr: UserAddr, len: u64),
     12 => mm::brk(addr: UserAddr),
+    13 => signal::rt_sigaction(sig: i32, act: UserAddr, oldact: UserAddr, sigsetsize: usize),
+    14 => signal::rt_sigprocmask(how: i32, set: UserAddr, oldset: UserAddr, sigsetsize: usize),
+    15 => signal::rt_sigreturn(),
     20 => fs::writev(fd: i32, iov: UserAddr, iovcnt: i32),
+    24 => time::sched_yield(),
+    34 => signal::pause(),
+    35 => time::nanosleep(req: UserAddr, rem: UserAddr),
     39 => process::getpid(),
+    56 => process::clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64),
+    57 => process::fork(),
+    58 => process::vfork(),
+    59 => process::execve(path: UserAddr, argv: UserAddr, envp: UserAddr),
     60 => process::exit(status: i32),
+    61 => process::wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr),
+    62 => signal::kill(pid: i32, sig: i32),
     63 => info::uname(buf: UserAddr),
+    96 => time::gettimeofday(tv: UserAddr, tz: UserAddr),
     102 => process::getuid(),
     104 => process::getgid(),
     107 => process::geteuid(),
     108 => process::getegid(),
+    109 => process::setpgid(pid: i32, pgid: i32),
     110 => process::getppid(),
+    111 => process::getpgrp(),
+    112 => process::setsid(),
+    121 => process::getpgid(pid: i32),
+    124 => process::getsid(pid: i32),
+    127 => signal::rt_sigpending(set: UserAddr, sigsetsize: usize),
+    129 => signal::rt_sigqueueinfo(tgid: i32, sig: i32, info: UserAddr),
+    130 => signal::rt_sigsuspend(set: UserAddr, sigsetsize: usize),
+    131 => signal::sigaltstack(ss: UserAddr, old: UserAddr),
     158 => process::arch_prctl(code: i32, addr: u64),
     186 => process::gettid(),
+    200 => signal::tkill(tid: i32, sig: i32),
+    201 => time::time(tloc: UserAddr),
+    202 => futex::futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32),
     218 => process::set_tid_address(addr: UserAddr),
+    228 => time::clock_gettime(id: i32, tp: UserAddr),
+    229 => time::clock_getres(id: i32, res: UserAddr),
+    230 => time::clock_nanosleep(id: i32, flags: i32, req: UserAddr, rem: UserAddr),
     231 => process::exit_group(status: i32),
+    234 => signal::tgkill(tgid: i32, tid: i32, sig: i32),
     262 => fs::newfstatat(dirfd: i32, path: UserAddr, statbuf: UserAddr, flags: i32),
     273 => process::set_robust_list(head: UserAddr, len: u64),
+    297 => signal::rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr),
     302 => info::prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr),
     318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),
+    435 => process::clone3(args: UserAddr, size: usize),
 }
 
 fn unimplemented(nr: u64) -> SysResult<i64> {

@@ -1,7 +1,10 @@
-//! Process and thread identity and lifetime: exit, IDs, arch_prctl, set_tid_address,
-//! set_robust_list.
+//! Process and thread lifetime and identity: clone/fork/vfork, execve, exit, wait4, the
+//! IDs, arch_prctl, set_tid_address, set_robust_list, process groups and sessions.
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::clone::{CloneArgs, CLONE_VFORK, CLONE_VM};
+use crate::kernel::process::{JobEvent, ThreadGroup};
+use crate::kernel::signal::SIGCHLD;
 use crate::kernel::{ExitStatus, Task};
 use crate::mm::{UserAddr, UserPtr, USER_END};
 
@@ -15,27 +18,267 @@ const ARCH_SET_CPUID: i32 = 0x1012;
 /// `sizeof(struct robust_list_head)`.
 const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 
+/// The longest argument list `execve` reads (pointers), and one string's limit.
+const MAX_ARGS: usize = 0x7fff_ffff / 8;
+
 pub fn exit(task: &mut Task, status: i32) -> SysResult<i64> {
-    // One thread per process so far: the thread's exit is the process's.
     task.exit = Some(ExitStatus::Exited(status & 0xff));
     Ok(0)
 }
 
 pub fn exit_group(task: &mut Task, status: i32) -> SysResult<i64> {
-    task.exit = Some(ExitStatus::Exited(status & 0xff));
+    let status = ExitStatus::Exited(status & 0xff);
+    task.group.begin_exit(status);
+    task.exit = Some(status);
     Ok(0)
 }
 
+pub fn clone(
+    task: &mut Task,
+    flags: u64,
+    stack: u64,
+    parent_tid: UserAddr,
+    child_tid: UserAddr,
+    tls: u64,
+) -> SysResult<i64> {
+    let exit_signal = i32::try_from(flags & 0xff).unwrap_or(0);
+    task.clone_task(CloneArgs {
+        flags: flags & !0xff,
+        stack,
+        parent_tid,
+        child_tid,
+        tls,
+        exit_signal,
+    })
+}
+
+pub fn fork(task: &mut Task) -> SysResult<i64> {
+    task.clone_task(CloneArgs {
+        flags: 0,
+        stack: 0,
+        parent_tid: UserAddr::NULL,
+        child_tid: UserAddr::NULL,
+        tls: 0,
+        exit_signal: SIGCHLD,
+    })
+}
+
+pub fn vfork(task: &mut Task) -> SysResult<i64> {
+    task.clone_task(CloneArgs {
+        flags: CLONE_VM | CLONE_VFORK,
+        stack: 0,
+        parent_tid: UserAddr::NULL,
+        child_tid: UserAddr::NULL,
+        tls: 0,
+        exit_signal: SIGCHLD,
+    })
+}
+
+/// `struct clone_args` of clone3, up to `set_tid_size` (the fields Bulwark reads).
+#[repr(C)]
+#[derive(Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+struct Clone3Args {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+pub fn clone3(task: &mut Task, args: UserAddr, size: usize) -> SysResult<i64> {
+    // CLONE_ARGS_SIZE_VER0 is 64 bytes; larger structs must be zero past what we read.
+    if !(64..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let a: Clone3Args = task.mm.read(UserPtr::new(args))?;
+    if size > 64 {
+        let mut rest = vec![0u8; size - 64];
+        task.mm.copy_in(args.checked_add(64)?, &mut rest)?;
+        if rest.iter().any(|&b| b != 0) {
+            log::warn!("clone3: set_tid/cgroup not implemented (E2BIG)");
+            return Err(Errno::E2BIG);
+        }
+    }
+    if a.exit_signal > 64 || a.flags & 0xff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let stack = if a.stack != 0 {
+        a.stack.checked_add(a.stack_size).ok_or(Errno::EINVAL)?
+    } else {
+        0
+    };
+    task.clone_task(CloneArgs {
+        flags: a.flags,
+        stack,
+        parent_tid: UserAddr::new(a.parent_tid),
+        child_tid: UserAddr::new(a.child_tid),
+        tls: a.tls,
+        exit_signal: i32::try_from(a.exit_signal).unwrap_or(0),
+    })
+}
+
+/// Reads a NULL-terminated array of string pointers (argv or envp).
+fn read_strings(task: &Task, array: UserAddr) -> SysResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    if array.is_null() {
+        return Ok(out);
+    }
+    let mut total = 0usize;
+    for i in 0..MAX_ARGS as u64 {
+        let ptr: u64 = task.mm.read(UserPtr::<u64>::new(array).offset(i)?)?;
+        if ptr == 0 {
+            return Ok(out);
+        }
+        let s = task
+            .mm
+            .read_c_string(UserAddr::new(ptr), crate::loader::MAX_ARG_STRLEN)
+            .map_err(|e| {
+                if e == Errno::ENAMETOOLONG {
+                    Errno::E2BIG
+                } else {
+                    e
+                }
+            })?;
+        total = total.saturating_add(s.len() + 1 + 8);
+        if total > 2 * 1024 * 1024 {
+            return Err(Errno::E2BIG);
+        }
+        out.push(s);
+    }
+    Err(Errno::E2BIG)
+}
+
+pub fn execve(task: &mut Task, path: UserAddr, argv: UserAddr, envp: UserAddr) -> SysResult<i64> {
+    let path = task.mm.read_c_string(path, 4095)?;
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let argv = read_strings(task, argv)?;
+    let envp = read_strings(task, envp)?;
+    task.exec(&path, argv, envp)
+}
+
+const WNOHANG: i32 = 1;
+const WUNTRACED: i32 = 2;
+const WCONTINUED: i32 = 8;
+const WNOWAIT: i32 = 0x0100_0000;
+const WNOTHREAD: i32 = 0x2000_0000;
+const WALL: i32 = 0x4000_0000;
+const WCLONE: i32 = -0x8000_0000;
+
+/// What `wait4` found.
+struct Reaped {
+    pid: i32,
+    status: i32,
+}
+
+pub fn wait4(
+    task: &mut Task,
+    pid: i32,
+    status: UserAddr,
+    options: i32,
+    rusage: UserAddr,
+) -> SysResult<i64> {
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let group = std::sync::Arc::clone(&task.group);
+    let waker = std::sync::Arc::clone(&task.handle.waker);
+    let _reg = group.child_events.register(&waker);
+    let found = task.block_until(None, || match find_child(task, &group, pid, options)? {
+        Some(r) => Ok(Some(Some(r))),
+        None if options & WNOHANG != 0 => Ok(Some(None)),
+        None => Ok(None),
+    })?;
+    let Some(r) = found else { return Ok(0) };
+    if !status.is_null() {
+        task.mm.write(UserPtr::<i32>::new(status), &r.status)?;
+    }
+    if !rusage.is_null() {
+        // Resource usage is not accounted yet: report zeros, as for a child that used none.
+        task.mm.copy_out(rusage, &[0u8; 144])?;
+    }
+    Ok(i64::from(r.pid))
+}
+
+/// Looks for a child matching `pid` with something to report; `ECHILD` if none matches.
+fn find_child(
+    task: &Task,
+    group: &ThreadGroup,
+    pid: i32,
+    options: i32,
+) -> SysResult<Option<Reaped>> {
+    let my_pgid = group.state().pgid;
+    let children = group.state().children.clone();
+    let mut any = false;
+    for child in children {
+        let mut s = child.state();
+        let matches = match pid {
+            -1 => true,
+            0 => s.pgid == my_pgid,
+            p if p > 0 => child.tgid == p,
+            p => s.pgid == -p,
+        };
+        // Without __WALL, __WCLONE selects children that report with a signal other than
+        // SIGCHLD, and only those.
+        let clone_child = s.exit_signal != SIGCHLD;
+        if !matches || (options & WALL == 0 && (options & WCLONE != 0) != clone_child) {
+            continue;
+        }
+        any = true;
+        if let Some(exit) = s.zombie {
+            let status = match exit {
+                ExitStatus::Exited(code) => (code & 0xff) << 8,
+                ExitStatus::Signaled(sig) => sig & 0x7f,
+            };
+            drop(s);
+            if options & WNOWAIT == 0 {
+                group.state().children.retain(|c| c.tgid != child.tgid);
+                task.kernel.tables().groups.remove(&child.tgid);
+            }
+            return Ok(Some(Reaped {
+                pid: child.tgid,
+                status,
+            }));
+        }
+        match s.job_event {
+            Some(JobEvent::Stopped(sig)) if options & WUNTRACED != 0 => {
+                s.job_event = None;
+                return Ok(Some(Reaped {
+                    pid: child.tgid,
+                    status: (sig << 8) | 0x7f,
+                }));
+            }
+            Some(JobEvent::Continued) if options & WCONTINUED != 0 => {
+                s.job_event = None;
+                return Ok(Some(Reaped {
+                    pid: child.tgid,
+                    status: 0xffff,
+                }));
+            }
+            _ => {}
+        }
+    }
+    if any {
+        Ok(None)
+    } else {
+        Err(Errno::ECHILD)
+    }
+}
+
 pub fn getpid(task: &mut Task) -> SysResult<i64> {
-    Ok(i64::from(task.group.tgid))
+    Ok(i64::from(task.tgid()))
 }
 
 pub fn gettid(task: &mut Task) -> SysResult<i64> {
-    Ok(i64::from(task.tid))
+    Ok(i64::from(task.tid()))
 }
 
 pub fn getppid(task: &mut Task) -> SysResult<i64> {
-    Ok(i64::from(task.group.parent_tgid))
+    Ok(task.group.parent().map_or(0, |p| i64::from(p.tgid)))
 }
 
 pub fn getuid(task: &mut Task) -> SysResult<i64> {
@@ -52,6 +295,78 @@ pub fn getgid(task: &mut Task) -> SysResult<i64> {
 
 pub fn getegid(task: &mut Task) -> SysResult<i64> {
     Ok(i64::from(task.creds.egid))
+}
+
+fn group_of(task: &Task, pid: i32) -> SysResult<std::sync::Arc<ThreadGroup>> {
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid == 0 || pid == task.tgid() {
+        return Ok(std::sync::Arc::clone(&task.group));
+    }
+    task.kernel.group(pid).ok_or(Errno::ESRCH)
+}
+
+pub fn getpgid(task: &mut Task, pid: i32) -> SysResult<i64> {
+    Ok(i64::from(group_of(task, pid)?.state().pgid))
+}
+
+pub fn getpgrp(task: &mut Task) -> SysResult<i64> {
+    Ok(i64::from(task.group.state().pgid))
+}
+
+pub fn getsid(task: &mut Task, pid: i32) -> SysResult<i64> {
+    Ok(i64::from(group_of(task, pid)?.state().sid))
+}
+
+pub fn setpgid(task: &mut Task, pid: i32, pgid: i32) -> SysResult<i64> {
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = group_of(task, pid)?;
+    let is_self = std::sync::Arc::ptr_eq(&target, &task.group);
+    if !is_self
+        && !target
+            .parent()
+            .is_some_and(|p| std::sync::Arc::ptr_eq(&p, &task.group))
+    {
+        return Err(Errno::ESRCH);
+    }
+    let my_sid = task.group.state().sid;
+    let mut s = target.state();
+    if s.sid != my_sid {
+        return Err(Errno::EPERM);
+    }
+    if s.sid == target.tgid {
+        // A session leader cannot change its group.
+        return Err(Errno::EPERM);
+    }
+    let pgid = if pgid == 0 { target.tgid } else { pgid };
+    if pgid != target.tgid {
+        drop(s);
+        let exists = task.kernel.groups().iter().any(|g| {
+            let gs = g.state();
+            gs.pgid == pgid && gs.sid == my_sid
+        });
+        if !exists {
+            return Err(Errno::EPERM);
+        }
+        s = target.state();
+    }
+    s.pgid = pgid;
+    Ok(0)
+}
+
+pub fn setsid(task: &mut Task) -> SysResult<i64> {
+    let tgid = task.tgid();
+    let leads_group = task.kernel.groups().iter().any(|g| g.state().pgid == tgid);
+    if leads_group {
+        return Err(Errno::EPERM);
+    }
+    let mut s = task.group.state();
+    s.sid = tgid;
+    s.pgid = tgid;
+    Ok(i64::from(tgid))
 }
 
 pub fn arch_prctl(task: &mut Task, code: i32, addr: u64) -> SysResult<i64> {
@@ -85,7 +400,7 @@ pub fn arch_prctl(task: &mut Task, code: i32, addr: u64) -> SysResult<i64> {
 
 pub fn set_tid_address(task: &mut Task, addr: UserAddr) -> SysResult<i64> {
     task.clear_child_tid = addr;
-    Ok(i64::from(task.tid))
+    Ok(i64::from(task.tid()))
 }
 
 pub fn set_robust_list(task: &mut Task, head: UserAddr, len: u64) -> SysResult<i64> {

@@ -1,0 +1,210 @@
+//! Thread groups (processes) and the shared half of each thread: what other threads use to
+//! signal, wake or wait for them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use platform::Interrupter;
+
+use super::signal::{Pending, SigActions, SigInfo, SigSet};
+use super::wait::{WaitQueue, Waker};
+use super::{ExitStatus, Limits};
+
+/// What other threads hold of a task: its ID, how to wake it, its signal state.
+pub struct TaskHandle {
+    pub tid: Mutex<i32>,
+    /// Set to make just this thread exit (the others of an `execve`).
+    exit_alone: AtomicBool,
+    pub waker: Arc<Waker>,
+    interrupter: Interrupter,
+    signals: Mutex<ThreadSignals>,
+}
+
+/// A thread's own signal state.
+#[derive(Default)]
+pub struct ThreadSignals {
+    pub mask: SigSet,
+    pub pending: Pending,
+    /// The mask to restore after `rt_sigsuspend`/`ppoll` delivered a signal.
+    pub saved_mask: Option<SigSet>,
+}
+
+impl TaskHandle {
+    pub fn new(tid: i32, interrupter: Interrupter, mask: SigSet) -> Arc<Self> {
+        Arc::new(Self {
+            tid: Mutex::new(tid),
+            exit_alone: AtomicBool::new(false),
+            waker: Waker::new(),
+            interrupter,
+            signals: Mutex::new(ThreadSignals {
+                mask,
+                ..ThreadSignals::default()
+            }),
+        })
+    }
+
+    pub fn tid(&self) -> i32 {
+        *self.tid.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn signals(&self) -> MutexGuard<'_, ThreadSignals> {
+        self.signals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes this thread (only) exit.
+    pub fn exit_thread_only(&self) {
+        self.exit_alone.store(true, Ordering::Release);
+        self.kick();
+    }
+
+    pub fn must_exit_alone(&self) -> bool {
+        self.exit_alone.load(Ordering::Acquire)
+    }
+
+    /// Makes the task look at its state: wakes it from a blocking wait and stops its
+    /// application code.
+    pub fn kick(&self) {
+        self.waker.wake();
+        self.interrupter.interrupt();
+    }
+}
+
+/// A stop or continue a parent has not yet collected with `wait`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobEvent {
+    Stopped(i32),
+    Continued,
+}
+
+/// A process's shared, changing state.
+pub struct GroupState {
+    pub parent: Weak<ThreadGroup>,
+    pub children: Vec<Arc<ThreadGroup>>,
+    pub threads: Vec<Arc<TaskHandle>>,
+    /// Process-directed pending signals.
+    pub pending: Pending,
+    /// Set when the whole group is exiting (`exit_group`, a fatal signal).
+    pub exiting: Option<ExitStatus>,
+    /// Set once the last thread is gone: the status the parent collects.
+    pub zombie: Option<ExitStatus>,
+    /// Stopped by a stop signal (job control).
+    pub stopped: bool,
+    pub job_event: Option<JobEvent>,
+    pub pgid: i32,
+    pub sid: i32,
+    /// The signal sent to the parent at exit (SIGCHLD, or clone's choice; 0 for none).
+    pub exit_signal: i32,
+}
+
+/// A process.
+pub struct ThreadGroup {
+    pub tgid: i32,
+    pub limits: Mutex<Limits>,
+    /// Signal actions; shared with `CLONE_SIGHAND` relatives.
+    pub sighand: Mutex<Arc<Mutex<SigActions>>>,
+    state: Mutex<GroupState>,
+    /// Notified when a child changes state (exits, stops, continues): `wait` sleeps here.
+    pub child_events: WaitQueue,
+    /// Notified when this group becomes a zombie.
+    pub exited: WaitQueue,
+}
+
+impl ThreadGroup {
+    pub fn new(
+        tgid: i32,
+        parent: Option<&Arc<ThreadGroup>>,
+        sighand: Arc<Mutex<SigActions>>,
+        limits: Limits,
+        exit_signal: i32,
+    ) -> Arc<Self> {
+        let (pgid, sid) = match parent {
+            Some(p) => {
+                let s = p.state();
+                (s.pgid, s.sid)
+            }
+            None => (tgid, tgid),
+        };
+        Arc::new(Self {
+            tgid,
+            limits: Mutex::new(limits),
+            sighand: Mutex::new(sighand),
+            state: Mutex::new(GroupState {
+                parent: parent.map(Arc::downgrade).unwrap_or_default(),
+                children: Vec::new(),
+                threads: Vec::new(),
+                pending: Pending::default(),
+                exiting: None,
+                zombie: None,
+                stopped: false,
+                job_event: None,
+                pgid,
+                sid,
+                exit_signal,
+            }),
+            child_events: WaitQueue::default(),
+            exited: WaitQueue::default(),
+        })
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn limits(&self) -> MutexGuard<'_, Limits> {
+        self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn sighand(&self) -> Arc<Mutex<SigActions>> {
+        Arc::clone(&self.sighand.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn parent(&self) -> Option<Arc<ThreadGroup>> {
+        self.state().parent.upgrade()
+    }
+
+    /// Starts the exit of every thread with `status` (the first cause wins).
+    pub fn begin_exit(&self, status: ExitStatus) {
+        let threads = {
+            let mut s = self.state();
+            if s.exiting.is_none() {
+                s.exiting = Some(status);
+            }
+            s.stopped = false;
+            s.threads.clone()
+        };
+        for t in threads {
+            t.kick();
+        }
+    }
+
+    /// Queues a process-directed signal and kicks a thread that does not block it.
+    pub fn queue_signal(&self, info: SigInfo) -> bool {
+        let threads = {
+            let mut s = self.state();
+            if !s.pending.push(info) {
+                return false;
+            }
+            s.threads.clone()
+        };
+        let target = threads
+            .iter()
+            .find(|t| !t.signals().mask.contains(info.signo))
+            .or_else(|| threads.first());
+        if let Some(t) = target {
+            t.kick();
+        }
+        true
+    }
+
+    /// Waits until the group is a zombie and returns its status.
+    pub fn wait_exit(&self, waker: &Arc<Waker>) -> ExitStatus {
+        let _reg = self.exited.register(waker);
+        loop {
+            let seen = waker.generation();
+            if let Some(status) = self.state().zombie {
+                return status;
+            }
+            waker.sleep(seen, None);
+        }
+    }
+}
