@@ -317,7 +317,9 @@ pub fn default_platform() -> Option<(&'static str, &'static str)> {
 
 /// Whether a VM on this host takes the architectural path (a small VM is made to find out).
 fn kvm_is_architectural() -> bool {
-    let Ok(memory) = MemoryFile::new(16 << 20) else { return false };
+    let Ok(memory) = MemoryFile::new(16 << 20) else {
+        return false;
+    };
     kvm::Kvm::new(Arc::new(memory)).is_ok_and(|k| k.path() == kvm::Path::Architectural)
 }
 

@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use platform::{
-    vector, Access, AddressSpace, Context, Exit, FileRange, MemoryFile, Perms, Platform,
-    Registers, PAGE_SIZE,
+    vector, Access, AddressSpace, Context, Exit, FileRange, MemoryFile, Perms, Platform, Registers,
+    PAGE_SIZE,
 };
 
 /// Where the guest's code, data and stack live.
@@ -36,6 +36,9 @@ macro_rules! guest {
     ($name:ident: $($asm:literal),* $(,)?) => {
         core::arch::global_asm!(
             concat!(".pushsection .rodata.bulwark_guest_", stringify!($name), ",\"a\""),
+            // Global, so the extern statics below resolve in release (LTO-free) links too.
+            concat!(".globl bulwark_guest_", stringify!($name), "_start"),
+            concat!(".globl bulwark_guest_", stringify!($name), "_end"),
             concat!("bulwark_guest_", stringify!($name), "_start:"),
             $($asm,)*
             concat!("bulwark_guest_", stringify!($name), "_end:"),
@@ -219,6 +222,9 @@ guest!(spin_forever:
     "jmp 2b",
 );
 
+/// A guest program: its machine code.
+type Program = fn() -> &'static [u8];
+
 // ---- The harness ----------------------------------------------------------------------
 
 /// One guest: an address space with code, a data page and a stack, and a context.
@@ -228,7 +234,6 @@ struct Guest {
     ctx: Box<dyn Context>,
     regs: Registers,
     data: FileRange,
-    platform: Arc<dyn Platform>,
 }
 
 impl Guest {
@@ -244,12 +249,21 @@ impl Guest {
         let code_len = (code.len() as u64).next_multiple_of(PAGE_SIZE);
         let code_range = memory.allocate(code_len).unwrap();
         memory.write(code_range.offset, code).unwrap();
-        space.map(CODE, code_len, code_range.offset, Perms::READ | Perms::EXEC).unwrap();
+        space
+            .map(CODE, code_len, code_range.offset, Perms::READ | Perms::EXEC)
+            .unwrap();
         let data = memory.allocate(PAGE_SIZE).unwrap();
-        space.map(DATA, PAGE_SIZE, data.offset, Perms::READ | Perms::WRITE).unwrap();
+        space
+            .map(DATA, PAGE_SIZE, data.offset, Perms::READ | Perms::WRITE)
+            .unwrap();
         let stack = memory.allocate(4 * PAGE_SIZE).unwrap();
         space
-            .map(STACK_TOP - 4 * PAGE_SIZE, 4 * PAGE_SIZE, stack.offset, Perms::READ | Perms::WRITE)
+            .map(
+                STACK_TOP - 4 * PAGE_SIZE,
+                4 * PAGE_SIZE,
+                stack.offset,
+                Perms::READ | Perms::WRITE,
+            )
             .unwrap();
         let ctx = platform.new_context().expect("new_context");
         Self {
@@ -258,18 +272,24 @@ impl Guest {
             ctx,
             regs: Registers::new(CODE, STACK_TOP - 64),
             data,
-            platform: Arc::clone(platform),
         }
     }
 
     fn run(&mut self) -> Exit {
-        self.ctx.switch(&*self.space, &mut self.regs).expect("switch failed")
+        self.ctx
+            .switch(&*self.space, &mut self.regs)
+            .expect("switch failed")
     }
 
     /// Runs and expects a syscall exit with number `nr`.
     fn run_to_syscall(&mut self, nr: u64) {
         let exit = self.run();
-        assert_eq!(exit, Exit::Syscall, "expected syscall {nr}, regs {:#x?}", self.regs);
+        assert_eq!(
+            exit,
+            Exit::Syscall,
+            "expected syscall {nr}, regs {:#x?}",
+            self.regs
+        );
         assert_eq!(self.regs.orig_rax, nr, "syscall number");
     }
 
@@ -280,7 +300,9 @@ impl Guest {
     /// Maps a fresh page at `addr`; returns its memory-file range.
     fn map_page(&self, addr: u64, perms: Perms) -> FileRange {
         let range = self.memory.allocate(PAGE_SIZE).unwrap();
-        self.space.map(addr, PAGE_SIZE, range.offset, perms).unwrap();
+        self.space
+            .map(addr, PAGE_SIZE, range.offset, perms)
+            .unwrap();
         range
     }
 
@@ -315,20 +337,36 @@ fn syscall_exit_registers(p: &Arc<dyn Platform>) {
     g.run_to_syscall(SYS_GETPPID);
     let r = g.regs;
     assert_eq!(r.rax, SYS_GETPPID);
-    assert_eq!((r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9), (0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666));
+    assert_eq!(
+        (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9),
+        (0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666)
+    );
     assert_eq!(r.rip, CODE + 2, "rip points after the syscall instruction");
     assert_eq!(r.rcx, r.rip, "rcx holds the return address");
-    assert_eq!(r.r11 & 0x202, 0x202, "r11 holds RFLAGS (IF and bit 1 set): {:#x}", r.r11);
+    assert_eq!(
+        r.r11 & 0x202,
+        0x202,
+        "r11 holds RFLAGS (IF and bit 1 set): {:#x}",
+        r.r11
+    );
     assert_eq!(r.rflags & 0x202, 0x202, "rflags {:#x}", r.rflags);
     assert_eq!((r.cs, r.ss), (platform::USER_CS, platform::USER_SS));
     assert_eq!(r.rsp, STACK_TOP - 64);
 
     g.regs.rax = 0xfeed_beef;
     g.run_to_syscall(SYS_EXIT);
-    assert_eq!(g.data(0), 0xfeed_beef, "the code sees the rax the Sentry wrote");
+    assert_eq!(
+        g.data(0),
+        0xfeed_beef,
+        "the code sees the rax the Sentry wrote"
+    );
     assert_eq!(g.data(1), r.rip, "rcx after the syscall");
     assert_eq!(g.data(2), r.r11, "r11 after the syscall");
-    assert_ne!(g.data(3) & 0x200, 0, "interrupts stay enabled in application mode");
+    assert_ne!(
+        g.data(3) & 0x200,
+        0,
+        "interrupts stay enabled in application mode"
+    );
 }
 
 fn syscall_resume_sets_every_register(p: &Arc<dyn Platform>) {
@@ -362,13 +400,25 @@ fn syscall_resume_sets_every_register(p: &Arc<dyn Platform>) {
         want.r10, want.r11, want.r12, want.r13, want.r14, want.r15, want.rsp,
     ];
     assert_eq!(&got[..16], &expected[..], "registers as the code saw them");
-    assert_eq!(got[16] & 0x401, 0x401, "CF and DF as set: rflags {:#x}", got[16]);
+    assert_eq!(
+        got[16] & 0x401,
+        0x401,
+        "CF and DF as set: rflags {:#x}",
+        got[16]
+    );
 }
 
 fn page_fault_read_unmapped_then_resume(p: &Arc<dyn Platform>) {
     let mut g = Guest::new(p, read_probe());
     let exit = g.run();
-    assert_eq!(exit, Exit::PageFault { addr: PROBE, access: Access::Read, present: false });
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: PROBE,
+            access: Access::Read,
+            present: false
+        }
+    );
     assert_eq!(g.regs.rip, CODE, "rip at the faulting instruction");
     let page = g.map_page(PROBE, Perms::READ);
     g.memory.write_u64(page.offset, 0x4242).unwrap();
@@ -379,19 +429,37 @@ fn page_fault_read_unmapped_then_resume(p: &Arc<dyn Platform>) {
 fn page_fault_write_unmapped_then_resume(p: &Arc<dyn Platform>) {
     let mut g = Guest::new(p, write_probe());
     let exit = g.run();
-    assert_eq!(exit, Exit::PageFault { addr: PROBE + 8, access: Access::Write, present: false });
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: PROBE + 8,
+            access: Access::Write,
+            present: false
+        }
+    );
     assert_eq!(g.regs.rip, CODE);
     let page = g.map_page(PROBE, Perms::READ | Perms::WRITE);
     g.run_to_syscall(SYS_EXIT);
     assert_eq!(g.data(0), 7);
-    assert_eq!(g.memory.read_u64(page.offset + 8).unwrap(), 7, "the write reached the file");
+    assert_eq!(
+        g.memory.read_u64(page.offset + 8).unwrap(),
+        7,
+        "the write reached the file"
+    );
 }
 
 fn page_fault_exec_unmapped_then_resume(p: &Arc<dyn Platform>) {
     let mut g = Guest::new(p, call_rbx());
     g.regs.rbx = PROBE_CODE;
     let exit = g.run();
-    assert_eq!(exit, Exit::PageFault { addr: PROBE_CODE, access: Access::Exec, present: false });
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: PROBE_CODE,
+            access: Access::Exec,
+            present: false
+        }
+    );
     assert_eq!(g.regs.rip, PROBE_CODE);
     let page = g.map_page(PROBE_CODE, Perms::READ | Perms::EXEC);
     g.memory.write(page.offset, exit_now()).unwrap();
@@ -403,9 +471,22 @@ fn page_fault_write_read_only_then_protect(p: &Arc<dyn Platform>) {
     let mut g = Guest::new(p, write_probe());
     let page = g.map_page(PROBE, Perms::READ);
     let exit = g.run();
-    assert_eq!(exit, Exit::PageFault { addr: PROBE + 8, access: Access::Write, present: true });
-    assert_eq!(g.memory.read_u64(page.offset + 8).unwrap(), 0, "the write did not happen");
-    g.space.protect(PROBE, PAGE_SIZE, Perms::READ | Perms::WRITE).unwrap();
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: PROBE + 8,
+            access: Access::Write,
+            present: true
+        }
+    );
+    assert_eq!(
+        g.memory.read_u64(page.offset + 8).unwrap(),
+        0,
+        "the write did not happen"
+    );
+    g.space
+        .protect(PROBE, PAGE_SIZE, Perms::READ | Perms::WRITE)
+        .unwrap();
     g.run_to_syscall(SYS_EXIT);
     assert_eq!(g.memory.read_u64(page.offset + 8).unwrap(), 7);
 }
@@ -416,23 +497,44 @@ fn page_fault_exec_no_exec_then_protect(p: &Arc<dyn Platform>) {
     let page = g.map_page(PROBE_CODE, Perms::READ | Perms::WRITE);
     g.memory.write(page.offset, exit_now()).unwrap();
     let exit = g.run();
-    assert_eq!(exit, Exit::PageFault { addr: PROBE_CODE, access: Access::Exec, present: true });
-    g.space.protect(PROBE_CODE, PAGE_SIZE, Perms::READ | Perms::EXEC).unwrap();
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: PROBE_CODE,
+            access: Access::Exec,
+            present: true
+        }
+    );
+    g.space
+        .protect(PROBE_CODE, PAGE_SIZE, Perms::READ | Perms::EXEC)
+        .unwrap();
     g.run_to_syscall(SYS_EXIT);
 }
 
 fn exceptions_have_linux_vectors(p: &Arc<dyn Platform>) {
     struct Case {
         name: &'static str,
-        code: fn() -> &'static [u8],
+        code: Program,
         setup: fn(&mut Registers),
         vector: u8,
         rip_offset: u64,
     }
     let none = |_: &mut Registers| {};
     let cases = [
-        Case { name: "ud2", code: op_ud2, setup: none, vector: vector::INVALID_OPCODE, rip_offset: 0 },
-        Case { name: "int3", code: op_int3, setup: none, vector: vector::BREAKPOINT, rip_offset: 1 },
+        Case {
+            name: "ud2",
+            code: op_ud2,
+            setup: none,
+            vector: vector::INVALID_OPCODE,
+            rip_offset: 0,
+        },
+        Case {
+            name: "int3",
+            code: op_int3,
+            setup: none,
+            vector: vector::BREAKPOINT,
+            rip_offset: 1,
+        },
         Case {
             name: "div by zero",
             code: op_div_rcx,
@@ -440,8 +542,20 @@ fn exceptions_have_linux_vectors(p: &Arc<dyn Platform>) {
             vector: vector::DIVIDE_ERROR,
             rip_offset: 0,
         },
-        Case { name: "hlt", code: op_hlt, setup: none, vector: vector::GENERAL_PROTECTION, rip_offset: 0 },
-        Case { name: "cli", code: op_cli, setup: none, vector: vector::GENERAL_PROTECTION, rip_offset: 0 },
+        Case {
+            name: "hlt",
+            code: op_hlt,
+            setup: none,
+            vector: vector::GENERAL_PROTECTION,
+            rip_offset: 0,
+        },
+        Case {
+            name: "cli",
+            code: op_cli,
+            setup: none,
+            vector: vector::GENERAL_PROTECTION,
+            rip_offset: 0,
+        },
         Case {
             name: "in",
             code: op_in,
@@ -477,7 +591,10 @@ fn exceptions_have_linux_vectors(p: &Arc<dyn Platform>) {
         let exit = g.run();
         assert_eq!(
             exit,
-            Exit::Exception { vector: case.vector, error_code: 0 },
+            Exit::Exception {
+                vector: case.vector,
+                error_code: 0
+            },
             "{}: regs {:#x?}",
             case.name,
             g.regs
@@ -490,12 +607,17 @@ fn kernel_half_is_unreachable(p: &Arc<dyn Platform>) {
     // The KVM platform keeps its ring-0 area (GDT, IDT, TSS, save areas, trampoline) at the
     // top of the address space; the start of the upper half is probed too. Every access
     // must fault; none may reach the syscall that follows it.
-    let mut addrs: Vec<u64> = (0..512).map(|i| 0xffff_ffff_ffe0_0000 + i * PAGE_SIZE).collect();
+    let mut addrs: Vec<u64> = (0..512)
+        .map(|i| 0xffff_ffff_ffe0_0000 + i * PAGE_SIZE)
+        .collect();
     addrs.extend((0..512).map(|i| 0xffff_ffff_c000_0000 + i * 0x20_0000));
     addrs.extend((0..64).map(|i| 0xffff_8000_0000_0000 + i * PAGE_SIZE));
     addrs.extend((0..64).map(|i| 0xffff_ff80_0000_0000 + i * PAGE_SIZE));
-    let programs: [(&str, fn() -> &'static [u8]); 3] =
-        [("read", op_load_rbx), ("write", op_store_rbx), ("execute", op_jmp_rbx)];
+    let programs: [(&str, Program); 3] = [
+        ("read", op_load_rbx),
+        ("write", op_store_rbx),
+        ("execute", op_jmp_rbx),
+    ];
     for (what, code) in programs {
         let mut g = Guest::new(p, code());
         for &addr in &addrs {
@@ -503,7 +625,10 @@ fn kernel_half_is_unreachable(p: &Arc<dyn Platform>) {
             g.regs.rbx = addr;
             match g.run() {
                 Exit::PageFault { addr: a, .. } => assert_eq!(a, addr, "{what} {addr:#x}"),
-                Exit::Exception { vector: vector::GENERAL_PROTECTION, .. } => {}
+                Exit::Exception {
+                    vector: vector::GENERAL_PROTECTION,
+                    ..
+                } => {}
                 other => panic!("{what} of {addr:#x} did not fault: {other:?}"),
             }
         }
@@ -521,7 +646,14 @@ fn fpu_and_fs_base_are_per_context(p: &Arc<dyn Platform>) {
         let mut g = Guest::in_space(p, Arc::clone(&space), fpu_state());
         if let Some(first) = guests.first() {
             // Share the first guest's data page, so both contexts write to one place.
-            g.space.map(DATA, PAGE_SIZE, first.data.offset, Perms::READ | Perms::WRITE).unwrap();
+            g.space
+                .map(
+                    DATA,
+                    PAGE_SIZE,
+                    first.data.offset,
+                    Perms::READ | Perms::WRITE,
+                )
+                .unwrap();
             g.data = first.data;
         }
         let slot = DATA + 0x100 * i as u64;
@@ -529,7 +661,9 @@ fn fpu_and_fs_base_are_per_context(p: &Arc<dyn Platform>) {
         g.regs.rsi = slot;
         // fs:[0] reads the word at DATA + 0x800 + 8 * i.
         g.regs.fs_base = DATA + 0x800 + 8 * i as u64;
-        g.memory.write_u64(g.data.offset + 0x800 + 8 * i as u64, pattern ^ 0xf5f5).unwrap();
+        g.memory
+            .write_u64(g.data.offset + 0x800 + 8 * i as u64, pattern ^ 0xf5f5)
+            .unwrap();
         guests.push(g);
     }
     // Both contexts load their registers and stop at the syscall, interleaved.
@@ -555,10 +689,22 @@ fn fpu_and_fs_base_are_per_context(p: &Arc<dyn Platform>) {
     for (i, &pattern) in patterns.iter().enumerate() {
         let base = 0x20 * i as u64;
         assert_eq!(g.data(base), pattern, "context {i}: xmm0");
-        assert_eq!(g.data(base + 1), pattern, "context {i}: upper half of ymm1 (AVX)");
-        assert_eq!(f64::from_bits(g.data(base + 2)), std::f64::consts::PI, "context {i}: st0");
+        assert_eq!(
+            g.data(base + 1),
+            pattern,
+            "context {i}: upper half of ymm1 (AVX)"
+        );
+        assert_eq!(
+            f64::from_bits(g.data(base + 2)),
+            std::f64::consts::PI,
+            "context {i}: st0"
+        );
         assert_eq!(g.data(base + 3), pattern ^ 0xf5f5, "context {i}: fs:[0]");
-        assert_eq!(g.data(base + 4), pattern ^ 0x3333, "context {i}: xmm3 set by the Sentry");
+        assert_eq!(
+            g.data(base + 4),
+            pattern ^ 0x3333,
+            "context {i}: xmm3 set by the Sentry"
+        );
     }
 }
 
@@ -577,7 +723,10 @@ fn address_spaces_are_isolated(p: &Arc<dyn Platform>) {
     }
     // One context moving between the two spaces sees each one's memory.
     for _ in 0..3 {
-        for (space, want) in [(Arc::clone(&a.space), 0xaaaa), (Arc::clone(&b.space), 0xbbbb)] {
+        for (space, want) in [
+            (Arc::clone(&a.space), 0xaaaa),
+            (Arc::clone(&b.space), 0xbbbb),
+        ] {
             a.reset();
             let exit = a.ctx.switch(&*space, &mut a.regs).unwrap();
             assert_eq!(exit, Exit::Syscall);
@@ -587,7 +736,14 @@ fn address_spaces_are_isolated(p: &Arc<dyn Platform>) {
     // What one space maps, the other does not have.
     b.space.unmap(DATA, PAGE_SIZE).unwrap();
     b.reset();
-    assert_eq!(b.run(), Exit::PageFault { addr: DATA, access: Access::Read, present: false });
+    assert_eq!(
+        b.run(),
+        Exit::PageFault {
+            addr: DATA,
+            access: Access::Read,
+            present: false
+        }
+    );
     a.reset();
     a.run_to_syscall(39);
     assert_eq!(a.regs.rbx, 0xaaaa);
@@ -602,7 +758,10 @@ fn unmap_is_effective_on_every_thread(p: &Arc<dyn Platform>) {
     let unmapped = Arc::new(AtomicBool::new(false));
     let warm = Arc::new(Barrier::new(3));
     let mut threads = Vec::new();
-    let mut guests = vec![first, Guest::in_space(p, Arc::clone(&space), read_probe_loop())];
+    let mut guests = vec![
+        first,
+        Guest::in_space(p, Arc::clone(&space), read_probe_loop()),
+    ];
     for mut g in guests.drain(..) {
         let (unmapped, warm) = (Arc::clone(&unmapped), Arc::clone(&warm));
         threads.push(thread::spawn(move || {
@@ -614,9 +773,11 @@ fn unmap_is_effective_on_every_thread(p: &Arc<dyn Platform>) {
                 let after = unmapped.load(Ordering::SeqCst);
                 match g.run() {
                     Exit::Syscall if !after => continue,
-                    Exit::PageFault { addr: PROBE, access: Access::Read, present: false } => {
-                        return after
-                    }
+                    Exit::PageFault {
+                        addr: PROBE,
+                        access: Access::Read,
+                        present: false,
+                    } => return after,
                     other => panic!("after unmap: {other:?} (unmap done: {after})"),
                 }
             }
@@ -659,7 +820,11 @@ fn unmap_stops_a_spinning_context(p: &Arc<dyn Platform>) {
     let (exit, _g) = runner.join().unwrap();
     assert_eq!(
         exit,
-        Exit::PageFault { addr: PROBE, access: Access::Read, present: false },
+        Exit::PageFault {
+            addr: PROBE,
+            access: Access::Read,
+            present: false
+        },
         "a spinning context must fault after unmap (ud2 = it read reused memory; \
          Interrupted = it kept the stale mapping for 5 s)"
     );
@@ -683,12 +848,23 @@ fn protect_stops_a_spinning_writer(p: &Arc<dyn Platform>) {
     while !runner.is_finished() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(memory.read_u64(probe.offset).unwrap(), 0x2222, "a write landed after protect");
+    assert_eq!(
+        memory.read_u64(probe.offset).unwrap(),
+        0x2222,
+        "a write landed after protect"
+    );
     if !runner.is_finished() {
         interrupter.interrupt();
     }
     let (exit, _g) = runner.join().unwrap();
-    assert_eq!(exit, Exit::PageFault { addr: PROBE, access: Access::Write, present: true });
+    assert_eq!(
+        exit,
+        Exit::PageFault {
+            addr: PROBE,
+            access: Access::Write,
+            present: true
+        }
+    );
 }
 
 fn eight_threads_run_eight_contexts(p: &Arc<dyn Platform>) {
@@ -733,8 +909,16 @@ fn interrupt_stops_a_spinning_context(p: &Arc<dyn Platform>) {
     }
     latencies.sort();
     eprintln!("interrupt latencies: {latencies:?}");
-    assert!(latencies[2] < Duration::from_millis(10), "median latency {:?}", latencies[2]);
-    assert!(latencies[4] < Duration::from_millis(100), "worst latency {:?}", latencies[4]);
+    assert!(
+        latencies[2] < Duration::from_millis(10),
+        "median latency {:?}",
+        latencies[2]
+    );
+    assert!(
+        latencies[4] < Duration::from_millis(100),
+        "worst latency {:?}",
+        latencies[4]
+    );
 }
 
 fn interrupt_before_switch_is_kept(p: &Arc<dyn Platform>) {
@@ -757,7 +941,10 @@ fn a_million_syscalls(p: &Arc<dyn Platform>) {
         g.regs.rax = i;
     }
     let per = start.elapsed() / ITERATIONS as u32;
-    eprintln!("{}: {ITERATIONS} syscall round trips, {per:?} each", p.name());
+    eprintln!(
+        "{}: {ITERATIONS} syscall round trips, {per:?} each",
+        p.name()
+    );
 }
 
 macro_rules! conformance {

@@ -318,7 +318,7 @@ impl KvmAddressSpace {
     fn check(&self, addr: u64, len: u64) -> Result<(), PlatformError> {
         let bad = PlatformError::BadRange { addr, len };
         let end = addr.checked_add(len).ok_or(bad)?;
-        if addr % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 || end > MAX_USER_ADDRESS {
+        if !addr.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) || end > MAX_USER_ADDRESS {
             return Err(PlatformError::BadRange { addr, len });
         }
         Ok(())
@@ -351,7 +351,7 @@ impl KvmAddressSpace {
                 && v.exits.load(Ordering::SeqCst) == exits
             {
                 spins += 1;
-                if spins % 1024 == 0 {
+                if spins.is_multiple_of(1024) {
                     // A signal can be lost if it landed just before KVM_RUN cleared it;
                     // immediate_exit covers entry, so only re-kick a vCPU inside the run.
                     v.kick();
@@ -366,7 +366,7 @@ impl KvmAddressSpace {
 impl AddressSpace for KvmAddressSpace {
     fn map(&self, addr: u64, len: u64, offset: u64, perms: Perms) -> Result<(), PlatformError> {
         self.check(addr, len)?;
-        if offset % PAGE_SIZE != 0
+        if !offset.is_multiple_of(PAGE_SIZE)
             || offset
                 .checked_add(len)
                 .is_none_or(|end| end > self.machine.memory.size())
