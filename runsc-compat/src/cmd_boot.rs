@@ -10,7 +10,8 @@ use platform::MemoryFile;
 use sentry::errno::Errno;
 use sentry::kernel::{Credentials, ExitStatus, InitSpec, Kernel, Task};
 use sentry::loader::{Executable, Resolver};
-use sentry::vfs::gofer::GoferTree;
+use sentry::vfs::exec::VfsResolver;
+use sentry::vfs::Cx;
 
 use crate::{fds, GlobalFlags};
 
@@ -50,10 +51,21 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("starting the {name} platform"))?;
     let kernel = Kernel::new(platform);
     let client = Arc::new(gofer::Client::new(socks));
-    let tree = Arc::new(
-        GoferTree::attach(client, "/", Arc::clone(&memory))
-            .map_err(|e| anyhow!("attaching the root filesystem: {e}"))?,
-    );
+    let fs = sentry::vfs::gofer::container_fs(client, &memory)
+        .map_err(|e| anyhow!("attaching the root filesystem: {}", describe(e)))?;
+    let creds = Credentials::new(args.uid, args.gid);
+    let cx = Cx {
+        creds,
+        ..Cx::root()
+    };
+    let cwd = fs
+        .lookup(&cx, None, args.cwd.as_bytes(), true)
+        .map_err(|e| anyhow!("--cwd {}: {}", args.cwd, describe(e)))?;
+    fs.set_cwd(cwd);
+    let tree = Arc::new(VfsResolver {
+        fs: Arc::clone(&fs),
+        cx: cx.clone(),
+    });
     kernel.set_resolver(Arc::clone(&tree) as Arc<dyn Resolver + Send + Sync>);
 
     let program = &args.argv[0];
@@ -65,12 +77,16 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
         .to_string();
     let (path, exe) = find_program(&tree, program, &args.cwd, &path_var)
         .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
+    if let Ok(at) = fs.lookup(&cx, None, path.as_bytes(), true) {
+        fs.set_exe(at);
+    }
     let spec = InitSpec {
         path: path.as_bytes(),
         argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: args.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
-        creds: Credentials::new(args.uid, args.gid),
+        creds,
         stdio,
+        fs: Arc::clone(&fs),
     };
     let task = Task::new_init(&kernel, &*tree, exe, spec)
         .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
@@ -88,7 +104,7 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
 /// Finds `program` as `execvp` would: a name with a slash is a path (relative to `cwd`),
 /// otherwise each directory of `path_var` in turn.
 fn find_program(
-    tree: &GoferTree,
+    tree: &VfsResolver,
     program: &str,
     cwd: &str,
     path_var: &str,

@@ -1,6 +1,8 @@
 //! Real programs, compiled here with gcc, run on the Sentry on every platform the host
 //! has: their output, exit status and fatal signals must be what Linux gives.
 
+mod common;
+
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -85,7 +87,7 @@ fn run(name: &str, path: &Path, args: &[&str]) -> Option<(ExitStatus, String)> {
     let platform = platform::new_platform(name, Arc::clone(&memory)).unwrap();
     let kernel = Kernel::new(platform);
     let resolver = HostResolver(Arc::clone(&memory));
-    kernel.set_resolver(Arc::new(HostResolver(memory)));
+    kernel.set_resolver(Arc::new(HostResolver(Arc::clone(&memory))));
     let path_bytes = path.as_os_str().as_encoded_bytes();
     let exe = resolver.open_executable(path_bytes).unwrap();
     let (mut reader, writer) = std::io::pipe().unwrap();
@@ -100,6 +102,7 @@ fn run(name: &str, path: &Path, args: &[&str]) -> Option<(ExitStatus, String)> {
             OwnedFd::from(writer.try_clone().unwrap()),
             OwnedFd::from(writer),
         ],
+        fs: common::host_root(&memory),
     };
     let task = Task::new_init(&kernel, &resolver, exe, spec).unwrap();
     let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));

@@ -82,6 +82,11 @@ impl Task {
         } else {
             Arc::new(self.fds.fork())
         };
+        let fs = if flags & CLONE_FS != 0 {
+            Arc::clone(&self.fs)
+        } else {
+            self.fs.fork()
+        };
         let mut ctx = kernel.platform.new_context().map_err(|_| Errno::ENOMEM)?;
         *ctx.fpu_mut() = self.ctx.fpu().clone();
         let tid = kernel.allocate_tid();
@@ -160,6 +165,7 @@ impl Task {
             Arc::clone(&group),
             mm,
             fds,
+            fs,
             ctx,
             regs,
             self.creds,
@@ -194,8 +200,9 @@ impl Task {
 
     /// Replaces the process's program, as `execve` does after reading its arguments.
     pub fn exec(&mut self, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<i64> {
-        let resolver = self.kernel.resolver().ok_or(Errno::ENOENT)?;
-        let exe = resolver.open_executable(path)?;
+        // Through the caller's VFS view: its root, working directory and credentials.
+        let resolver = crate::vfs::exec::VfsResolver::for_task(self);
+        let (exe_path, exe) = resolver.open(path)?;
         let space = self
             .kernel
             .platform
@@ -207,11 +214,12 @@ impl Task {
             self.kernel.platform.max_user_address(),
         )?);
         let ctx = exec_context(&self.creds)?;
-        let loaded = loader::load(&mm, &*resolver, exe, path, argv, envp, &ctx)?;
+        let loaded = loader::load(&mm, &resolver, exe, path, argv, envp, &ctx)?;
 
         // The point of no return: the other threads go, the new image takes over.
         self.kill_other_threads();
         self.mm = mm;
+        self.fs.set_exe(exe_path);
         self.fds.close_on_exec();
         let actions = {
             let sighand = self.group.sighand();

@@ -58,9 +58,45 @@ impl FdTable {
         Ok(fd)
     }
 
-    /// Installs `file` at exactly `fd`, replacing what was there (dup2/dup3).
-    pub fn insert_at(&self, fd: RawFd, file: Arc<dyn FileDescription>, cloexec: bool) {
-        self.lock().insert(fd, Entry { file, cloexec });
+    /// Installs `file` at exactly `fd`, replacing what was there (dup2/dup3); the
+    /// replaced description is returned so that it is released outside the table's lock.
+    pub fn insert_at(
+        &self,
+        fd: RawFd,
+        file: Arc<dyn FileDescription>,
+        cloexec: bool,
+    ) -> Option<Arc<dyn FileDescription>> {
+        self.lock()
+            .insert(fd, Entry { file, cloexec })
+            .map(|e| e.file)
+    }
+
+    /// The open descriptors, in order (for `/proc/self/fd`).
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// `close_range(first, last)`: closes (or with `cloexec_only` marks close-on-exec)
+    /// every open descriptor in the range; returns the closed descriptions.
+    pub fn close_range(
+        &self,
+        first: RawFd,
+        last: RawFd,
+        cloexec_only: bool,
+    ) -> Vec<Arc<dyn FileDescription>> {
+        let mut entries = self.lock();
+        let fds: Vec<RawFd> = entries.range(first..=last).map(|(&fd, _)| fd).collect();
+        let mut closed = Vec::new();
+        for fd in fds {
+            if cloexec_only {
+                if let Some(e) = entries.get_mut(&fd) {
+                    e.cloexec = true;
+                }
+            } else if let Some(e) = entries.remove(&fd) {
+                closed.push(e.file);
+            }
+        }
+        closed
     }
 
     /// Removes `fd`; `EBADF` if it was not open.

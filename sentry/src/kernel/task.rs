@@ -31,6 +31,8 @@ pub struct InitSpec<'a> {
     pub creds: Credentials,
     /// Host descriptors that become the process's 0, 1, 2, … (the caller's stdio).
     pub stdio: Vec<OwnedFd>,
+    /// The mount namespace, root and working directory the process starts with.
+    pub fs: Arc<crate::vfs::FsContext>,
 }
 
 /// One application thread, owned by the host thread that runs it.
@@ -40,6 +42,8 @@ pub struct Task {
     pub group: Arc<ThreadGroup>,
     pub mm: Arc<MemoryManager>,
     pub fds: Arc<FdTable>,
+    /// Root, working directory and umask (shared with `CLONE_FS` relatives).
+    pub fs: Arc<crate::vfs::FsContext>,
     pub ctx: Box<dyn Context>,
     pub regs: Registers,
     pub creds: Credentials,
@@ -121,6 +125,7 @@ impl Task {
             group,
             mm,
             fds,
+            fs: spec.fs,
             ctx,
             regs: Registers::new(loaded.entry, loaded.stack_pointer),
             creds: spec.creds,
@@ -144,6 +149,7 @@ impl Task {
         group: Arc<ThreadGroup>,
         mm: Arc<MemoryManager>,
         fds: Arc<FdTable>,
+        fs: Arc<crate::vfs::FsContext>,
         ctx: Box<dyn Context>,
         regs: Registers,
         creds: Credentials,
@@ -155,6 +161,7 @@ impl Task {
             group,
             mm,
             fds,
+            fs,
             ctx,
             regs,
             creds,

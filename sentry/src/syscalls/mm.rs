@@ -105,10 +105,17 @@ pub fn mmap(
         growsdown: flags & MAP_GROWSDOWN != 0,
     };
     if flags & MAP_ANONYMOUS == 0 {
-        // File mappings need the VFS's mappable files; until then every descriptor the
-        // Sentry has (the caller's stdio) is one Linux cannot map either.
-        task.fds.get(fd)?;
-        return Err(Errno::ENODEV);
+        let Some(object) =
+            super::mmap_file::object(task, fd, shared, prot & PROT_WRITE != 0, len, offset)?
+        else {
+            // /dev/zero: anonymous memory.
+            let at = task.mm.mmap(addr, len, perms, map_flags, None)?;
+            return Ok(at.get() as i64);
+        };
+        let at = task
+            .mm
+            .mmap(addr, len, perms, map_flags, Some((object, offset)))?;
+        return Ok(at.get() as i64);
     }
     let at = task.mm.mmap(addr, len, perms, map_flags, None)?;
     Ok(at.get() as i64)

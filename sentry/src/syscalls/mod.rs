@@ -4,13 +4,19 @@
 //! the raw registers by [`FromArg`] (an `int` argument is the low 32 bits, as Linux reads
 //! it). A number without a handler returns `ENOSYS` and is logged once.
 
-mod fs;
+mod attr;
+mod dir;
+mod fd;
+pub mod fs;
 mod futex;
 mod info;
 mod mm;
+mod mmap_file;
 pub mod names;
+mod open;
 mod process;
 mod signal;
+mod stat;
 mod time;
 
 use std::collections::HashSet;
@@ -93,6 +99,12 @@ macro_rules! syscall_table {
 syscall_table! {
     0 => fs::read(fd: i32, buf: UserAddr, count: usize),
     1 => fs::write(fd: i32, buf: UserAddr, count: usize),
+    2 => open::open(path: UserAddr, flags: i32, mode: u32),
+    3 => open::close(fd: i32),
+    4 => stat::stat(path: UserAddr, statbuf: UserAddr),
+    5 => stat::fstat(fd: i32, statbuf: UserAddr),
+    6 => stat::lstat(path: UserAddr, statbuf: UserAddr),
+    8 => fs::lseek(fd: i32, offset: i64, whence: i32),
     9 => mm::mmap(addr: UserAddr, len: u64, prot: u64, flags: u64, fd: i32, offset: u64),
     10 => mm::mprotect(addr: UserAddr, len: u64, prot: u64),
     11 => mm::munmap(addr: UserAddr, len: u64),
@@ -100,11 +112,20 @@ syscall_table! {
     13 => signal::rt_sigaction(sig: i32, act: UserAddr, oldact: UserAddr, sigsetsize: usize),
     14 => signal::rt_sigprocmask(how: i32, set: UserAddr, oldset: UserAddr, sigsetsize: usize),
     15 => signal::rt_sigreturn(),
+    16 => fd::ioctl(fd: i32, cmd: u32, arg: UserAddr),
+    17 => fs::pread64(fd: i32, buf: UserAddr, count: usize, off: i64),
+    18 => fs::pwrite64(fd: i32, buf: UserAddr, count: usize, off: i64),
+    19 => fs::readv(fd: i32, iov: UserAddr, iovcnt: i32),
     20 => fs::writev(fd: i32, iov: UserAddr, iovcnt: i32),
+    21 => stat::access(path: UserAddr, mode: i32),
+    22 => fd::pipe(fds: UserAddr),
     24 => time::sched_yield(),
+    32 => fd::dup(fd: i32),
+    33 => fd::dup2(old: i32, new: i32),
     34 => signal::pause(),
     35 => time::nanosleep(req: UserAddr, rem: UserAddr),
     39 => process::getpid(),
+    40 => fs::sendfile(out_fd: i32, in_fd: i32, offset: UserAddr, count: usize),
     56 => process::clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64),
     57 => process::fork(),
     58 => process::vfork(),
@@ -113,6 +134,29 @@ syscall_table! {
     61 => process::wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr),
     62 => signal::kill(pid: i32, sig: i32),
     63 => info::uname(buf: UserAddr),
+    72 => fd::fcntl(fd: i32, cmd: i32, arg: u64),
+    74 => fs::fsync(fd: i32),
+    75 => fs::fdatasync(fd: i32),
+    76 => fs::truncate(path: UserAddr, length: i64),
+    77 => fs::ftruncate(fd: i32, length: i64),
+    78 => dir::getdents(fd: i32, buf: UserAddr, count: u32),
+    79 => dir::getcwd(buf: UserAddr, size: usize),
+    80 => dir::chdir(path: UserAddr),
+    81 => dir::fchdir(fd: i32),
+    82 => dir::rename(old: UserAddr, new: UserAddr),
+    83 => dir::mkdir(path: UserAddr, mode: u32),
+    84 => dir::rmdir(path: UserAddr),
+    85 => open::creat(path: UserAddr, mode: u32),
+    86 => dir::link(old: UserAddr, new: UserAddr),
+    87 => dir::unlink(path: UserAddr),
+    88 => dir::symlink(target: UserAddr, path: UserAddr),
+    89 => stat::readlink(path: UserAddr, buf: UserAddr, size: i32),
+    90 => attr::chmod(path: UserAddr, mode: u32),
+    91 => attr::fchmod(fd: i32, mode: u32),
+    92 => attr::chown(path: UserAddr, uid: u32, gid: u32),
+    93 => attr::fchown(fd: i32, uid: u32, gid: u32),
+    94 => attr::lchown(path: UserAddr, uid: u32, gid: u32),
+    95 => attr::umask(mask: u32),
     96 => time::gettimeofday(tv: UserAddr, tz: UserAddr),
     102 => process::getuid(),
     104 => process::getgid(),
@@ -128,23 +172,49 @@ syscall_table! {
     129 => signal::rt_sigqueueinfo(tgid: i32, sig: i32, info: UserAddr),
     130 => signal::rt_sigsuspend(set: UserAddr, sigsetsize: usize),
     131 => signal::sigaltstack(ss: UserAddr, old: UserAddr),
+    133 => dir::mknod(path: UserAddr, mode: u32, dev: u64),
+    137 => stat::statfs(path: UserAddr, buf: UserAddr),
+    138 => stat::fstatfs(fd: i32, buf: UserAddr),
     158 => process::arch_prctl(code: i32, addr: u64),
     186 => process::gettid(),
     200 => signal::tkill(tid: i32, sig: i32),
     201 => time::time(tloc: UserAddr),
     202 => futex::futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32),
+    217 => dir::getdents64(fd: i32, buf: UserAddr, count: u32),
     218 => process::set_tid_address(addr: UserAddr),
+    221 => fs::fadvise64(fd: i32, offset: i64, len: i64, advice: i32),
     228 => time::clock_gettime(id: i32, tp: UserAddr),
     229 => time::clock_getres(id: i32, res: UserAddr),
     230 => time::clock_nanosleep(id: i32, flags: i32, req: UserAddr, rem: UserAddr),
     231 => process::exit_group(status: i32),
     234 => signal::tgkill(tgid: i32, tid: i32, sig: i32),
-    262 => fs::newfstatat(dirfd: i32, path: UserAddr, statbuf: UserAddr, flags: i32),
+    257 => open::openat(dirfd: i32, path: UserAddr, flags: i32, mode: u32),
+    258 => dir::mkdirat(dirfd: i32, path: UserAddr, mode: u32),
+    259 => dir::mknodat(dirfd: i32, path: UserAddr, mode: u32, dev: u64),
+    260 => attr::fchownat(dirfd: i32, path: UserAddr, uid: u32, gid: u32, flags: i32),
+    262 => stat::newfstatat(dirfd: i32, path: UserAddr, statbuf: UserAddr, flags: i32),
+    263 => dir::unlinkat(dirfd: i32, path: UserAddr, flags: i32),
+    264 => dir::renameat(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr),
+    265 => dir::linkat(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr, flags: i32),
+    266 => dir::symlinkat(target: UserAddr, dirfd: i32, path: UserAddr),
+    267 => stat::readlinkat(dirfd: i32, path: UserAddr, buf: UserAddr, size: i32),
+    268 => attr::fchmodat(dirfd: i32, path: UserAddr, mode: u32),
+    269 => stat::faccessat(dirfd: i32, path: UserAddr, mode: i32),
     273 => process::set_robust_list(head: UserAddr, len: u64),
+    280 => attr::utimensat(dirfd: i32, path: UserAddr, times: UserAddr, flags: i32),
+    285 => fs::fallocate(fd: i32, mode: i32, offset: i64, len: i64),
+    292 => fd::dup3(old: i32, new: i32, flags: i32),
+    293 => fd::pipe2(fds: UserAddr, flags: i32),
+    295 => fs::preadv(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
+    296 => fs::pwritev(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
     297 => signal::rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr),
     302 => info::prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr),
+    316 => dir::renameat2(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr, flags: u32),
     318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),
+    332 => stat::statx(dirfd: i32, path: UserAddr, flags: i32, mask: u32, buf: UserAddr),
     435 => process::clone3(args: UserAddr, size: usize),
+    436 => open::close_range(first: u32, last: u32, flags: u32),
+    439 => stat::faccessat2(dirfd: i32, path: UserAddr, mode: i32, flags: i32),
 }
 
 fn unimplemented(nr: u64) -> SysResult<i64> {

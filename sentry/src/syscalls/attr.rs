@@ -1,0 +1,181 @@
+//! Changing attributes: chmod, chown, utimensat and their variants, and umask.
+
+use super::fs::{lookup_at, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
+use crate::errno::{Errno, SysResult};
+use crate::kernel::Task;
+use crate::mm::{UserAddr, UserPtr};
+use crate::vfs::{permitted, Inode, SetAttr, Time, MAY_WRITE};
+
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// The inode behind `fd` or `dirfd`/`path`.
+fn target(
+    task: &Task,
+    dirfd: i32,
+    path: UserAddr,
+    flags: i32,
+) -> SysResult<(std::sync::Arc<dyn Inode>, bool)> {
+    let at = lookup_at(task, dirfd, path, flags)?;
+    let ro = at.mount.read_only || at.inode().read_only();
+    Ok((std::sync::Arc::clone(at.inode()), ro))
+}
+
+fn fd_target(task: &Task, fd: i32) -> SysResult<(std::sync::Arc<dyn Inode>, bool)> {
+    let file = task.fds.get(fd)?;
+    let inode = file.inode().cloned().ok_or(Errno::EBADF)?;
+    let ro = file.path().is_some_and(|p| p.mount.read_only) || inode.read_only();
+    Ok((inode, ro))
+}
+
+fn set_mode(task: &Task, inode: &dyn Inode, ro: bool, mode: u32) -> SysResult<i64> {
+    let stat = inode.stat()?;
+    if task.creds.euid != 0 && task.creds.euid != stat.uid {
+        return Err(Errno::EPERM);
+    }
+    if ro {
+        return Err(Errno::EROFS);
+    }
+    inode.setattr(&SetAttr {
+        mode: Some(mode & 0o7777),
+        ..SetAttr::default()
+    })?;
+    Ok(0)
+}
+
+pub fn chmod(task: &mut Task, path: UserAddr, mode: u32) -> SysResult<i64> {
+    fchmodat(task, AT_FDCWD, path, mode)
+}
+
+pub fn fchmod(task: &mut Task, fd: i32, mode: u32) -> SysResult<i64> {
+    let (inode, ro) = fd_target(task, fd)?;
+    set_mode(task, &*inode, ro, mode)
+}
+
+pub fn fchmodat(task: &mut Task, dirfd: i32, path: UserAddr, mode: u32) -> SysResult<i64> {
+    let (inode, ro) = target(task, dirfd, path, 0)?;
+    set_mode(task, &*inode, ro, mode)
+}
+
+fn set_owner(task: &Task, inode: &dyn Inode, ro: bool, uid: u32, gid: u32) -> SysResult<i64> {
+    let stat = inode.stat()?;
+    let uid = (uid != u32::MAX).then_some(uid);
+    let gid = (gid != u32::MAX).then_some(gid);
+    if task.creds.euid != 0 {
+        let owner = task.creds.euid == stat.uid;
+        if uid.is_some_and(|u| u != stat.uid) {
+            return Err(Errno::EPERM);
+        }
+        if gid.is_some_and(|g| g != stat.gid) && (!owner || gid != Some(task.creds.egid)) {
+            return Err(Errno::EPERM);
+        }
+    }
+    if ro {
+        return Err(Errno::EROFS);
+    }
+    inode.setattr(&SetAttr {
+        uid,
+        gid,
+        ..SetAttr::default()
+    })?;
+    Ok(0)
+}
+
+pub fn chown(task: &mut Task, path: UserAddr, uid: u32, gid: u32) -> SysResult<i64> {
+    fchownat(task, AT_FDCWD, path, uid, gid, 0)
+}
+
+pub fn lchown(task: &mut Task, path: UserAddr, uid: u32, gid: u32) -> SysResult<i64> {
+    fchownat(task, AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW)
+}
+
+pub fn fchown(task: &mut Task, fd: i32, uid: u32, gid: u32) -> SysResult<i64> {
+    let (inode, ro) = fd_target(task, fd)?;
+    set_owner(task, &*inode, ro, uid, gid)
+}
+
+pub fn fchownat(
+    task: &mut Task,
+    dirfd: i32,
+    path: UserAddr,
+    uid: u32,
+    gid: u32,
+    flags: i32,
+) -> SysResult<i64> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (inode, ro) = target(task, dirfd, path, flags)?;
+    set_owner(task, &*inode, ro, uid, gid)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+pub fn utimensat(
+    task: &mut Task,
+    dirfd: i32,
+    path: UserAddr,
+    times: UserAddr,
+    flags: i32,
+) -> SysResult<i64> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (inode, ro) = if path.is_null() {
+        // futimens: the descriptor itself.
+        fd_target(task, dirfd)?
+    } else {
+        target(task, dirfd, path, flags)?
+    };
+    let now = Time::now();
+    let (atime, mtime, explicit) = if times.is_null() {
+        (Some(now), Some(now), false)
+    } else {
+        let ptr = UserPtr::<Timespec>::new(times);
+        let a: Timespec = task.mm.read(ptr)?;
+        let m: Timespec = task.mm.read(ptr.offset(1)?)?;
+        let conv = |t: Timespec| -> SysResult<Option<Time>> {
+            match t.nsec {
+                UTIME_OMIT => Ok(None),
+                UTIME_NOW => Ok(Some(now)),
+                0..=999_999_999 => Ok(Some(Time {
+                    sec: t.sec,
+                    nsec: t.nsec,
+                })),
+                _ => Err(Errno::EINVAL),
+            }
+        };
+        let explicit = ![a.nsec, m.nsec]
+            .iter()
+            .all(|&n| n == UTIME_NOW || n == UTIME_OMIT);
+        (conv(a)?, conv(m)?, explicit)
+    };
+    if atime.is_none() && mtime.is_none() {
+        return Ok(0);
+    }
+    let stat = inode.stat()?;
+    if task.creds.euid != 0 && task.creds.euid != stat.uid {
+        if explicit {
+            return Err(Errno::EPERM);
+        }
+        permitted(&stat, &task.creds, MAY_WRITE)?;
+    }
+    if ro {
+        return Err(Errno::EROFS);
+    }
+    inode.setattr(&SetAttr {
+        atime,
+        mtime,
+        ..SetAttr::default()
+    })?;
+    Ok(0)
+}
+
+pub fn umask(task: &mut Task, mask: u32) -> SysResult<i64> {
+    Ok(i64::from(task.fs.set_umask(mask)))
+}

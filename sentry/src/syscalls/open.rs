@@ -1,0 +1,207 @@
+//! Opening and closing: open, openat, creat, close, close_range.
+
+use std::sync::Arc;
+
+use super::fs::{cx, dir_of, read_path, AT_FDCWD};
+use crate::errno::{Errno, SysResult};
+use crate::kernel::Task;
+use crate::mm::UserAddr;
+use crate::vfs::file::{
+    FileDescription, InodeFile, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY,
+    O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
+};
+use crate::vfs::path::step;
+use crate::vfs::{
+    permitted, Cx, NewNode, Path, SetAttr, MAY_EXEC, MAY_READ, MAY_WRITE, S_IFDIR, S_IFLNK, S_IFMT,
+    S_IFREG,
+};
+
+const RLIMIT_NOFILE: u32 = 7;
+const CLOSE_RANGE_UNSHARE: u32 = 1 << 1;
+const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+
+/// The `RLIMIT_NOFILE` soft limit.
+pub fn nofile_limit(task: &Task) -> u64 {
+    task.group
+        .limits()
+        .get(RLIMIT_NOFILE)
+        .map_or(1024, |l| l.cur)
+}
+
+/// Installs `file` at the lowest free descriptor.
+pub fn install(task: &Task, file: Arc<dyn FileDescription>, cloexec: bool) -> SysResult<i64> {
+    let fd = task.fds.insert(file, 0, cloexec, nofile_limit(task))?;
+    Ok(i64::from(fd))
+}
+
+pub fn open(task: &mut Task, path: UserAddr, flags: i32, mode: u32) -> SysResult<i64> {
+    openat(task, AT_FDCWD, path, flags, mode)
+}
+
+pub fn creat(task: &mut Task, path: UserAddr, mode: u32) -> SysResult<i64> {
+    openat(task, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode)
+}
+
+/// Checks the access an open asks for against the inode.
+fn may_open(cx: &Cx, at: &Path, flags: i32) -> SysResult<()> {
+    let stat = at.inode().stat()?;
+    let kind = stat.mode & S_IFMT;
+    if kind == S_IFLNK {
+        return Err(Errno::ELOOP);
+    }
+    if flags & O_DIRECTORY != 0 && kind != S_IFDIR {
+        return Err(Errno::ENOTDIR);
+    }
+    let acc = flags & O_ACCMODE;
+    let writes = acc == O_WRONLY || acc == O_RDWR;
+    if kind == S_IFDIR && (writes || flags & O_TRUNC != 0 && flags & O_CREAT != 0) {
+        return Err(Errno::EISDIR);
+    }
+    let mut want = 0;
+    if acc == O_RDONLY || acc == O_RDWR {
+        want |= MAY_READ;
+    }
+    if writes || flags & O_TRUNC != 0 {
+        want |= MAY_WRITE;
+    }
+    permitted(&stat, &cx.creds, want)?;
+    if (writes || flags & O_TRUNC != 0) && (at.mount.read_only || at.inode().read_only()) {
+        return Err(Errno::EROFS);
+    }
+    Ok(())
+}
+
+/// Creates a regular file `name` in `dir` for `open(O_CREAT)`.
+fn create_file(task: &Task, cx: &Cx, dir: &Path, name: &[u8], mode: u32) -> SysResult<Path> {
+    let stat = dir.inode().stat()?;
+    permitted(&stat, &cx.creds, MAY_WRITE | MAY_EXEC)?;
+    if dir.mount.read_only || dir.inode().read_only() {
+        return Err(Errno::EROFS);
+    }
+    let mode = S_IFREG | (mode & 0o7777 & !task.fs.umask());
+    let inode = dir
+        .inode()
+        .create(cx, name, NewNode::Node { mode, rdev: 0 })?;
+    Ok(Path {
+        mount: Arc::clone(&dir.mount),
+        dentry: Arc::new(crate::vfs::path::Dentry {
+            name: name.to_vec(),
+            parent: Some(Arc::clone(&dir.dentry)),
+            inode,
+        }),
+    })
+}
+
+pub fn openat(
+    task: &mut Task,
+    dirfd: i32,
+    path: UserAddr,
+    flags: i32,
+    mode: u32,
+) -> SysResult<i64> {
+    let name = read_path(task, path)?;
+    let cx = cx(task);
+    let file = open_path(task, &cx, dirfd, &name, flags, mode)?;
+    install(task, file, flags & O_CLOEXEC != 0)
+}
+
+/// The open proper, shared with `execve`-time and test callers.
+pub fn open_path(
+    task: &Task,
+    cx: &Cx,
+    dirfd: i32,
+    name: &[u8],
+    flags: i32,
+    mode: u32,
+) -> SysResult<Arc<dyn FileDescription>> {
+    if flags & O_TMPFILE == O_TMPFILE {
+        // Unnamed temporary files are not served yet: as a filesystem without them.
+        log::warn!("open(O_TMPFILE): EOPNOTSUPP");
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let flags = if flags & O_PATH != 0 {
+        flags & (O_PATH | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW)
+    } else {
+        flags
+    };
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let start = dir_of(task, dirfd, name)?;
+    let follow = flags & O_NOFOLLOW == 0;
+    let mut created = false;
+    let at = if flags & O_CREAT != 0 && flags & O_PATH == 0 {
+        let (dir, last, trailing) = task.fs.lookup_parent(cx, start.as_ref(), name)?;
+        if trailing || last == b"." || last == b".." {
+            return Err(Errno::EISDIR);
+        }
+        match step(&task.fs.vfs, cx, &task.fs.root(), &dir, &last) {
+            Ok(existing) => {
+                if flags & O_EXCL != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                if existing.inode().mode() & S_IFMT == S_IFLNK && follow {
+                    task.fs.lookup(cx, Some(&dir), &last, true)?
+                } else {
+                    existing
+                }
+            }
+            Err(Errno::ENOENT) => {
+                created = true;
+                create_file(task, cx, &dir, &last, mode)?
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        task.fs.lookup(cx, start.as_ref(), name, follow)?
+    };
+    if flags & O_PATH != 0 {
+        if flags & O_DIRECTORY != 0 && at.inode().mode() & S_IFMT != S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        return Ok(Arc::new(InodeFile::new(cx, at, flags)));
+    }
+    if !created {
+        may_open(cx, &at, flags)?;
+    }
+    let acc = flags & O_ACCMODE;
+    let is_reg = at.inode().mode() & S_IFMT == S_IFREG;
+    if is_reg && (acc == O_WRONLY || acc == O_RDWR || flags & O_TRUNC != 0) {
+        at.inode().prepare_write()?;
+    }
+    if is_reg && flags & O_TRUNC != 0 && !created && at.inode().size() != 0 {
+        at.inode().setattr(&SetAttr {
+            size: Some(0),
+            ..SetAttr::default()
+        })?;
+    }
+    let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+    if let Some(file) = at.inode().open(cx, &at, kept)? {
+        return Ok(file);
+    }
+    Ok(Arc::new(InodeFile::new(cx, at, kept)))
+}
+
+pub fn close(task: &mut Task, fd: i32) -> SysResult<i64> {
+    let file = task.fds.remove(fd)?;
+    drop(file);
+    Ok(0)
+}
+
+pub fn close_range(task: &mut Task, first: u32, last: u32, flags: u32) -> SysResult<i64> {
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLOSE_RANGE_UNSHARE != 0 {
+        // The table is unshared lazily once CLONE_FILES children exist; with a private
+        // table this is already the case.
+        log::debug!("close_range: CLOSE_RANGE_UNSHARE on a table that may be shared");
+    }
+    let first = i32::try_from(first).unwrap_or(i32::MAX);
+    let last = i32::try_from(last).unwrap_or(i32::MAX);
+    let closed = task
+        .fds
+        .close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    drop(closed);
+    Ok(0)
+}

@@ -1,0 +1,389 @@
+//! Open file descriptions: what a file descriptor refers to, shared across `dup` and
+//! `fork`, with their own offset and status flags.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{dirent_type, DirEntry, Inode, Path, Stat, DT_DIR};
+use crate::errno::{Errno, SysResult};
+use crate::mm::MemoryObject;
+
+pub const O_ACCMODE: i32 = 0o3;
+pub const O_RDONLY: i32 = 0o0;
+pub const O_WRONLY: i32 = 0o1;
+pub const O_RDWR: i32 = 0o2;
+pub const O_CREAT: i32 = 0o100;
+pub const O_EXCL: i32 = 0o200;
+pub const O_NOCTTY: i32 = 0o400;
+pub const O_TRUNC: i32 = 0o1000;
+pub const O_APPEND: i32 = 0o2000;
+pub const O_NONBLOCK: i32 = 0o4000;
+pub const O_DSYNC: i32 = 0o10000;
+pub const O_ASYNC: i32 = 0o20000;
+pub const O_DIRECT: i32 = 0o40000;
+pub const O_LARGEFILE: i32 = 0o100000;
+pub const O_DIRECTORY: i32 = 0o200000;
+pub const O_NOFOLLOW: i32 = 0o400000;
+pub const O_NOATIME: i32 = 0o1000000;
+pub const O_CLOEXEC: i32 = 0o2000000;
+pub const O_SYNC: i32 = 0o4010000;
+pub const O_PATH: i32 = 0o10000000;
+pub const O_TMPFILE: i32 = 0o20200000;
+
+/// The status flags `F_SETFL` may change.
+pub const SETFL_MASK: i32 = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
+
+pub const SEEK_SET: i32 = 0;
+pub const SEEK_CUR: i32 = 1;
+pub const SEEK_END: i32 = 2;
+pub const SEEK_DATA: i32 = 3;
+pub const SEEK_HOLE: i32 = 4;
+
+/// An open file description. Defaults are Linux's answers for a file that lacks the
+/// operation.
+pub trait FileDescription: Send + Sync {
+    /// Reads at the current offset (or from the stream).
+    fn read(&self, _buf: &mut [u8]) -> SysResult<usize> {
+        Err(Errno::EINVAL)
+    }
+
+    /// Writes at the current offset (or to the stream).
+    fn write(&self, _buf: &[u8]) -> SysResult<usize> {
+        Err(Errno::EINVAL)
+    }
+
+    /// `pread64`.
+    fn pread(&self, _buf: &mut [u8], _offset: u64) -> SysResult<usize> {
+        Err(Errno::ESPIPE)
+    }
+
+    /// `pwrite64`.
+    fn pwrite(&self, _buf: &[u8], _offset: u64) -> SysResult<usize> {
+        Err(Errno::ESPIPE)
+    }
+
+    /// `lseek`.
+    fn seek(&self, _offset: i64, _whence: i32) -> SysResult<u64> {
+        Err(Errno::ESPIPE)
+    }
+
+    /// `fstat`.
+    fn stat(&self) -> SysResult<Stat>;
+
+    /// The status flags and access mode (`F_GETFL`).
+    fn flags(&self) -> i32 {
+        O_RDWR
+    }
+
+    /// `F_SETFL`: only the bits of [`SETFL_MASK`] change.
+    fn set_flags(&self, _flags: i32) {}
+
+    /// Where the file was opened, for `fchdir`, `*at` lookups, `/proc/self/fd`.
+    fn path(&self) -> Option<&Path> {
+        None
+    }
+
+    /// The inode behind the file, if it has one.
+    fn inode(&self) -> Option<&Arc<dyn Inode>> {
+        None
+    }
+
+    /// The next directory entries from the current position; `fill` returns false when
+    /// the caller's buffer is full (that entry is not consumed).
+    fn getdents(&self, _fill: &mut dyn FnMut(&DirEntry, u64) -> bool) -> SysResult<()> {
+        Err(Errno::ENOTDIR)
+    }
+
+    /// The pages `mmap` maps.
+    fn memory_object(&self) -> SysResult<Arc<dyn MemoryObject>> {
+        Err(Errno::ENODEV)
+    }
+
+    /// `FIONREAD`: bytes that can be read without blocking, for streams.
+    fn readable_bytes(&self) -> SysResult<usize> {
+        Err(Errno::ENOTTY)
+    }
+
+    /// A name for `/proc/self/fd/N` of files with no path (`pipe:[N]`).
+    fn anon_name(&self) -> Vec<u8> {
+        b"anon_inode:[unknown]".to_vec()
+    }
+
+    /// Whether the description is a terminal (for `TCGETS`).
+    fn terminal(&self) -> Option<&dyn Terminal> {
+        None
+    }
+}
+
+/// What `ioctl` can ask of a terminal.
+pub trait Terminal {
+    /// `struct termios` (36 bytes).
+    fn termios(&self) -> SysResult<[u8; 36]>;
+    /// `struct winsize` (8 bytes).
+    fn winsize(&self) -> SysResult<[u8; 8]>;
+}
+
+/// A file opened through an inode: regular files, directories, devices, procfs files.
+pub struct InodeFile {
+    path: Path,
+    flags: AtomicI32,
+    offset: Mutex<u64>,
+    /// Generated contents fixed at open (procfs), read instead of the inode's data.
+    snapshot: Option<Vec<u8>>,
+    /// A directory's listing, taken at the first `getdents` and at rewind.
+    listing: Mutex<Option<Vec<DirEntry>>>,
+    /// Whether the listing was fixed at open (procfs, whose listings depend on the
+    /// opener's process, which the description must not keep alive).
+    fixed_listing: bool,
+    cx: super::Cx,
+}
+
+impl InodeFile {
+    pub fn new(cx: &super::Cx, path: Path, flags: i32) -> Self {
+        Self {
+            path,
+            flags: AtomicI32::new(flags),
+            offset: Mutex::new(0),
+            snapshot: None,
+            listing: Mutex::new(None),
+            fixed_listing: false,
+            cx: super::Cx {
+                creds: cx.creds,
+                tgid: cx.tgid,
+                tid: cx.tid,
+                ..super::Cx::default()
+            },
+        }
+    }
+
+    /// A file whose contents are `data` (procfs).
+    pub fn with_snapshot(cx: &super::Cx, path: Path, flags: i32, data: Vec<u8>) -> Self {
+        let mut f = Self::new(cx, path, flags);
+        f.snapshot = Some(data);
+        f
+    }
+
+    /// A directory whose entries are `entries` (without `.` and `..`), fixed at open.
+    pub fn with_listing(cx: &super::Cx, path: Path, flags: i32, entries: Vec<DirEntry>) -> Self {
+        let mut f = Self::new(cx, path, flags);
+        let mut all = f.dot_entries();
+        all.extend(entries);
+        f.listing = Mutex::new(Some(all));
+        f.fixed_listing = true;
+        f
+    }
+
+    fn dot_entries(&self) -> Vec<DirEntry> {
+        let inode = self.inode_ref();
+        vec![
+            DirEntry {
+                ino: inode.ino(),
+                kind: DT_DIR,
+                name: b".".to_vec(),
+            },
+            DirEntry {
+                ino: self
+                    .path
+                    .dentry
+                    .parent
+                    .as_ref()
+                    .map_or(inode.ino(), |p| p.inode.ino()),
+                kind: DT_DIR,
+                name: b"..".to_vec(),
+            },
+        ]
+    }
+
+    fn offset(&self) -> MutexGuard<'_, u64> {
+        self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn access(&self) -> i32 {
+        self.flags.load(Ordering::Relaxed) & O_ACCMODE
+    }
+
+    fn is_path(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & O_PATH != 0
+    }
+
+    fn inode_ref(&self) -> &Arc<dyn Inode> {
+        self.path.inode()
+    }
+
+    fn check_read(&self) -> SysResult<()> {
+        if self.is_path() || self.access() == O_WRONLY {
+            return Err(Errno::EBADF);
+        }
+        if self.inode_ref().mode() & super::S_IFMT == super::S_IFDIR {
+            return Err(Errno::EISDIR);
+        }
+        Ok(())
+    }
+
+    fn check_write(&self) -> SysResult<()> {
+        if self.is_path() || self.access() == O_RDONLY {
+            return Err(Errno::EBADF);
+        }
+        Ok(())
+    }
+
+    fn read_data(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
+        match &self.snapshot {
+            Some(data) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
+            None => self.inode_ref().read_at(offset, buf),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match &self.snapshot {
+            Some(d) => d.len() as u64,
+            None => self.inode_ref().size(),
+        }
+    }
+}
+
+impl FileDescription for InodeFile {
+    fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
+        self.check_read()?;
+        let mut off = self.offset();
+        let n = self.read_data(*off, buf)?;
+        *off = off.checked_add(n as u64).ok_or(Errno::EOVERFLOW)?;
+        Ok(n)
+    }
+
+    fn write(&self, buf: &[u8]) -> SysResult<usize> {
+        self.check_write()?;
+        let mut off = self.offset();
+        if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
+            *off = self.size();
+        }
+        let n = self.inode_ref().write_at(*off, buf)?;
+        *off = off.checked_add(n as u64).ok_or(Errno::EFBIG)?;
+        Ok(n)
+    }
+
+    fn pread(&self, buf: &mut [u8], offset: u64) -> SysResult<usize> {
+        self.check_read()?;
+        if self.inode_ref().is_stream() {
+            return Err(Errno::ESPIPE);
+        }
+        self.read_data(offset, buf)
+    }
+
+    fn pwrite(&self, buf: &[u8], offset: u64) -> SysResult<usize> {
+        self.check_write()?;
+        if self.inode_ref().is_stream() {
+            return Err(Errno::ESPIPE);
+        }
+        // As Linux: with O_APPEND, pwrite appends whatever the offset.
+        let offset = if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
+            self.size()
+        } else {
+            offset
+        };
+        self.inode_ref().write_at(offset, buf)
+    }
+
+    fn seek(&self, offset: i64, whence: i32) -> SysResult<u64> {
+        if self.is_path() {
+            return Err(Errno::EBADF);
+        }
+        let mut off = self.offset();
+        let is_dir = self.inode_ref().mode() & super::S_IFMT == super::S_IFDIR;
+        let size = i64::try_from(self.size()).map_err(|_| Errno::EOVERFLOW)?;
+        let cur = i64::try_from(*off).map_err(|_| Errno::EOVERFLOW)?;
+        let new = match whence {
+            SEEK_SET => offset,
+            SEEK_CUR => cur.checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+            SEEK_END if !is_dir => size.checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+            SEEK_DATA if !is_dir => {
+                if offset < 0 || offset >= size {
+                    return Err(Errno::ENXIO);
+                }
+                offset
+            }
+            SEEK_HOLE if !is_dir => {
+                if offset < 0 || offset >= size {
+                    return Err(Errno::ENXIO);
+                }
+                size
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        let new = u64::try_from(new).map_err(|_| Errno::EINVAL)?;
+        if is_dir && new == 0 && !self.fixed_listing {
+            *self.listing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        *off = new;
+        Ok(new)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        self.inode_ref().stat()
+    }
+
+    fn flags(&self) -> i32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    fn set_flags(&self, flags: i32) {
+        let old = self.flags.load(Ordering::Relaxed);
+        self.flags.store(
+            (old & !SETFL_MASK) | (flags & SETFL_MASK),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn inode(&self) -> Option<&Arc<dyn Inode>> {
+        Some(self.inode_ref())
+    }
+
+    fn getdents(&self, fill: &mut dyn FnMut(&DirEntry, u64) -> bool) -> SysResult<()> {
+        if self.is_path() {
+            return Err(Errno::EBADF);
+        }
+        let inode = self.inode_ref();
+        if inode.mode() & super::S_IFMT != super::S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        let mut off = self.offset();
+        let mut listing = self.listing.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.fixed_listing && (listing.is_none() || *off == 0) {
+            let mut all = self.dot_entries();
+            all.extend(inode.readdir(&self.cx)?);
+            *listing = Some(all);
+        }
+        let entries = listing.as_deref().unwrap_or_default();
+        let start = usize::try_from(*off).unwrap_or(usize::MAX);
+        for (i, e) in entries.iter().enumerate().skip(start) {
+            if !fill(e, i as u64 + 1) {
+                break;
+            }
+            *off = i as u64 + 1;
+        }
+        Ok(())
+    }
+
+    fn memory_object(&self) -> SysResult<Arc<dyn MemoryObject>> {
+        if self.is_path() {
+            return Err(Errno::EBADF);
+        }
+        self.inode_ref().memory_object()
+    }
+}
+
+/// Linux's `d_type` for an inode.
+pub fn kind_of(inode: &dyn Inode) -> u8 {
+    dirent_type(inode.mode())
+}

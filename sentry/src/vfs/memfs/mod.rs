@@ -1,0 +1,503 @@
+//! The in-memory filesystem: tmpfs, and the overlay of `bulwark do` over the read-only
+//! Gofer root.
+//!
+//! One design serves both. Every node lives in memory; a directory may also have a
+//! *lower* directory in the Gofer's tree, whose entries it shows unless it holds an entry
+//! of its own by that name (which shadows the lower one) or a *whiteout* (the name was
+//! removed). A node first found in the lower tree is cached in its directory, so a second
+//! walk costs no Gofer round trip; its attributes are the lower ones as first seen
+//! (coherence policy: the lower tree is read-only and assumed not to change under the
+//! sandbox). Writing a lower file copies it up into memory first; metadata changes stay
+//! in memory. A directory made over a whiteout has no lower directory (it is opaque).
+//! Nothing ever reaches the Gofer as a write, so writes vanish when the sandbox exits.
+
+pub mod data;
+mod dir;
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use gofer::Client;
+use platform::MemoryFile;
+
+use self::data::{open_lower, LowerNode, Pages};
+use super::{
+    Cx, DirEntry, Inode, NewNode, SetAttr, Stat, StatFs, Time, OVERLAYFS_SUPER_MAGIC, S_IFDIR,
+    S_IFLNK, S_IFMT, S_IFREG, TMPFS_MAGIC,
+};
+use crate::errno::{Errno, SysResult};
+use crate::mm::cache::FileCache;
+use crate::mm::MemoryObject;
+
+static NEXT_DEV: AtomicU64 = AtomicU64::new(0x100);
+
+/// One instance of the filesystem.
+pub struct MemFs {
+    dev: u64,
+    memory: Arc<MemoryFile>,
+    next_ino: AtomicU64,
+    magic: i64,
+    /// Serialises renames, so two of them cannot lock directories in opposite orders.
+    rename_lock: Mutex<()>,
+}
+
+/// Attributes of a node.
+#[derive(Clone, Debug)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u64,
+    rdev: u64,
+    atime: Time,
+    mtime: Time,
+    ctime: Time,
+    /// The size of a node whose data is elsewhere (a lower file not yet opened).
+    lower_size: u64,
+    /// `st_dev` as shown: the lower node's host device (inode numbers are unique only
+    /// within it), or the overlay's own for nodes made in memory.
+    shown_dev: Option<u64>,
+}
+
+enum Body {
+    Dir(Mutex<Dir>),
+    File(Mutex<FileData>),
+    Symlink(Mutex<Link>),
+    /// FIFOs, sockets and device nodes: attributes only.
+    Other,
+}
+
+struct Dir {
+    entries: BTreeMap<Vec<u8>, Arc<MemInode>>,
+    whiteouts: BTreeSet<Vec<u8>>,
+    lower: Option<Arc<LowerNode>>,
+    parent: Weak<MemInode>,
+}
+
+enum FileData {
+    /// The lower file, read through its page cache once opened.
+    Lower {
+        node: Arc<LowerNode>,
+        cache: Option<Arc<FileCache>>,
+    },
+    Mem(Arc<Pages>),
+}
+
+enum Link {
+    Target(Vec<u8>),
+    Lower(Arc<LowerNode>),
+}
+
+pub struct MemInode {
+    fs: Arc<MemFs>,
+    ino: u64,
+    meta: Mutex<Meta>,
+    body: Body,
+    this: Weak<MemInode>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemFs {
+    /// An empty tmpfs; its root has `mode` and belongs to `uid`/`gid`.
+    pub fn tmpfs(memory: &Arc<MemoryFile>, mode: u32) -> Arc<MemInode> {
+        let fs = Self::new(memory, TMPFS_MAGIC);
+        fs.new_inode(S_IFDIR | (mode & 0o7777), 0, 0, 0, None, Weak::new())
+    }
+
+    /// An overlay whose lower tree is the Gofer's `root`.
+    pub fn overlay(
+        memory: &Arc<MemoryFile>,
+        client: Arc<Client>,
+        root: gofer::Handle,
+    ) -> SysResult<Arc<MemInode>> {
+        let stat = client.stat(root).map_err(super::gofer::errno)?;
+        let fs = Self::new(memory, OVERLAYFS_SUPER_MAGIC);
+        let lower = Arc::new(LowerNode {
+            client,
+            handle: root,
+            owned: false,
+        });
+        Ok(fs.from_lower(lower, &stat, Weak::new()))
+    }
+
+    fn new(memory: &Arc<MemoryFile>, magic: i64) -> Arc<Self> {
+        Arc::new(Self {
+            dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+            memory: Arc::clone(memory),
+            next_ino: AtomicU64::new(1 << 40),
+            magic,
+            rename_lock: Mutex::new(()),
+        })
+    }
+
+    fn new_inode(
+        self: &Arc<Self>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u64,
+        target: Option<Vec<u8>>,
+        parent: Weak<MemInode>,
+    ) -> Arc<MemInode> {
+        let now = Time::now();
+        let body = match mode & S_IFMT {
+            S_IFDIR => Body::Dir(Mutex::new(Dir {
+                entries: BTreeMap::new(),
+                whiteouts: BTreeSet::new(),
+                lower: None,
+                parent,
+            })),
+            S_IFREG => Body::File(Mutex::new(FileData::Mem(Pages::new(&self.memory)))),
+            S_IFLNK => Body::Symlink(Mutex::new(Link::Target(target.unwrap_or_default()))),
+            _ => Body::Other,
+        };
+        let nlink = if mode & S_IFMT == S_IFDIR { 2 } else { 1 };
+        self.inode(
+            self.next_ino.fetch_add(1, Ordering::Relaxed),
+            Meta {
+                mode,
+                uid,
+                gid,
+                nlink,
+                rdev,
+                atime: now,
+                mtime: now,
+                ctime: now,
+                lower_size: 0,
+                shown_dev: None,
+            },
+            body,
+        )
+    }
+
+    fn inode(self: &Arc<Self>, ino: u64, meta: Meta, body: Body) -> Arc<MemInode> {
+        Arc::new_cyclic(|this| MemInode {
+            fs: Arc::clone(self),
+            ino,
+            meta: Mutex::new(meta),
+            body,
+            this: this.clone(),
+        })
+    }
+
+    /// A node for a lower node found by a walk.
+    fn from_lower(
+        self: &Arc<Self>,
+        node: Arc<LowerNode>,
+        st: &gofer::Stat,
+        parent: Weak<MemInode>,
+    ) -> Arc<MemInode> {
+        let t = |ts: &gofer::protocol::Timespec| Time {
+            sec: ts.sec,
+            nsec: i64::from(ts.nsec),
+        };
+        let meta = Meta {
+            mode: st.mode,
+            uid: st.uid,
+            gid: st.gid,
+            nlink: st.nlink,
+            rdev: st.rdev,
+            atime: t(&st.atime),
+            mtime: t(&st.mtime),
+            ctime: t(&st.ctime),
+            lower_size: st.size,
+            shown_dev: Some(st.dev),
+        };
+        let body = match st.mode & S_IFMT {
+            S_IFDIR => Body::Dir(Mutex::new(Dir {
+                entries: BTreeMap::new(),
+                whiteouts: BTreeSet::new(),
+                lower: Some(node),
+                parent,
+            })),
+            S_IFREG => Body::File(Mutex::new(FileData::Lower { node, cache: None })),
+            S_IFLNK => Body::Symlink(Mutex::new(Link::Lower(node))),
+            _ => Body::Other,
+        };
+        self.inode(st.ino, meta, body)
+    }
+}
+
+impl MemInode {
+    fn meta(&self) -> MutexGuard<'_, Meta> {
+        lock(&self.meta)
+    }
+
+    fn arc(&self) -> SysResult<Arc<MemInode>> {
+        self.this.upgrade().ok_or(Errno::ENOENT)
+    }
+
+    fn touch(&self, m: bool, c: bool) {
+        let now = Time::now();
+        let mut meta = self.meta();
+        if m {
+            meta.mtime = now;
+        }
+        if c {
+            meta.ctime = now;
+        }
+    }
+
+    /// The file's in-memory pages, copying a lower file up first.
+    fn pages(&self) -> SysResult<Arc<Pages>> {
+        let Body::File(data) = &self.body else {
+            return Err(Errno::EINVAL);
+        };
+        let mut data = lock(data);
+        if let FileData::Mem(p) = &*data {
+            return Ok(Arc::clone(p));
+        }
+        let cache = self.lower_cache_locked(&mut data)?;
+        let pages = Pages::new(&self.fs.memory);
+        let size = self.meta().lower_size;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut at = 0u64;
+        while at < size {
+            let n = cache.read_at(at, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            pages.write_at(at, &buf[..n])?;
+            at += n as u64;
+        }
+        pages.truncate(size)?;
+        *data = FileData::Mem(Arc::clone(&pages));
+        Ok(pages)
+    }
+
+    fn lower_cache_locked(&self, data: &mut FileData) -> SysResult<Arc<FileCache>> {
+        match data {
+            FileData::Lower { node, cache } => {
+                if let Some(c) = cache {
+                    return Ok(Arc::clone(c));
+                }
+                let c = open_lower(node, &self.fs.memory, format!("inode {}", self.ino))?;
+                *cache = Some(Arc::clone(&c));
+                Ok(c)
+            }
+            FileData::Mem(_) => Err(Errno::EINVAL),
+        }
+    }
+
+    fn file_size(&self) -> u64 {
+        match &self.body {
+            Body::File(d) => match &*lock(d) {
+                FileData::Mem(p) => p.size(),
+                FileData::Lower { .. } => self.meta().lower_size,
+            },
+            Body::Symlink(l) => match &*lock(l) {
+                Link::Target(t) => t.len() as u64,
+                Link::Lower(_) => self.meta().lower_size,
+            },
+            Body::Dir(_) => 4096,
+            Body::Other => 0,
+        }
+    }
+}
+
+impl Inode for MemInode {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn dev(&self) -> u64 {
+        self.fs.dev
+    }
+
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        let size = self.file_size();
+        let blocks = match &self.body {
+            Body::File(d) => match &*lock(d) {
+                FileData::Mem(p) => p.allocated() * 8,
+                FileData::Lower { .. } => size.div_ceil(512),
+            },
+            _ => size.div_ceil(512),
+        };
+        let m = self.meta().clone();
+        Ok(Stat {
+            dev: m.shown_dev.unwrap_or(self.fs.dev),
+            ino: self.ino,
+            nlink: m.nlink,
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+            rdev: m.rdev,
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            blksize: 4096,
+            blocks: i64::try_from(blocks).unwrap_or(i64::MAX),
+            atime: m.atime.sec,
+            atime_nsec: m.atime.nsec,
+            mtime: m.mtime.sec,
+            mtime_nsec: m.mtime.nsec,
+            ctime: m.ctime.sec,
+            ctime_nsec: m.ctime.nsec,
+            ..Stat::default()
+        })
+    }
+
+    fn mode(&self) -> u32 {
+        self.meta().mode
+    }
+
+    fn statfs(&self) -> SysResult<StatFs> {
+        Ok(StatFs {
+            f_type: self.fs.magic,
+            f_bsize: 4096,
+            f_blocks: 1 << 20,
+            f_bfree: 1 << 19,
+            f_bavail: 1 << 19,
+            f_files: 1 << 20,
+            f_ffree: 1 << 19,
+            f_namelen: 255,
+            f_frsize: 4096,
+            ..StatFs::default()
+        })
+    }
+
+    fn lookup(&self, _cx: &Cx, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        self.child(name).map(|c| c as Arc<dyn Inode>)
+    }
+
+    fn readdir(&self, _cx: &Cx) -> SysResult<Vec<DirEntry>> {
+        self.list()
+    }
+
+    fn readlink(&self, _cx: &Cx) -> SysResult<Vec<u8>> {
+        let Body::Symlink(link) = &self.body else {
+            return Err(Errno::EINVAL);
+        };
+        let mut link = lock(link);
+        let target = match &*link {
+            Link::Target(t) => return Ok(t.clone()),
+            Link::Lower(node) => node
+                .client
+                .readlink(node.handle)
+                .map_err(super::gofer::errno)?,
+        };
+        *link = Link::Target(target.clone());
+        Ok(target)
+    }
+
+    fn create(&self, cx: &Cx, name: &[u8], node: NewNode) -> SysResult<Arc<dyn Inode>> {
+        self.make(cx, name, node).map(|c| c as Arc<dyn Inode>)
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> SysResult<()> {
+        self.add_link(name, target)
+    }
+
+    fn unlink(&self, _cx: &Cx, name: &[u8], dir: bool) -> SysResult<()> {
+        self.remove(name, dir)
+    }
+
+    fn rename(
+        &self,
+        _cx: &Cx,
+        old: &[u8],
+        new_dir: &Arc<dyn Inode>,
+        new: &[u8],
+        flags: u32,
+    ) -> SysResult<()> {
+        self.rename_to(old, new_dir, new, flags)
+    }
+
+    fn setattr(&self, attr: &SetAttr) -> SysResult<()> {
+        if let Some(size) = attr.size {
+            match &self.body {
+                Body::File(_) => self.pages()?.truncate(size)?,
+                Body::Dir(_) => return Err(Errno::EISDIR),
+                _ => return Err(Errno::EINVAL),
+            }
+            self.touch(true, true);
+        }
+        let mut m = self.meta();
+        if let Some(mode) = attr.mode {
+            m.mode = (m.mode & S_IFMT) | (mode & 0o7777);
+        }
+        if let Some(uid) = attr.uid {
+            m.uid = uid;
+        }
+        if let Some(gid) = attr.gid {
+            m.gid = gid;
+        }
+        if let Some(t) = attr.atime {
+            m.atime = t;
+        }
+        if let Some(t) = attr.mtime {
+            m.mtime = t;
+        }
+        m.ctime = Time::now();
+        Ok(())
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
+        let Body::File(data) = &self.body else {
+            return Err(Errno::EINVAL);
+        };
+        let mut data = lock(data);
+        match &*data {
+            FileData::Mem(p) => {
+                let p = Arc::clone(p);
+                drop(data);
+                p.read_at(offset, buf)
+            }
+            FileData::Lower { .. } => {
+                let cache = self.lower_cache_locked(&mut data)?;
+                drop(data);
+                cache.read_at(offset, buf)
+            }
+        }
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> SysResult<usize> {
+        let n = self.pages()?.write_at(offset, buf)?;
+        self.touch(true, true);
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.file_size()
+    }
+
+    fn prepare_write(&self) -> SysResult<()> {
+        if let Body::File(_) = &self.body {
+            self.pages()?;
+        }
+        Ok(())
+    }
+
+    fn memory_object(&self) -> SysResult<Arc<dyn MemoryObject>> {
+        let Body::File(data) = &self.body else {
+            return Err(Errno::ENODEV);
+        };
+        let mut data = lock(data);
+        match &*data {
+            FileData::Mem(p) => Ok(Arc::clone(p) as Arc<dyn MemoryObject>),
+            FileData::Lower { .. } => {
+                Ok(self.lower_cache_locked(&mut data)? as Arc<dyn MemoryObject>)
+            }
+        }
+    }
+
+    fn open(
+        &self,
+        _cx: &Cx,
+        _path: &super::Path,
+        _flags: i32,
+    ) -> SysResult<Option<Arc<dyn super::FileDescription>>> {
+        match &self.body {
+            // FIFOs and device nodes on this filesystem are not served yet.
+            Body::Other => Err(Errno::ENXIO),
+            _ => Ok(None),
+        }
+    }
+}

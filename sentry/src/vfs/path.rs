@@ -1,0 +1,454 @@
+//! Mounts, dentries and path resolution.
+//!
+//! A [`Path`] is a dentry in a mount. Dentries are made as a lookup walks (they carry the
+//! name and parent for `..` and `getcwd`); the inodes they point at are cached by their
+//! filesystems (the overlay keeps every node it has seen, so a second walk of the same path
+//! makes no Gofer round trip). Resolution follows symlinks (40 at most, then `ELOOP`),
+//! crosses mount points both ways, and checks search permission on every directory.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{permitted, Cx, Inode, MAY_EXEC, NAME_MAX, S_IFDIR, S_IFLNK, S_IFMT};
+use crate::errno::{Errno, SysResult};
+
+/// Linux's limit on symlinks followed in one lookup.
+pub const MAX_SYMLINKS: usize = 40;
+/// Linux's `PATH_MAX`.
+pub const PATH_MAX: usize = 4096;
+
+/// A name in the tree: an inode, and how it was reached.
+pub struct Dentry {
+    pub name: Vec<u8>,
+    pub parent: Option<Arc<Dentry>>,
+    pub inode: Arc<dyn Inode>,
+}
+
+impl Dentry {
+    pub fn root(inode: Arc<dyn Inode>) -> Arc<Self> {
+        Arc::new(Self {
+            name: b"/".to_vec(),
+            parent: None,
+            inode,
+        })
+    }
+}
+
+/// A filesystem mounted somewhere.
+pub struct Mount {
+    pub id: u64,
+    pub root: Arc<Dentry>,
+    /// Where it is mounted; `None` for the root mount.
+    pub mountpoint: Option<Path>,
+    pub fstype: &'static str,
+    pub source: String,
+    pub read_only: bool,
+}
+
+/// A location: a dentry in a mount.
+#[derive(Clone)]
+pub struct Path {
+    pub mount: Arc<Mount>,
+    pub dentry: Arc<Dentry>,
+}
+
+impl Path {
+    pub fn inode(&self) -> &Arc<dyn Inode> {
+        &self.dentry.inode
+    }
+
+    fn same(&self, other: &Path) -> bool {
+        self.mount.id == other.mount.id && same_inode(&self.dentry.inode, &other.dentry.inode)
+    }
+
+    fn is_mount_root(&self) -> bool {
+        Arc::ptr_eq(&self.dentry, &self.mount.root)
+    }
+
+    /// The absolute name of this location as seen from `root` (for `getcwd`,
+    /// `/proc/self/fd`, `/proc/mounts`).
+    pub fn name_from(&self, root: &Path) -> Vec<u8> {
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut at = self.clone();
+        loop {
+            if at.same(root) {
+                break;
+            }
+            if at.is_mount_root() {
+                match &at.mount.mountpoint {
+                    Some(mp) => {
+                        at = mp.clone();
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            match &at.dentry.parent {
+                Some(parent) => {
+                    parts.push(at.dentry.name.clone());
+                    at = Path {
+                        mount: Arc::clone(&at.mount),
+                        dentry: Arc::clone(parent),
+                    };
+                }
+                None => break,
+            }
+        }
+        if parts.is_empty() {
+            return b"/".to_vec();
+        }
+        let mut out = Vec::new();
+        for p in parts.iter().rev() {
+            out.push(b'/');
+            out.extend_from_slice(p);
+        }
+        out
+    }
+}
+
+/// Whether two inodes are the same object. Filesystems keep one object per inode while
+/// it is reachable (procfs makes its own afresh, but nothing mounts inside procfs), and
+/// inode numbers alone are not unique in the overlay, whose lower nodes come from several
+/// host filesystems.
+pub fn same_inode(a: &Arc<dyn Inode>, b: &Arc<dyn Inode>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
+/// The mount table of the sandbox (one mount namespace).
+pub struct Vfs {
+    mounts: Mutex<Vec<Arc<Mount>>>,
+    next_id: AtomicU64,
+}
+
+impl Vfs {
+    /// A namespace whose root mount is `root`.
+    pub fn new(root: Arc<dyn Inode>, fstype: &'static str, source: &str) -> Arc<Self> {
+        let mount = Arc::new(Mount {
+            id: 1,
+            root: Dentry::root(root),
+            mountpoint: None,
+            fstype,
+            source: source.to_string(),
+            read_only: false,
+        });
+        Arc::new(Self {
+            mounts: Mutex::new(vec![mount]),
+            next_id: AtomicU64::new(2),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Mount>>> {
+        self.mounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The root of the namespace.
+    pub fn root(&self) -> Path {
+        let mount = Arc::clone(&self.lock()[0]);
+        Path {
+            dentry: Arc::clone(&mount.root),
+            mount,
+        }
+    }
+
+    /// Mounts `fs` on `at`, which must be a directory.
+    pub fn mount(
+        &self,
+        at: &Path,
+        fs: Arc<dyn Inode>,
+        fstype: &'static str,
+        source: &str,
+    ) -> SysResult<()> {
+        if at.inode().mode() & S_IFMT != S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        let mount = Arc::new(Mount {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            root: Dentry::root(fs),
+            mountpoint: Some(at.clone()),
+            fstype,
+            source: source.to_string(),
+            read_only: false,
+        });
+        self.lock().push(mount);
+        Ok(())
+    }
+
+    /// Every mount, in mount order.
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        self.lock().clone()
+    }
+
+    /// The last mount on `at`, if any.
+    fn mounted_on(&self, at: &Path) -> Option<Arc<Mount>> {
+        self.lock()
+            .iter()
+            .rev()
+            .find(|m| m.mountpoint.as_ref().is_some_and(|mp| mp.same(at)))
+            .cloned()
+    }
+
+    /// Follows mounts stacked on `at` down to the top one's root.
+    fn cross_down(&self, mut at: Path) -> Path {
+        while let Some(m) = self.mounted_on(&at) {
+            at = Path {
+                dentry: Arc::clone(&m.root),
+                mount: m,
+            };
+        }
+        at
+    }
+
+    /// `..` of `at`, not above `root`.
+    fn parent(&self, at: &Path, root: &Path) -> Path {
+        let mut at = at.clone();
+        loop {
+            if at.same(root) {
+                return at;
+            }
+            if at.is_mount_root() {
+                match &at.mount.mountpoint {
+                    Some(mp) => {
+                        at = mp.clone();
+                        continue;
+                    }
+                    None => return at,
+                }
+            }
+            return match &at.dentry.parent {
+                Some(p) => Path {
+                    mount: Arc::clone(&at.mount),
+                    dentry: Arc::clone(p),
+                },
+                None => at,
+            };
+        }
+    }
+}
+
+/// What a process shares with `CLONE_FS` relatives: its root, working directory and umask.
+pub struct FsContext {
+    pub vfs: Arc<Vfs>,
+    state: Mutex<FsState>,
+}
+
+#[derive(Clone)]
+struct FsState {
+    root: Path,
+    cwd: Path,
+    umask: u32,
+    exe: Option<Path>,
+}
+
+impl FsContext {
+    pub fn new(vfs: Arc<Vfs>) -> Arc<Self> {
+        let root = vfs.root();
+        Arc::new(Self {
+            vfs,
+            state: Mutex::new(FsState {
+                cwd: root.clone(),
+                root,
+                umask: 0o022,
+                exe: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FsState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy for a child without `CLONE_FS`.
+    pub fn fork(&self) -> Arc<Self> {
+        Arc::new(Self {
+            vfs: Arc::clone(&self.vfs),
+            state: Mutex::new(self.lock().clone()),
+        })
+    }
+
+    pub fn root(&self) -> Path {
+        self.lock().root.clone()
+    }
+
+    pub fn cwd(&self) -> Path {
+        self.lock().cwd.clone()
+    }
+
+    pub fn set_cwd(&self, cwd: Path) {
+        self.lock().cwd = cwd;
+    }
+
+    pub fn umask(&self) -> u32 {
+        self.lock().umask
+    }
+
+    /// Sets the umask, returning the old one.
+    pub fn set_umask(&self, mask: u32) -> u32 {
+        std::mem::replace(&mut self.lock().umask, mask & 0o777)
+    }
+
+    /// The running executable, for `/proc/self/exe`.
+    pub fn exe(&self) -> Option<Path> {
+        self.lock().exe.clone()
+    }
+
+    pub fn set_exe(&self, exe: Path) {
+        self.lock().exe = Some(exe);
+    }
+
+    /// Resolves `path` from `start` (`None`: the working directory, or the root for an
+    /// absolute path). `follow`: whether a final symlink is followed.
+    pub fn lookup(
+        &self,
+        cx: &Cx,
+        start: Option<&Path>,
+        path: &[u8],
+        follow: bool,
+    ) -> SysResult<Path> {
+        let (root, base) = self.start(start);
+        resolve(&self.vfs, cx, &root, base, path, follow)
+    }
+
+    /// Resolves all but the last component of `path`: the directory, and the last name
+    /// (`.`/`..` included as they are, for the caller to refuse), and whether the path
+    /// ended in a slash.
+    pub fn lookup_parent(
+        &self,
+        cx: &Cx,
+        start: Option<&Path>,
+        path: &[u8],
+    ) -> SysResult<(Path, Vec<u8>, bool)> {
+        check_path(path)?;
+        let trimmed_len = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+        let trailing = trimmed_len < path.len();
+        let trimmed = &path[..trimmed_len];
+        if trimmed.is_empty() {
+            // "/" or "///": the root itself has no parent entry.
+            let (root, _) = self.start(start);
+            return Ok((root, b".".to_vec(), true));
+        }
+        let (dir_part, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),
+            None => (&b""[..], trimmed),
+        };
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let (root, base) = self.start(start);
+        let dir = if dir_part.is_empty() {
+            base
+        } else {
+            resolve(&self.vfs, cx, &root, base, dir_part, true)?
+        };
+        if dir.inode().mode() & S_IFMT != S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok((dir, name.to_vec(), trailing))
+    }
+
+    fn start(&self, start: Option<&Path>) -> (Path, Path) {
+        let state = self.lock();
+        let base = start.cloned().unwrap_or_else(|| state.cwd.clone());
+        (state.root.clone(), base)
+    }
+}
+
+fn check_path(path: &[u8]) -> SysResult<()> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if path.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(())
+}
+
+/// Looks up one `name` in directory `dir`: search permission, the child, and any mount
+/// on it. `.` and `..` are handled here too.
+pub fn step(vfs: &Vfs, cx: &Cx, root: &Path, dir: &Path, name: &[u8]) -> SysResult<Path> {
+    let stat = dir.inode().stat()?;
+    if stat.mode & S_IFMT != S_IFDIR {
+        return Err(Errno::ENOTDIR);
+    }
+    permitted(&stat, &cx.creds, MAY_EXEC)?;
+    match name {
+        b"." | b"" => Ok(dir.clone()),
+        b".." => Ok(vfs.parent(dir, root)),
+        _ => {
+            if name.len() > NAME_MAX {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            let inode = dir.inode().lookup(cx, name)?;
+            let child = Path {
+                mount: Arc::clone(&dir.mount),
+                dentry: Arc::new(Dentry {
+                    name: name.to_vec(),
+                    parent: Some(Arc::clone(&dir.dentry)),
+                    inode,
+                }),
+            };
+            Ok(vfs.cross_down(child))
+        }
+    }
+}
+
+/// Path resolution proper.
+pub fn resolve(
+    vfs: &Vfs,
+    cx: &Cx,
+    root: &Path,
+    base: Path,
+    path: &[u8],
+    follow: bool,
+) -> SysResult<Path> {
+    check_path(path)?;
+    let mut links = 0usize;
+    let mut at = if path[0] == b'/' { root.clone() } else { base };
+    // Components still to walk, last first; `true` marks the final component of the
+    // original path (where `follow` applies).
+    let mut pending: Vec<(Vec<u8>, bool)> = Vec::new();
+    push_components(&mut pending, path, true);
+    let trailing_slash = path.ends_with(b"/");
+    while let Some((name, is_last)) = pending.pop() {
+        let next = step(vfs, cx, root, &at, &name)?;
+        let mode = next.inode().mode();
+        let must_follow = !is_last || follow || trailing_slash;
+        if mode & S_IFMT == S_IFLNK && must_follow && name != b"." && name != b".." {
+            links += 1;
+            if links > MAX_SYMLINKS {
+                return Err(Errno::ELOOP);
+            }
+            if let Some(target) = next.inode().follow_magic(cx) {
+                at = target?;
+                continue;
+            }
+            let target = next.inode().readlink(cx)?;
+            if target.is_empty() {
+                return Err(Errno::ENOENT);
+            }
+            if target[0] == b'/' {
+                at = root.clone();
+            }
+            push_components(&mut pending, &target, is_last);
+            continue;
+        }
+        at = next;
+    }
+    if trailing_slash && at.inode().mode() & S_IFMT != S_IFDIR {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(at)
+}
+
+fn push_components(pending: &mut Vec<(Vec<u8>, bool)>, path: &[u8], last: bool) {
+    let parts: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return;
+    }
+    let n = parts.len();
+    for (i, p) in parts.into_iter().enumerate().rev() {
+        pending.push((p.to_vec(), last && i + 1 == n));
+    }
+}

@@ -1,0 +1,478 @@
+//! procfs: the caller's own process directory (`/proc/self` and `/proc/PID` for its own
+//! PID), with `exe`, `cwd`, `root`, `fd/`, `maps`, `status`, `mounts`; and the global
+//! `cpuinfo`, `meminfo`, `mounts`, `filesystems`, `version`. Only what the Sentry
+//! really knows is shown; other processes' directories come with the process work.
+
+use std::any::Any;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use platform::{MemoryFile, Perms};
+
+use super::dev::{new_dev, StaticLink};
+use super::file::InodeFile;
+use super::{
+    Cx, DirEntry, FileDescription, Inode, Path, Stat, StatFs, Time, DT_DIR, DT_LNK, DT_REG,
+    PROC_SUPER_MAGIC, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+};
+use crate::errno::{Errno, SysResult};
+use crate::mm::VmaKind;
+
+/// The release `uname` reports, for `/proc/version`.
+const VERSION: &str = "Linux version 6.6.0-bulwark (bulwark@sandbox) #1 SMP\n";
+
+type Generator = fn(&ProcFs, &Cx) -> SysResult<Vec<u8>>;
+
+/// What a procfs inode is.
+#[derive(Clone, Copy, Debug)]
+enum Node {
+    Root,
+    SelfLink,
+    /// `/proc/PID` of the caller's process.
+    Pid,
+    File(Generator),
+    Exe,
+    Cwd,
+    RootLink,
+    FdDir,
+    Fd(i32),
+}
+
+/// The filesystem: shared state of every procfs inode.
+pub struct ProcFs {
+    dev: u64,
+    memory: Arc<MemoryFile>,
+}
+
+pub struct ProcInode {
+    fs: Arc<ProcFs>,
+    node: Node,
+    ino: u64,
+}
+
+impl ProcFs {
+    /// A procfs root; `memory` is the sandbox's memory, for `meminfo`.
+    pub fn new_root(memory: &Arc<MemoryFile>) -> Arc<ProcInode> {
+        let fs = Arc::new(Self {
+            dev: new_dev(),
+            memory: Arc::clone(memory),
+        });
+        fs.inode(Node::Root, 1)
+    }
+
+    fn inode(self: &Arc<Self>, node: Node, ino: u64) -> Arc<ProcInode> {
+        Arc::new(ProcInode {
+            fs: Arc::clone(self),
+            node,
+            ino,
+        })
+    }
+}
+
+const GLOBAL_FILES: &[(&str, Generator)] = &[
+    ("cpuinfo", cpuinfo),
+    ("filesystems", filesystems),
+    ("meminfo", meminfo),
+    ("version", |_, _| Ok(VERSION.as_bytes().to_vec())),
+];
+
+const PID_FILES: &[(&str, Generator)] = &[("maps", maps), ("mounts", mounts), ("status", status)];
+
+fn pid_ino(tgid: i32, n: u64) -> u64 {
+    (u64::from(tgid.unsigned_abs()) << 16) | n
+}
+
+impl ProcInode {
+    fn pid_child(&self, cx: &Cx, name: &[u8]) -> SysResult<Node> {
+        Ok(match name {
+            b"exe" => Node::Exe,
+            b"cwd" => Node::Cwd,
+            b"root" => Node::RootLink,
+            b"fd" => Node::FdDir,
+            _ => {
+                let _ = cx;
+                PID_FILES
+                    .iter()
+                    .find(|(n, _)| n.as_bytes() == name)
+                    .map(|&(_, g)| Node::File(g))
+                    .ok_or(Errno::ENOENT)?
+            }
+        })
+    }
+
+    fn location(&self, cx: &Cx) -> SysResult<Path> {
+        let fs = cx.fs.as_ref().ok_or(Errno::ENOENT)?;
+        match self.node {
+            Node::Exe => fs.exe().ok_or(Errno::ENOENT),
+            Node::Cwd => Ok(fs.cwd()),
+            Node::RootLink => Ok(fs.root()),
+            Node::Fd(fd) => {
+                let file = cx
+                    .fds
+                    .as_ref()
+                    .ok_or(Errno::ENOENT)?
+                    .get(fd)
+                    .map_err(|_| Errno::ENOENT)?;
+                file.path().cloned().ok_or(Errno::ENXIO)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+}
+
+impl Inode for ProcInode {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn dev(&self) -> u64 {
+        self.fs.dev
+    }
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        let mode = match self.node {
+            Node::Root | Node::Pid => S_IFDIR | 0o555,
+            Node::FdDir => S_IFDIR | 0o500,
+            Node::File(_) => S_IFREG | 0o444,
+            Node::SelfLink => S_IFLNK | 0o777,
+            Node::Exe | Node::Cwd | Node::RootLink | Node::Fd(_) => S_IFLNK | 0o777,
+        };
+        let t = Time::now();
+        Ok(Stat {
+            dev: self.fs.dev,
+            ino: self.ino,
+            nlink: if mode & S_IFMT == S_IFDIR { 2 } else { 1 },
+            mode,
+            blksize: 1024,
+            atime: t.sec,
+            mtime: t.sec,
+            ctime: t.sec,
+            ..Stat::default()
+        })
+    }
+    fn statfs(&self) -> SysResult<StatFs> {
+        Ok(StatFs {
+            f_type: PROC_SUPER_MAGIC,
+            f_bsize: 4096,
+            f_namelen: 255,
+            f_frsize: 4096,
+            ..StatFs::default()
+        })
+    }
+    fn lookup(&self, cx: &Cx, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        let node = match self.node {
+            Node::Root => match name {
+                b"self" => Node::SelfLink,
+                b"mounts" => {
+                    return Ok(StaticLink::new(self.fs.dev, "self/mounts") as Arc<dyn Inode>)
+                }
+                _ if name == cx.tgid.to_string().as_bytes() => Node::Pid,
+                _ => GLOBAL_FILES
+                    .iter()
+                    .find(|(n, _)| n.as_bytes() == name)
+                    .map(|&(_, g)| Node::File(g))
+                    .ok_or(Errno::ENOENT)?,
+            },
+            Node::Pid => self.pid_child(cx, name)?,
+            Node::FdDir => {
+                let fd: i32 = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or(Errno::ENOENT)?;
+                cx.fds
+                    .as_ref()
+                    .ok_or(Errno::ENOENT)?
+                    .get(fd)
+                    .map_err(|_| Errno::ENOENT)?;
+                Node::Fd(fd)
+            }
+            _ => return Err(Errno::ENOTDIR),
+        };
+        let n = match node {
+            Node::Fd(fd) => 0x1000 + u64::from(fd.unsigned_abs()),
+            _ => {
+                name.iter()
+                    .fold(7u64, |h, &b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+                    & 0xfff
+            }
+        };
+        let ino = if matches!(self.node, Node::Root) && !matches!(node, Node::Pid) {
+            n | 0x10_0000
+        } else {
+            pid_ino(cx.tgid, n)
+        };
+        Ok(self.fs.inode(node, ino) as Arc<dyn Inode>)
+    }
+    fn readdir(&self, cx: &Cx) -> SysResult<Vec<DirEntry>> {
+        let e = |name: &str, kind| DirEntry {
+            // Never 0: readdir(3) skips such entries as deleted.
+            ino: 2 + name
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+                % 0xffff,
+            kind,
+            name: name.as_bytes().to_vec(),
+        };
+        Ok(match self.node {
+            Node::Root => {
+                let mut v = vec![
+                    e(&cx.tgid.to_string(), DT_DIR),
+                    e("self", DT_LNK),
+                    e("mounts", DT_LNK),
+                ];
+                v.extend(GLOBAL_FILES.iter().map(|(n, _)| e(n, DT_REG)));
+                v
+            }
+            Node::Pid => {
+                let mut v = vec![
+                    e("exe", DT_LNK),
+                    e("cwd", DT_LNK),
+                    e("root", DT_LNK),
+                    e("fd", DT_DIR),
+                ];
+                v.extend(PID_FILES.iter().map(|(n, _)| e(n, DT_REG)));
+                v
+            }
+            Node::FdDir => cx
+                .fds
+                .as_ref()
+                .map(|t| t.fds())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|fd| e(&fd.to_string(), DT_LNK))
+                .collect(),
+            _ => return Err(Errno::ENOTDIR),
+        })
+    }
+    fn readlink(&self, cx: &Cx) -> SysResult<Vec<u8>> {
+        match self.node {
+            Node::SelfLink => Ok(cx.tgid.to_string().into_bytes()),
+            Node::Fd(fd) => {
+                let file = cx
+                    .fds
+                    .as_ref()
+                    .ok_or(Errno::ENOENT)?
+                    .get(fd)
+                    .map_err(|_| Errno::ENOENT)?;
+                let root = cx.fs.as_ref().ok_or(Errno::ENOENT)?.root();
+                Ok(match file.path() {
+                    Some(p) => p.name_from(&root),
+                    None => file.anon_name(),
+                })
+            }
+            Node::Exe | Node::Cwd | Node::RootLink => {
+                let root = cx.fs.as_ref().ok_or(Errno::ENOENT)?.root();
+                Ok(self.location(cx)?.name_from(&root))
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+    fn follow_magic(&self, cx: &Cx) -> Option<SysResult<Path>> {
+        match self.node {
+            Node::Exe | Node::Cwd | Node::RootLink | Node::Fd(_) => Some(self.location(cx)),
+            _ => None,
+        }
+    }
+    fn open(
+        &self,
+        cx: &Cx,
+        path: &Path,
+        flags: i32,
+    ) -> SysResult<Option<Arc<dyn FileDescription>>> {
+        match self.node {
+            Node::File(generate) => {
+                if flags & super::file::O_ACCMODE != super::file::O_RDONLY {
+                    return Err(Errno::EACCES);
+                }
+                let data = generate(&self.fs, cx)?;
+                Ok(Some(Arc::new(InodeFile::with_snapshot(
+                    cx,
+                    path.clone(),
+                    flags,
+                    data,
+                ))))
+            }
+            Node::Root | Node::Pid | Node::FdDir => {
+                let entries = self.readdir(cx)?;
+                Ok(Some(Arc::new(InodeFile::with_listing(
+                    cx,
+                    path.clone(),
+                    flags,
+                    entries,
+                ))))
+            }
+            _ => Ok(None),
+        }
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
+        // Reached only through a description opened without a snapshot: empty.
+        let _ = (offset, buf);
+        Ok(0)
+    }
+}
+
+fn cpuinfo(_: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
+    let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let leaf0 = std::arch::x86_64::__cpuid(0);
+    let vendor: Vec<u8> = [leaf0.ebx, leaf0.edx, leaf0.ecx]
+        .iter()
+        .flat_map(|r| r.to_le_bytes())
+        .collect();
+    let mut brand = Vec::new();
+    if std::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0004 {
+        for leaf in 0x8000_0002..=0x8000_0004u32 {
+            let r = std::arch::x86_64::__cpuid(leaf);
+            for reg in [r.eax, r.ebx, r.ecx, r.edx] {
+                brand.extend_from_slice(&reg.to_le_bytes());
+            }
+        }
+    }
+    let brand = String::from_utf8_lossy(&brand)
+        .trim_matches(char::from(0))
+        .trim()
+        .to_string();
+    let vendor = String::from_utf8_lossy(&vendor).into_owned();
+    let mut out = String::new();
+    for i in 0..n {
+        let _ = write!(
+            out,
+            "processor\t: {i}\nvendor_id\t: {vendor}\nmodel name\t: {brand}\ncpu cores\t: {n}\n\n"
+        );
+    }
+    Ok(out.into_bytes())
+}
+
+fn filesystems(_: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
+    Ok(b"nodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\toverlay\nnodev\tpipefs\n".to_vec())
+}
+
+fn meminfo(fs: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
+    let total = fs.memory.size() / 1024;
+    let used = fs.memory.allocated() / 1024;
+    let free = total.saturating_sub(used);
+    Ok(format!(
+        "MemTotal:       {total:8} kB\nMemFree:        {free:8} kB\nMemAvailable:   {free:8} kB\n\
+         Buffers:               0 kB\nCached:                0 kB\nSwapTotal:             0 kB\n\
+         SwapFree:              0 kB\n"
+    )
+    .into_bytes())
+}
+
+fn maps(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
+    let mm = cx.mm.as_ref().ok_or(Errno::ENOENT)?;
+    let mut out = String::new();
+    for vma in mm.vmas() {
+        let p = |f: Perms, c: char| if vma.perms.contains(f) { c } else { '-' };
+        let (offset, name) = match &vma.object {
+            Some((obj, off)) if !(vma.shared && obj.name().starts_with("/dev/zero")) => {
+                (*off, obj.name())
+            }
+            Some((obj, _)) => (0, obj.name()),
+            None => (
+                0,
+                match vma.kind {
+                    VmaKind::Heap => "[heap]".to_string(),
+                    VmaKind::Stack => "[stack]".to_string(),
+                    VmaKind::Plain => String::new(),
+                },
+            ),
+        };
+        let line = format!(
+            "{:08x}-{:08x} {}{}{}{} {:08x} 00:00 0",
+            vma.start,
+            vma.end,
+            p(Perms::READ, 'r'),
+            p(Perms::WRITE, 'w'),
+            p(Perms::EXEC, 'x'),
+            if vma.shared { 's' } else { 'p' },
+            offset
+        );
+        if name.is_empty() {
+            let _ = writeln!(out, "{line}");
+        } else {
+            let _ = writeln!(out, "{line:<72} {name}");
+        }
+    }
+    Ok(out.into_bytes())
+}
+
+fn mounts(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
+    let fs = cx.fs.as_ref().ok_or(Errno::ENOENT)?;
+    let root = fs.root();
+    let mut out = Vec::new();
+    for m in fs.vfs.mounts() {
+        let at = match &m.mountpoint {
+            Some(mp) => mp.name_from(&root),
+            None => b"/".to_vec(),
+        };
+        out.extend_from_slice(m.source.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(&at);
+        let opts = if m.read_only { "ro" } else { "rw" };
+        out.extend_from_slice(format!(" {} {opts} 0 0\n", m.fstype).as_bytes());
+    }
+    Ok(out)
+}
+
+fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
+    let name = cx
+        .fs
+        .as_ref()
+        .and_then(|f| f.exe())
+        .map(|p| String::from_utf8_lossy(&p.dentry.name).into_owned())
+        .unwrap_or_default();
+    let name: String = name.chars().take(15).collect();
+    let c = &cx.creds;
+    let fdsize = cx.fds.as_ref().map_or(0, |t| t.fds().len()).max(64);
+    let vm = cx.mm.as_ref().map_or(0, |mm| {
+        mm.vmas().iter().map(|v| v.end - v.start).sum::<u64>() / 1024
+    });
+    Ok(format!(
+        "Name:\t{name}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\n\
+         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nVmSize:\t{vm:8} kB\n\
+         Threads:\t1\n",
+        cx.fs.as_ref().map_or(0o022, |f| f.umask()),
+        cx.tgid,
+        cx.tid,
+        c.uid,
+        c.euid,
+        c.suid,
+        c.euid,
+        c.gid,
+        c.egid,
+        c.sgid,
+        c.egid,
+    )
+    .into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_files_and_self() {
+        let memory = Arc::new(MemoryFile::new(1 << 24).unwrap());
+        let root = ProcFs::new_root(&memory);
+        let cx = Cx {
+            tgid: 7,
+            tid: 7,
+            ..Cx::root()
+        };
+        assert_eq!(
+            root.lookup(&cx, b"self").unwrap().readlink(&cx).unwrap(),
+            b"7"
+        );
+        assert!(root.lookup(&cx, b"7").is_ok());
+        assert_eq!(
+            root.lookup(&cx, b"8").err(),
+            Some(Errno::ENOENT),
+            "only real processes"
+        );
+        let info = meminfo(&root.fs, &cx).unwrap();
+        assert!(String::from_utf8(info).unwrap().starts_with("MemTotal:"));
+        let cpus = String::from_utf8(cpuinfo(&root.fs, &cx).unwrap()).unwrap();
+        assert!(cpus.contains("processor\t: 0"));
+    }
+}
