@@ -50,6 +50,9 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
     let platform = platform::new_platform(name, Arc::clone(&memory))
         .with_context(|| format!("starting the {name} platform"))?;
     let kernel = Kernel::new(platform);
+    kernel
+        .strace
+        .store(flags.strace, std::sync::atomic::Ordering::Relaxed);
     let client = Arc::new(gofer::Client::new(socks));
     let fs = sentry::vfs::gofer::container_fs(client, &memory)
         .map_err(|e| anyhow!("attaching the root filesystem: {}", describe(e)))?;

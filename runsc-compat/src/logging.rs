@@ -67,6 +67,8 @@ pub fn init(flags: &GlobalFlags) -> anyhow::Result<()> {
     };
     let level = if flags.debug {
         log::LevelFilter::Debug
+    } else if flags.strace {
+        log::LevelFilter::Info
     } else {
         log::LevelFilter::Warn
     };

@@ -57,8 +57,13 @@ impl Resolver for HostResolver {
 fn compile(name: &str, source: &str, flags: &[&str]) -> PathBuf {
     // One directory per test thread: the tests run in parallel and must not rewrite a
     // binary another one is running (ETXTBSY).
-    let thread = std::thread::current().name().unwrap_or("main").replace("::", "-");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sentry-programs").join(thread);
+    let thread = std::thread::current()
+        .name()
+        .unwrap_or("main")
+        .replace("::", "-");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("sentry-programs")
+        .join(thread);
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join(format!("{name}.c"));
     let out = dir.join(name);
@@ -237,7 +242,10 @@ fn check_programs(name: &str) {
     let native_out = String::from_utf8(native.stdout).unwrap();
     assert!(native.status.success(), "the program passes natively first");
     let (status, out) = run(name, &procs, &[procs.to_str().unwrap()]).unwrap();
-    assert_eq!((status, out.as_str()), (ExitStatus::Exited(0), native_out.as_str()));
+    assert_eq!(
+        (status, out.as_str()),
+        (ExitStatus::Exited(0), native_out.as_str())
+    );
 
     let segv = compile("segfault", SEGFAULT, &["-static", "-O1"]);
     let (status, _) = run(name, &segv, &["segfault"]).unwrap();

@@ -73,6 +73,8 @@ pub struct Kernel {
     next_id: AtomicI32,
     tables: Mutex<Tables>,
     pub futexes: futex::Futexes,
+    /// `--strace`: log every syscall with its arguments and result.
+    pub strace: std::sync::atomic::AtomicBool,
     /// Finds executables for `execve` (set by whoever sets up the root filesystem).
     resolver: Mutex<Option<Arc<dyn Resolver + Send + Sync>>>,
 }
@@ -94,6 +96,7 @@ impl Kernel {
             next_id: AtomicI32::new(1),
             tables: Mutex::new(Tables::default()),
             futexes: futex::Futexes::default(),
+            strace: std::sync::atomic::AtomicBool::new(false),
             resolver: Mutex::new(None),
         })
     }

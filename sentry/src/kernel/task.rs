@@ -216,7 +216,18 @@ impl Task {
     fn syscall(&mut self) {
         let r = self.regs;
         let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
+        let strace = self
+            .kernel
+            .strace
+            .load(std::sync::atomic::Ordering::Relaxed);
+        // Arguments are described before the call: it may change the memory they point at.
+        let described = strace.then(|| syscalls::describe_args(self, r.orig_rax, args));
         let result = syscalls::dispatch(self, r.orig_rax, args);
+        if let Some(described) = described {
+            let name = syscalls::names::name(r.orig_rax).unwrap_or("unknown");
+            let shown = syscalls::describe_result(&result);
+            log::info!(target: "strace", "[{:>4}] {name}({described}) = {shown}", self.tid());
+        }
         match result {
             Ok(value) => self.regs.rax = value as u64,
             Err(errno) if errno.is_restart() => {
@@ -535,6 +546,7 @@ impl Task {
                 }
             }
         }
+        self.release_robust_futexes();
         if let Some(v) = self.vfork_parent.take() {
             v.release();
         }
@@ -596,6 +608,57 @@ impl Task {
                     g.begin_exit(ExitStatus::Signaled(SIGKILL));
                 }
             }
+        }
+    }
+
+    /// Marks the robust futexes this thread still holds as owner-died and wakes a waiter
+    /// of each, as Linux's `exit_robust_list` does. Bad pointers end the walk quietly.
+    fn release_robust_futexes(&self) {
+        const FUTEX_WAITERS: u32 = 0x8000_0000;
+        const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+        const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+        /// Linux's `ROBUST_LIST_LIMIT`: a bound on the walk, against loops.
+        const LIMIT: usize = 2048;
+        let (head, len) = self.robust_list;
+        if head.is_null() || len == 0 {
+            return;
+        }
+        let read = |addr: u64| self.mm.read(crate::mm::UserPtr::<u64>::from(addr)).ok();
+        let (Some(mut entry), Some(offset), Some(pending)) = (
+            read(head.get()),
+            read(head.get() + 8),
+            read(head.get() + 16),
+        ) else {
+            return;
+        };
+        let tid = u32::try_from(self.tid()).unwrap_or(0);
+        let release = |entry: u64| {
+            // The low bit of an entry pointer marks a PI futex; the word is at entry + offset.
+            let word_addr = UserAddr::new((entry & !1).wrapping_add(offset));
+            let ptr = crate::mm::UserPtr::<u32>::new(word_addr);
+            let Ok(word) = self.mm.read(ptr) else { return };
+            if word & FUTEX_TID_MASK != tid {
+                return;
+            }
+            let new = (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+            if self.mm.write(ptr, &new).is_ok() && word & FUTEX_WAITERS != 0 {
+                if let Ok(key) = super::futex::Futexes::key(&self.mm, word_addr, false) {
+                    let _ = self.kernel.futexes.wake(key, 1, u32::MAX);
+                }
+            }
+        };
+        let mut walked = 0;
+        while entry != head.get() && entry != 0 && walked < LIMIT {
+            let next = read(entry);
+            if entry != pending {
+                release(entry);
+            }
+            let Some(next) = next else { break };
+            entry = next;
+            walked += 1;
+        }
+        if pending != 0 {
+            release(pending);
         }
     }
 

@@ -11,6 +11,7 @@
 //! first write; a page that only this address space owns is written in place.
 
 pub mod addr;
+pub mod advice;
 pub mod cache;
 
 use std::collections::BTreeMap;
@@ -71,6 +72,12 @@ pub trait MemoryObject: Send + Sync {
 
     /// How `/proc/PID/maps` names a mapping of it.
     fn name(&self) -> String;
+
+    /// Writes modified pages back to where the object's data lives (`msync`, `fsync`).
+    /// Memory-only objects have nowhere else to write: the default does nothing.
+    fn sync(&self) -> SysResult<()> {
+        Ok(())
+    }
 }
 
 /// The memory of a `MAP_SHARED | MAP_ANONYMOUS` mapping (and of `memfd`s and SysV shared

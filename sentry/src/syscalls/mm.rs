@@ -141,3 +141,62 @@ pub fn munmap(task: &mut Task, addr: UserAddr, len: u64) -> SysResult<i64> {
 pub fn brk(task: &mut Task, addr: UserAddr) -> SysResult<i64> {
     Ok(task.mm.brk(addr).get() as i64)
 }
+
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_FIXED: u64 = 2;
+const MREMAP_DONTUNMAP: u64 = 4;
+
+pub fn mremap(
+    task: &mut Task,
+    old: UserAddr,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: UserAddr,
+) -> SysResult<i64> {
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MREMAP_DONTUNMAP != 0 {
+        log::warn!("mremap: MREMAP_DONTUNMAP not implemented (EINVAL)");
+        return Err(Errno::EINVAL);
+    }
+    if old_len == 0 {
+        // Duplicating a shared mapping (old_size 0) is not implemented.
+        log::warn!("mremap: old_size 0 not implemented (EINVAL)");
+        return Err(Errno::EINVAL);
+    }
+    let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr);
+    let at = task
+        .mm
+        .mremap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)?;
+    Ok(at.get() as i64)
+}
+
+pub fn madvise(task: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysResult<i64> {
+    task.mm.madvise(addr, len, advice)?;
+    Ok(0)
+}
+
+const MS_ASYNC: i32 = 1;
+const MS_INVALIDATE: i32 = 2;
+const MS_SYNC: i32 = 4;
+
+pub fn msync(task: &mut Task, addr: UserAddr, len: u64, flags: i32) -> SysResult<i64> {
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    task.mm.msync(addr, len)?;
+    Ok(0)
+}
+
+pub fn mincore(task: &mut Task, addr: UserAddr, len: u64, vec: UserAddr) -> SysResult<i64> {
+    let residency = task.mm.mincore(addr, len)?;
+    task.mm.copy_out(vec, &residency)?;
+    Ok(0)
+}

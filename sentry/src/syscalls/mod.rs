@@ -89,6 +89,21 @@ macro_rules! syscall_table {
             }
         }
 
+        /// The arguments of syscall `nr` as strace shows them: typed, with paths read.
+        pub fn describe_args(task: &Task, nr: u64, args: [u64; 6]) -> String {
+            let _ = (&task, &args);
+            match nr {
+                $( $nr => {
+                    let mut _next = args.into_iter();
+                    let parts: Vec<String> = vec![$(
+                        describe_arg::<$ty>(task, stringify!($arg), _next.next().unwrap_or(0))
+                    ),*];
+                    parts.join(", ")
+                } )*
+                _ => args.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", "),
+            }
+        }
+
         /// Whether syscall `nr` has a handler (for the compatibility table).
         pub fn implemented(nr: u64) -> bool {
             matches!(nr, $( $nr )|*)
@@ -120,6 +135,10 @@ syscall_table! {
     21 => stat::access(path: UserAddr, mode: i32),
     22 => fd::pipe(fds: UserAddr),
     24 => time::sched_yield(),
+    25 => mm::mremap(old: UserAddr, old_len: u64, new_len: u64, flags: u64, new_addr: UserAddr),
+    26 => mm::msync(addr: UserAddr, len: u64, flags: i32),
+    27 => mm::mincore(addr: UserAddr, len: u64, vec: UserAddr),
+    28 => mm::madvise(addr: UserAddr, len: u64, advice: i32),
     32 => fd::dup(fd: i32),
     33 => fd::dup2(old: i32, new: i32),
     34 => signal::pause(),
@@ -188,6 +207,7 @@ syscall_table! {
     230 => time::clock_nanosleep(id: i32, flags: i32, req: UserAddr, rem: UserAddr),
     231 => process::exit_group(status: i32),
     234 => signal::tgkill(tgid: i32, tid: i32, sig: i32),
+    247 => process::waitid(idtype: i32, id: i32, info: UserAddr, options: i32, rusage: UserAddr),
     257 => open::openat(dirfd: i32, path: UserAddr, flags: i32, mode: u32),
     258 => dir::mkdirat(dirfd: i32, path: UserAddr, mode: u32),
     259 => dir::mknodat(dirfd: i32, path: UserAddr, mode: u32, dev: u64),
@@ -215,6 +235,76 @@ syscall_table! {
     435 => process::clone3(args: UserAddr, size: usize),
     436 => open::close_range(first: u32, last: u32, flags: u32),
     439 => stat::faccessat2(dirfd: i32, path: UserAddr, mode: i32, flags: i32),
+}
+
+/// Argument names whose value is a path string, which strace shows as text.
+const PATH_ARGS: &[&str] = &[
+    "path", "pathname", "filename", "oldpath", "newpath", "target", "linkpath",
+];
+
+/// How strace shows one argument of type `T`.
+fn describe_arg<T: Describe>(task: &Task, name: &str, raw: u64) -> String {
+    if PATH_ARGS.contains(&name) && raw != 0 {
+        return match task.mm.read_c_string(UserAddr::new(raw), 256) {
+            Ok(s) => format!("{:?}", String::from_utf8_lossy(&s)),
+            Err(_) => format!("{raw:#x}"),
+        };
+    }
+    T::describe(raw)
+}
+
+/// The strace form of an argument type.
+trait Describe {
+    fn describe(raw: u64) -> String;
+}
+
+impl Describe for i32 {
+    fn describe(raw: u64) -> String {
+        i32::from_arg(raw).to_string()
+    }
+}
+
+impl Describe for u32 {
+    fn describe(raw: u64) -> String {
+        u32::from_arg(raw).to_string()
+    }
+}
+
+impl Describe for usize {
+    fn describe(raw: u64) -> String {
+        raw.to_string()
+    }
+}
+
+impl Describe for i64 {
+    fn describe(raw: u64) -> String {
+        i64::from_arg(raw).to_string()
+    }
+}
+
+impl Describe for u64 {
+    fn describe(raw: u64) -> String {
+        format!("{raw:#x}")
+    }
+}
+
+impl Describe for UserAddr {
+    fn describe(raw: u64) -> String {
+        if raw == 0 {
+            "NULL".to_string()
+        } else {
+            format!("{raw:#x}")
+        }
+    }
+}
+
+/// The strace form of a result.
+pub fn describe_result(result: &SysResult<i64>) -> String {
+    match result {
+        Ok(v) if *v > 0xffff || *v < -0xffff => format!("{v:#x}"),
+        Ok(v) => v.to_string(),
+        Err(e) => format!("-1 {e}"),
+    }
 }
 
 fn unimplemented(nr: u64) -> SysResult<i64> {

@@ -4,7 +4,7 @@
 use crate::errno::{Errno, SysResult};
 use crate::kernel::clone::{CloneArgs, CLONE_VFORK, CLONE_VM};
 use crate::kernel::process::{JobEvent, ThreadGroup};
-use crate::kernel::signal::SIGCHLD;
+use crate::kernel::signal::{SigInfo, CLD_CONTINUED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, SIGCHLD};
 use crate::kernel::{ExitStatus, Task};
 use crate::mm::{UserAddr, UserPtr, USER_END};
 
@@ -169,10 +169,14 @@ const WNOTHREAD: i32 = 0x2000_0000;
 const WALL: i32 = 0x4000_0000;
 const WCLONE: i32 = -0x8000_0000;
 
-/// What `wait4` found.
+/// What a wait found.
 struct Reaped {
     pid: i32,
+    /// The `wait4` status word.
     status: i32,
+    /// For `waitid`: `si_code` (`CLD_*`) and `si_status`.
+    code: i32,
+    value: i32,
 }
 
 pub fn wait4(
@@ -186,12 +190,25 @@ pub fn wait4(
         return Err(Errno::EINVAL);
     }
     let group = std::sync::Arc::clone(&task.group);
+    let which = match pid {
+        -1 => Which::Any,
+        0 => Which::Pgid(group.state().pgid),
+        p if p > 0 => Which::Pid(p),
+        p => Which::Pgid(p.checked_neg().ok_or(Errno::ESRCH)?),
+    };
+    let events = Events {
+        exited: true,
+        stopped: options & WUNTRACED != 0,
+        continued: options & WCONTINUED != 0,
+    };
     let waker = std::sync::Arc::clone(&task.handle.waker);
     let _reg = group.child_events.register(&waker);
-    let found = task.block_until(None, || match find_child(task, &group, pid, options)? {
-        Some(r) => Ok(Some(Some(r))),
-        None if options & WNOHANG != 0 => Ok(Some(None)),
-        None => Ok(None),
+    let found = task.block_until(None, || {
+        match find_child(task, &group, which, events, options)? {
+            Some(r) => Ok(Some(Some(r))),
+            None if options & WNOHANG != 0 => Ok(Some(None)),
+            None => Ok(None),
+        }
     })?;
     let Some(r) = found else { return Ok(0) };
     if !status.is_null() {
@@ -204,23 +221,40 @@ pub fn wait4(
     Ok(i64::from(r.pid))
 }
 
-/// Looks for a child matching `pid` with something to report; `ECHILD` if none matches.
+/// Which children a wait is for.
+#[derive(Clone, Copy)]
+enum Which {
+    Any,
+    Pid(i32),
+    Pgid(i32),
+}
+
+/// Which state changes a wait reports.
+#[derive(Clone, Copy)]
+struct Events {
+    exited: bool,
+    stopped: bool,
+    continued: bool,
+}
+
+/// Looks for a child matching `which` with something to report; `ECHILD` if none
+/// matches. Without `WNOWAIT` what it reports is collected (a zombie is reaped).
 fn find_child(
     task: &Task,
     group: &ThreadGroup,
-    pid: i32,
+    which: Which,
+    events: Events,
     options: i32,
 ) -> SysResult<Option<Reaped>> {
-    let my_pgid = group.state().pgid;
     let children = group.state().children.clone();
+    let consume = options & WNOWAIT == 0;
     let mut any = false;
     for child in children {
         let mut s = child.state();
-        let matches = match pid {
-            -1 => true,
-            0 => s.pgid == my_pgid,
-            p if p > 0 => child.tgid == p,
-            p => s.pgid == -p,
+        let matches = match which {
+            Which::Any => true,
+            Which::Pid(p) => child.tgid == p,
+            Which::Pgid(g) => s.pgid == g,
         };
         // Without __WALL, __WCLONE selects children that report with a signal other than
         // SIGCHLD, and only those.
@@ -229,34 +263,47 @@ fn find_child(
             continue;
         }
         any = true;
-        if let Some(exit) = s.zombie {
-            let status = match exit {
-                ExitStatus::Exited(code) => (code & 0xff) << 8,
-                ExitStatus::Signaled(sig) => sig & 0x7f,
+        let pid = child.tgid;
+        if let Some(exit) = s.zombie.filter(|_| events.exited) {
+            let (status, code, value) = match exit {
+                ExitStatus::Exited(c) => ((c & 0xff) << 8, CLD_EXITED, c & 0xff),
+                ExitStatus::Signaled(sig) => (sig & 0x7f, CLD_KILLED, sig),
             };
             drop(s);
-            if options & WNOWAIT == 0 {
-                group.state().children.retain(|c| c.tgid != child.tgid);
-                task.kernel.tables().groups.remove(&child.tgid);
+            if consume {
+                group.state().children.retain(|c| c.tgid != pid);
+                task.kernel.tables().groups.remove(&pid);
             }
             return Ok(Some(Reaped {
-                pid: child.tgid,
+                pid,
                 status,
+                code,
+                value,
             }));
         }
         match s.job_event {
-            Some(JobEvent::Stopped(sig)) if options & WUNTRACED != 0 => {
-                s.job_event = None;
+            Some(JobEvent::Stopped(sig)) if events.stopped => {
+                if consume {
+                    s.job_event = None;
+                }
+                let status = (sig << 8) | 0x7f;
                 return Ok(Some(Reaped {
-                    pid: child.tgid,
-                    status: (sig << 8) | 0x7f,
+                    pid,
+                    status,
+                    code: CLD_STOPPED,
+                    value: sig,
                 }));
             }
-            Some(JobEvent::Continued) if options & WCONTINUED != 0 => {
-                s.job_event = None;
+            Some(JobEvent::Continued) if events.continued => {
+                if consume {
+                    s.job_event = None;
+                }
+                let value = crate::kernel::signal::SIGCONT;
                 return Ok(Some(Reaped {
-                    pid: child.tgid,
+                    pid,
                     status: 0xffff,
+                    code: CLD_CONTINUED,
+                    value,
                 }));
             }
             _ => {}
@@ -267,6 +314,68 @@ fn find_child(
     } else {
         Err(Errno::ECHILD)
     }
+}
+
+const P_ALL: i32 = 0;
+const P_PID: i32 = 1;
+const P_PGID: i32 = 2;
+const WSTOPPED: i32 = 2;
+const WEXITED: i32 = 4;
+
+pub fn waitid(
+    task: &mut Task,
+    idtype: i32,
+    id: i32,
+    infop: UserAddr,
+    options: i32,
+    rusage: UserAddr,
+) -> SysResult<i64> {
+    if options & !(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE)
+        != 0
+        || options & (WSTOPPED | WEXITED | WCONTINUED) == 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let group = std::sync::Arc::clone(&task.group);
+    let which = match idtype {
+        P_ALL => Which::Any,
+        P_PID if id > 0 => Which::Pid(id),
+        P_PGID if id >= 0 => Which::Pgid(if id == 0 { group.state().pgid } else { id }),
+        P_PID | P_PGID => return Err(Errno::EINVAL),
+        _ => {
+            log::warn!("waitid idtype {idtype}: not implemented (EINVAL)");
+            return Err(Errno::EINVAL);
+        }
+    };
+    let events = Events {
+        exited: options & WEXITED != 0,
+        stopped: options & WSTOPPED != 0,
+        continued: options & WCONTINUED != 0,
+    };
+    let waker = std::sync::Arc::clone(&task.handle.waker);
+    let _reg = group.child_events.register(&waker);
+    let found = task.block_until(None, || {
+        match find_child(task, &group, which, events, options)? {
+            Some(r) => Ok(Some(Some(r))),
+            None if options & WNOHANG != 0 => Ok(Some(None)),
+            None => Ok(None),
+        }
+    })?;
+    if !infop.is_null() {
+        let info = match &found {
+            Some(r) => SigInfo {
+                status: r.value,
+                ..SigInfo::user(SIGCHLD, r.code, r.pid, task.creds.uid)
+            },
+            // WNOHANG with nothing to report: a zeroed siginfo (si_pid 0).
+            None => SigInfo::default(),
+        };
+        task.mm.copy_out(infop, &info.bytes())?;
+    }
+    if !rusage.is_null() {
+        task.mm.copy_out(rusage, &[0u8; 144])?;
+    }
+    Ok(0)
 }
 
 pub fn getpid(task: &mut Task) -> SysResult<i64> {
