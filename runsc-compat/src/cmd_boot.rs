@@ -8,7 +8,8 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use platform::MemoryFile;
 use sentry::errno::Errno;
-use sentry::kernel::{Credentials, ExitStatus, InitSpec, Kernel, Task};
+use sentry::kernel::signal::{SigInfo, SI_USER};
+use sentry::kernel::{Credentials, ExitStatus, InitSpec, Kernel, Task, ThreadGroup};
 use sentry::loader::{Executable, Resolver};
 use sentry::vfs::exec::VfsResolver;
 use sentry::vfs::Cx;
@@ -42,6 +43,9 @@ pub struct BootArgs {
 }
 
 pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
+    // The sandbox does not outlive the `bulwark` that started it.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .context("setting the parent-death signal")?;
     let socks = fds::take(&fds::parse_list(&args.gofer_fds)?)?;
     let stdio = fds::dup_stdio()?;
     let memory = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).context("creating the memory file")?);
@@ -94,6 +98,7 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
     let task = Task::new_init(&kernel, &*tree, exe, spec)
         .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
     let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
+    forward_signals(&kernel, &init)?;
     task.run();
     // The sandbox ends with init: its status is the container's.
     let status = init.wait_exit(&waker);
@@ -102,6 +107,27 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
         ExitStatus::Exited(code) => code,
         ExitStatus::Signaled(sig) => 128 + sig,
     })
+}
+
+/// Delivers the signals this process receives (from `bulwark do`, or the terminal) to the
+/// program, as if sent from outside the sandbox (`si_pid` 0).
+fn forward_signals(kernel: &Arc<Kernel>, init: &Arc<ThreadGroup>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
+    let mut signals = signal_hook::iterator::Signals::new([
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
+    ])
+    .context("installing signal handlers")?;
+    let (kernel, init) = (Arc::clone(kernel), Arc::clone(init));
+    std::thread::Builder::new()
+        .name("signals".to_string())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let info = SigInfo::user(sig, SI_USER, 0, 0);
+                Task::send_to_group(&kernel, &init, info);
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
 }
 
 /// Finds `program` as `execvp` would: a name with a slash is a path (relative to `cwd`),

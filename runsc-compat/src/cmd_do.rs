@@ -9,6 +9,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use command_fds::{CommandFdExt, FdMapping};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::low_level::siginfo::Cause;
 
 use crate::GlobalFlags;
 
@@ -130,14 +133,20 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
     let mut boot = command.spawn().context("starting the sentry")?;
     drop(command);
 
-    // Signals sent to `bulwark do` go to the sandbox.
+    // Signals sent to `bulwark do` go to the sandbox, whose Sentry delivers them to the
+    // program. Those the terminal sends reach the Sentry directly (it stays in the
+    // terminal's foreground process group, so the program can read the terminal): only
+    // signals another process sent are forwarded, so none arrives twice.
     let boot_pid = rustix::process::Pid::from_child(&boot);
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
         .context("installing signal handlers")?;
     let handle = signals.handle();
     let forwarder = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if let Some(sig) = rustix::process::Signal::from_named_raw(sig) {
+        for origin in signals.forever() {
+            if !matches!(origin.cause, Cause::Sent(_)) {
+                continue;
+            }
+            if let Some(sig) = rustix::process::Signal::from_named_raw(origin.signal) {
                 let _ = rustix::process::kill_process(boot_pid, sig);
             }
         }

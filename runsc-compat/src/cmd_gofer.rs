@@ -28,6 +28,9 @@ pub struct GoferArgs {
 }
 
 pub fn run(_flags: &GlobalFlags, args: GoferArgs) -> anyhow::Result<i32> {
+    // The Gofer does not outlive the `bulwark` that started it.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .context("setting the parent-death signal")?;
     let socks = fds::take(&fds::parse_list(&args.channels)?)?;
     let mount = MountConfig {
         name: "/".to_string(),
