@@ -18,6 +18,7 @@ mod process;
 mod signal;
 mod stat;
 mod time;
+mod xattr;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -196,6 +197,18 @@ syscall_table! {
     138 => stat::fstatfs(fd: i32, buf: UserAddr),
     158 => process::arch_prctl(code: i32, addr: u64),
     186 => process::gettid(),
+    188 => xattr::setxattr(path: UserAddr, name: UserAddr, value: UserAddr, size: usize, flags: i32),
+    189 => xattr::lsetxattr(path: UserAddr, name: UserAddr, value: UserAddr, size: usize, flags: i32),
+    190 => xattr::fsetxattr(fd: i32, name: UserAddr, value: UserAddr, size: usize, flags: i32),
+    191 => xattr::getxattr(path: UserAddr, name: UserAddr, value: UserAddr, size: usize),
+    192 => xattr::lgetxattr(path: UserAddr, name: UserAddr, value: UserAddr, size: usize),
+    193 => xattr::fgetxattr(fd: i32, name: UserAddr, value: UserAddr, size: usize),
+    194 => xattr::listxattr(path: UserAddr, list: UserAddr, size: usize),
+    195 => xattr::llistxattr(path: UserAddr, list: UserAddr, size: usize),
+    196 => xattr::flistxattr(fd: i32, list: UserAddr, size: usize),
+    197 => xattr::removexattr(path: UserAddr, name: UserAddr),
+    198 => xattr::lremovexattr(path: UserAddr, name: UserAddr),
+    199 => xattr::fremovexattr(fd: i32, name: UserAddr),
     200 => signal::tkill(tid: i32, sig: i32),
     201 => time::time(tloc: UserAddr),
     202 => futex::futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32),

@@ -179,7 +179,7 @@ pub fn open_path(
     if let Some(file) = at.inode().open(cx, &at, kept)? {
         return Ok(file);
     }
-    Ok(Arc::new(InodeFile::new(cx, at, kept)))
+    Ok(Arc::new(InodeFile::open(cx, at, kept)?))
 }
 
 pub fn close(task: &mut Task, fd: i32) -> SysResult<i64> {

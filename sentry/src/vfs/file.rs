@@ -136,6 +136,8 @@ pub struct InodeFile {
     /// opener's process, which the description must not keep alive).
     fixed_listing: bool,
     cx: super::Cx,
+    /// What the inode asked to be held while the file is open.
+    _pin: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl InodeFile {
@@ -147,6 +149,7 @@ impl InodeFile {
             snapshot: None,
             listing: Mutex::new(None),
             fixed_listing: false,
+            _pin: None,
             cx: super::Cx {
                 creds: cx.creds,
                 tgid: cx.tgid,
@@ -154,6 +157,14 @@ impl InodeFile {
                 ..super::Cx::default()
             },
         }
+    }
+
+    /// Opens `path` for I/O, holding what its inode needs held while open.
+    pub fn open(cx: &super::Cx, path: Path, flags: i32) -> SysResult<Self> {
+        let pin = path.inode().pin()?;
+        let mut f = Self::new(cx, path, flags);
+        f._pin = pin;
+        Ok(f)
     }
 
     /// A file whose contents are `data` (procfs).

@@ -270,6 +270,12 @@ pub trait Inode: Send + Sync {
         Ok(())
     }
 
+    /// Something to hold while the file is open, keeping its data at hand (a lower
+    /// file's donated descriptor and page cache are let go when no one holds them).
+    fn pin(&self) -> SysResult<Option<Arc<dyn Any + Send + Sync>>> {
+        Ok(None)
+    }
+
     /// The pages a mapping of the file uses.
     fn memory_object(&self) -> SysResult<Arc<dyn MemoryObject>> {
         Err(Errno::ENODEV)

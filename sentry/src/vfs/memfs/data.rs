@@ -2,8 +2,8 @@
 //! `read`/`write` see the same bytes), and the read-only Gofer file a lower node reads
 //! through its donated descriptor and page cache.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use gofer::{Client, Handle};
 use platform::MemoryFile;
@@ -152,17 +152,206 @@ impl MemoryObject for Pages {
 pub struct LowerNode {
     pub client: Arc<Client>,
     pub handle: Handle,
-    /// Whether the handle is this node's to close (the attach root is not).
-    pub owned: bool,
+    /// Who closes the handle; `None` for the attach root, which is not closed.
+    closer: Option<Arc<Closer>>,
 }
 
 impl Drop for LowerNode {
     fn drop(&mut self) {
-        if self.owned {
-            if let Err(e) = self.client.close(&[self.handle]) {
-                log::debug!("gofer close {:?}: {e:?}", self.handle);
+        if let Some(closer) = &self.closer {
+            closer.close(self.handle);
+        }
+    }
+}
+
+/// Handles closed in batches of this many (a `Close` message takes a list), so a walk
+/// to stat a file costs one round trip, not two.
+const CLOSE_BATCH: usize = 64;
+
+/// Handles no longer used, waiting to be closed together.
+pub struct Closer {
+    client: Arc<Client>,
+    pending: Mutex<Vec<Handle>>,
+}
+
+impl Closer {
+    fn close(&self, handle: Handle) {
+        let batch = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.push(handle);
+            if pending.len() < CLOSE_BATCH {
+                return;
+            }
+            std::mem::take(&mut *pending)
+        };
+        self.flush(&batch);
+    }
+
+    fn flush(&self, handles: &[Handle]) {
+        if let Err(e) = self.client.close(handles) {
+            log::debug!("gofer close of {} handles: {e:?}", handles.len());
+        }
+    }
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if !pending.is_empty() {
+            self.flush(&pending);
+        }
+    }
+}
+
+/// How many lower directories keep a Gofer handle at once. Beyond it the least recently
+/// acquired ones let theirs go and walk again from their parent when next used: the
+/// Gofer holds a host descriptor per handle, and a tree has more directories than that.
+const MAX_HELD_DIRS: usize = 1024;
+
+/// The lower directories that hold a handle, oldest first.
+#[derive(Default)]
+pub struct HeldDirs(Mutex<VecDeque<Weak<LowerDir>>>);
+
+impl HeldDirs {
+    fn hold(&self, dir: &Arc<LowerDir>) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.push_back(Arc::downgrade(dir));
+        while held.len() > MAX_HELD_DIRS {
+            let Some(old) = held.pop_front() else { break };
+            if let Some(old) = old.upgrade() {
+                old.release();
             }
         }
+    }
+}
+
+/// A directory of the Gofer's tree: its handle while it holds one, and how to walk to it
+/// again (its parent and name) once it has let the handle go.
+pub struct LowerDir {
+    client: Arc<Client>,
+    parent: Option<(Arc<LowerDir>, Vec<u8>)>,
+    handle: Mutex<Option<Arc<LowerNode>>>,
+    held: Arc<HeldDirs>,
+    closer: Arc<Closer>,
+}
+
+impl LowerDir {
+    /// The attach root, whose handle is kept for good.
+    pub fn root(client: Arc<Client>, handle: Handle) -> Arc<Self> {
+        let node = Arc::new(LowerNode {
+            client: Arc::clone(&client),
+            handle,
+            closer: None,
+        });
+        let closer = Arc::new(Closer {
+            client: Arc::clone(&client),
+            pending: Mutex::new(Vec::new()),
+        });
+        Arc::new(Self {
+            client,
+            parent: None,
+            handle: Mutex::new(Some(node)),
+            held: Arc::new(HeldDirs::default()),
+            closer,
+        })
+    }
+
+    /// The child directory `name`, whose handle a walk just returned.
+    pub fn child(self: &Arc<Self>, name: &[u8], node: LowerNode) -> Arc<Self> {
+        let dir = Arc::new(Self {
+            client: Arc::clone(&self.client),
+            parent: Some((Arc::clone(self), name.to_vec())),
+            handle: Mutex::new(Some(Arc::new(node))),
+            held: Arc::clone(&self.held),
+            closer: Arc::clone(&self.closer),
+        });
+        self.held.hold(&dir);
+        dir
+    }
+
+    fn release(&self) {
+        if self.parent.is_some() {
+            *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// The directory's handle, walking to it again if it was let go.
+    pub fn node(self: &Arc<Self>) -> SysResult<Arc<LowerNode>> {
+        if let Some(n) = &*self.handle.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(Arc::clone(n));
+        }
+        let Some((parent, name)) = &self.parent else {
+            return Err(Errno::EIO);
+        };
+        let (node, _) = parent.walk(name)?;
+        let node = Arc::new(node);
+        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&node));
+        self.held.hold(self);
+        Ok(node)
+    }
+
+    /// Walks one component from this directory.
+    pub fn walk(self: &Arc<Self>, name: &[u8]) -> SysResult<(LowerNode, gofer::Stat)> {
+        let dir = self.node()?;
+        let (handle, stat) = self
+            .client
+            .walk(dir.handle, name)
+            .map_err(super::super::gofer::errno)?;
+        let node = LowerNode {
+            client: Arc::clone(&self.client),
+            handle,
+            closer: Some(Arc::clone(&self.closer)),
+        };
+        Ok((node, stat))
+    }
+
+    /// Every entry. The listing goes through a handle of its own, closed at the end, so
+    /// the Gofer does not keep a directory stream open for each directory ever listed.
+    pub fn readdir_all(self: &Arc<Self>, chunk: u32) -> SysResult<Vec<gofer::protocol::Dirent>> {
+        let fresh;
+        let node = match &self.parent {
+            Some((parent, name)) => {
+                fresh = Arc::new(parent.walk(name)?.0);
+                Arc::clone(&fresh)
+            }
+            None => self.node()?,
+        };
+        let mut out = Vec::new();
+        let mut cookie = 0u64;
+        loop {
+            let batch = self
+                .client
+                .readdir(node.handle, cookie, chunk)
+                .map_err(super::super::gofer::errno)?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            cookie = last.next_cookie;
+            out.extend(batch);
+        }
+        Ok(out)
+    }
+}
+
+/// A lower non-directory, named by its directory and name: it holds no handle of its own
+/// (a tree has far more files than the Gofer has handles), and is walked again when it is
+/// opened or its link read.
+pub struct LowerRef {
+    pub dir: Arc<LowerDir>,
+    pub name: Vec<u8>,
+}
+
+impl LowerRef {
+    /// A fresh handle to the node, closed when dropped.
+    pub fn walk(&self) -> SysResult<LowerNode> {
+        Ok(self.dir.walk(&self.name)?.0)
+    }
+
+    pub fn readlink(&self) -> SysResult<Vec<u8>> {
+        let node = self.walk()?;
+        node.client
+            .readlink(node.handle)
+            .map_err(super::super::gofer::errno)
     }
 }
 
@@ -193,10 +382,11 @@ impl ReadAt for DonatedFile {
 
 /// Opens a lower regular file for reading, with a page cache over it.
 pub fn open_lower(
-    node: &LowerNode,
+    at: &LowerRef,
     memory: &Arc<MemoryFile>,
     name: String,
 ) -> SysResult<Arc<FileCache>> {
+    let node = at.walk()?;
     let fd = node
         .client
         .open(node.handle, libc::O_RDONLY)

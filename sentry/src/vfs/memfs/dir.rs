@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Weak};
 
-use super::data::LowerNode;
-use super::{lock, Body, Dir, MemInode};
+use super::data::LowerRef;
+use super::{lock, Body, Dir, Lower, MemInode};
 use crate::errno::{Errno, SysResult};
 use crate::vfs::{dirent_type, Cx, DirEntry, Inode, NewNode, S_IFDIR, S_IFLNK, S_IFMT};
 
@@ -13,7 +13,7 @@ const RENAME_EXCHANGE: u32 = 2;
 const RENAME_WHITEOUT: u32 = 4;
 
 /// Bytes of entries asked of the Gofer per `Readdir`.
-const READDIR_CHUNK: u32 = 64 * 1024;
+const READDIR_CHUNK: u32 = 16 * 1024;
 
 impl MemInode {
     fn dir(&self) -> SysResult<&std::sync::Mutex<Dir>> {
@@ -34,15 +34,17 @@ impl MemInode {
         let Some(lower) = &dir.lower else {
             return Err(Errno::ENOENT);
         };
-        let (handle, stat) = lower
-            .client
-            .walk(lower.handle, name)
-            .map_err(crate::vfs::gofer::errno)?;
-        let node = Arc::new(LowerNode {
-            client: Arc::clone(&lower.client),
-            handle,
-            owned: true,
-        });
+        let (node, stat) = lower.walk(name)?;
+        let node = if stat.mode & S_IFMT == S_IFDIR {
+            Lower::Dir(lower.child(name, node))
+        } else {
+            // Reached again through this directory: the handle is closed now.
+            drop(node);
+            Lower::Ref(LowerRef {
+                dir: Arc::clone(lower),
+                name: name.to_vec(),
+            })
+        };
         let child = self.fs.from_lower(node, &stat, self.this.clone());
         dir.entries.insert(name.to_vec(), Arc::clone(&child));
         Ok(child)
@@ -67,30 +69,19 @@ impl MemInode {
             })
             .collect();
         if let Some(lower) = &dir.lower {
-            let mut cookie = 0u64;
-            loop {
-                let batch = lower
-                    .client
-                    .readdir(lower.handle, cookie, READDIR_CHUNK)
-                    .map_err(crate::vfs::gofer::errno)?;
-                let Some(last) = batch.last() else {
-                    break;
-                };
-                cookie = last.next_cookie;
-                for e in batch {
-                    let name = e.name.0;
-                    if name == b"." || name == b".." {
-                        continue;
-                    }
-                    if dir.entries.contains_key(&name) || dir.whiteouts.contains(&name) {
-                        continue;
-                    }
-                    out.push(DirEntry {
-                        ino: e.ino,
-                        kind: e.kind,
-                        name,
-                    });
+            for e in lower.readdir_all(READDIR_CHUNK)? {
+                let name = e.name.0;
+                if name == b"." || name == b".." {
+                    continue;
                 }
+                if dir.entries.contains_key(&name) || dir.whiteouts.contains(&name) {
+                    continue;
+                }
+                out.push(DirEntry {
+                    ino: e.ino,
+                    kind: e.kind,
+                    name,
+                });
             }
         }
         Ok(out)

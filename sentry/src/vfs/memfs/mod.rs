@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use gofer::Client;
 use platform::MemoryFile;
 
-use self::data::{open_lower, LowerNode, Pages};
+use self::data::{open_lower, LowerDir, LowerRef, Pages};
 use super::{
     Cx, DirEntry, Inode, NewNode, SetAttr, Stat, StatFs, Time, OVERLAYFS_SUPER_MAGIC, S_IFDIR,
     S_IFLNK, S_IFMT, S_IFREG, TMPFS_MAGIC,
@@ -72,22 +72,23 @@ enum Body {
 struct Dir {
     entries: BTreeMap<Vec<u8>, Arc<MemInode>>,
     whiteouts: BTreeSet<Vec<u8>>,
-    lower: Option<Arc<LowerNode>>,
+    lower: Option<Arc<LowerDir>>,
     parent: Weak<MemInode>,
 }
 
 enum FileData {
     /// The lower file, read through its page cache once opened.
     Lower {
-        node: Arc<LowerNode>,
-        cache: Option<Arc<FileCache>>,
+        at: LowerRef,
+        /// The page cache while someone has the file open or mapped.
+        cache: Weak<FileCache>,
     },
     Mem(Arc<Pages>),
 }
 
 enum Link {
     Target(Vec<u8>),
-    Lower(Arc<LowerNode>),
+    Lower(LowerRef),
 }
 
 pub struct MemInode {
@@ -117,12 +118,8 @@ impl MemFs {
     ) -> SysResult<Arc<MemInode>> {
         let stat = client.stat(root).map_err(super::gofer::errno)?;
         let fs = Self::new(memory, OVERLAYFS_SUPER_MAGIC);
-        let lower = Arc::new(LowerNode {
-            client,
-            handle: root,
-            owned: false,
-        });
-        Ok(fs.from_lower(lower, &stat, Weak::new()))
+        let lower = LowerDir::root(client, root);
+        Ok(fs.from_lower(Lower::Dir(lower), &stat, Weak::new()))
     }
 
     fn new(memory: &Arc<MemoryFile>, magic: i64) -> Arc<Self> {
@@ -188,7 +185,7 @@ impl MemFs {
     /// A node for a lower node found by a walk.
     fn from_lower(
         self: &Arc<Self>,
-        node: Arc<LowerNode>,
+        node: Lower,
         st: &gofer::Stat,
         parent: Weak<MemInode>,
     ) -> Arc<MemInode> {
@@ -208,19 +205,31 @@ impl MemFs {
             lower_size: st.size,
             shown_dev: Some(st.dev),
         };
-        let body = match st.mode & S_IFMT {
-            S_IFDIR => Body::Dir(Mutex::new(Dir {
+        let body = match node {
+            Lower::Dir(node) => Body::Dir(Mutex::new(Dir {
                 entries: BTreeMap::new(),
                 whiteouts: BTreeSet::new(),
                 lower: Some(node),
                 parent,
             })),
-            S_IFREG => Body::File(Mutex::new(FileData::Lower { node, cache: None })),
-            S_IFLNK => Body::Symlink(Mutex::new(Link::Lower(node))),
-            _ => Body::Other,
+            Lower::Ref(at) => match st.mode & S_IFMT {
+                S_IFREG => Body::File(Mutex::new(FileData::Lower {
+                    at,
+                    cache: Weak::new(),
+                })),
+                S_IFLNK => Body::Symlink(Mutex::new(Link::Lower(at))),
+                _ => Body::Other,
+            },
         };
         self.inode(st.ino, meta, body)
     }
+}
+
+/// How a node found in the lower tree is reached again.
+enum Lower {
+    /// A directory keeps its handle (walks and listings go through it).
+    Dir(Arc<LowerDir>),
+    Ref(LowerRef),
 }
 
 impl MemInode {
@@ -272,12 +281,12 @@ impl MemInode {
 
     fn lower_cache_locked(&self, data: &mut FileData) -> SysResult<Arc<FileCache>> {
         match data {
-            FileData::Lower { node, cache } => {
-                if let Some(c) = cache {
-                    return Ok(Arc::clone(c));
+            FileData::Lower { at, cache } => {
+                if let Some(c) = cache.upgrade() {
+                    return Ok(c);
                 }
-                let c = open_lower(node, &self.fs.memory, format!("inode {}", self.ino))?;
-                *cache = Some(Arc::clone(&c));
+                let c = open_lower(at, &self.fs.memory, format!("inode {}", self.ino))?;
+                *cache = Arc::downgrade(&c);
                 Ok(c)
             }
             FileData::Mem(_) => Err(Errno::EINVAL),
@@ -378,10 +387,7 @@ impl Inode for MemInode {
         let mut link = lock(link);
         let target = match &*link {
             Link::Target(t) => return Ok(t.clone()),
-            Link::Lower(node) => node
-                .client
-                .readlink(node.handle)
-                .map_err(super::gofer::errno)?,
+            Link::Lower(at) => at.readlink()?,
         };
         *link = Link::Target(target.clone());
         Ok(target)
@@ -466,6 +472,19 @@ impl Inode for MemInode {
 
     fn size(&self) -> u64 {
         self.file_size()
+    }
+
+    fn pin(&self) -> SysResult<Option<Arc<dyn Any + Send + Sync>>> {
+        let Body::File(data) = &self.body else {
+            return Ok(None);
+        };
+        let mut data = lock(data);
+        match &*data {
+            FileData::Mem(_) => Ok(None),
+            FileData::Lower { .. } => Ok(Some(
+                self.lower_cache_locked(&mut data)? as Arc<dyn Any + Send + Sync>
+            )),
+        }
     }
 
     fn prepare_write(&self) -> SysResult<()> {
