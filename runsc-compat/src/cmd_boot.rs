@@ -14,7 +14,7 @@ use sentry::loader::{Executable, Resolver};
 use sentry::vfs::exec::VfsResolver;
 use sentry::vfs::Cx;
 
-use crate::{fds, GlobalFlags};
+use crate::{fds, sandbox, GlobalFlags};
 
 /// Size of the memory file (sparse: only what the sandbox touches is used).
 const MEMORY_FILE_SIZE: u64 = 8 << 30;
@@ -46,6 +46,9 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
     // The sandbox does not outlive the `bulwark` that started it.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .context("setting the parent-death signal")?;
+    // Namespaces first: the platforms start threads, after which a new mount namespace
+    // is refused.
+    sandbox::unshare_namespaces()?;
     let socks = fds::take(&fds::parse_list(&args.gofer_fds)?)?;
     let stdio = fds::dup_stdio()?;
     let memory = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).context("creating the memory file")?);
@@ -82,6 +85,9 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
         .find_map(|kv| kv.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH)
         .to_string();
+    // Everything host-side is open now: leave the host's filesystem for good.
+    sandbox::pivot_to_empty_root()?;
+    sandbox::no_new_privs()?;
     let (path, exe) = find_program(&tree, program, &args.cwd, &path_var)
         .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
     if let Ok(at) = fs.lookup(&cx, None, path.as_bytes(), true) {

@@ -10,6 +10,7 @@ mod cmd_do;
 mod cmd_gofer;
 mod fds;
 mod logging;
+mod sandbox;
 
 use clap::{Args, Parser, Subcommand};
 
