@@ -171,3 +171,29 @@ mod tests {
         assert!(t.get(2).is_err() && t.get(3).is_ok());
     }
 }
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+    use crate::vfs::pipe::pipe;
+
+    #[test]
+    fn close_range_closes_or_marks() {
+        let t = FdTable::default();
+        let (r, _w) = pipe(0);
+        for _ in 0..6 {
+            t.insert(Arc::clone(&r) as Arc<dyn FileDescription>, 0, false, 64)
+                .unwrap();
+        }
+        assert_eq!(t.close_range(1, 2, true).len(), 0);
+        assert_eq!((t.cloexec(1), t.cloexec(3)), (Ok(true), Ok(false)));
+        assert_eq!(t.close_range(2, i32::MAX, false).len(), 4);
+        assert_eq!(t.fds(), vec![0, 1]);
+        let old = t.insert_at(1, Arc::clone(&r) as Arc<dyn FileDescription>, false);
+        assert!(
+            old.is_some(),
+            "dup2 over an open descriptor returns the old one"
+        );
+        assert_eq!(t.cloexec(1), Ok(false));
+    }
+}

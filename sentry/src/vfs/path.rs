@@ -452,3 +452,128 @@ fn push_components(pending: &mut Vec<(Vec<u8>, bool)>, path: &[u8], last: bool) 
         pending.push((p.to_vec(), last && i + 1 == n));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use platform::MemoryFile;
+
+    use super::*;
+    use crate::kernel::Credentials;
+    use crate::vfs::memfs::MemFs;
+    use crate::vfs::{NewNode, S_IFREG};
+
+    fn node(mode: u32) -> NewNode {
+        NewNode::Node { mode, rdev: 0 }
+    }
+
+    /// `/a/b/f`, `/a/up -> ..`, `/loop1 <-> /loop2`, `/abs -> /a/b`, `/locked` (0700),
+    /// and a second tmpfs mounted on `/mnt` holding `/mnt/inner`.
+    fn tree() -> (Arc<FsContext>, Cx) {
+        let memory = Arc::new(MemoryFile::new(1 << 24).unwrap());
+        let root = MemFs::tmpfs(&memory, 0o755);
+        let cx = Cx::root();
+        let a = root.create(&cx, b"a", node(S_IFDIR | 0o755)).unwrap();
+        let b = a.create(&cx, b"b", node(S_IFDIR | 0o755)).unwrap();
+        b.create(&cx, b"f", node(S_IFREG | 0o644)).unwrap();
+        a.create(&cx, b"up", NewNode::Symlink(b"..".to_vec()))
+            .unwrap();
+        root.create(&cx, b"loop1", NewNode::Symlink(b"loop2".to_vec()))
+            .unwrap();
+        root.create(&cx, b"loop2", NewNode::Symlink(b"loop1".to_vec()))
+            .unwrap();
+        root.create(&cx, b"abs", NewNode::Symlink(b"/a/b".to_vec()))
+            .unwrap();
+        root.create(&cx, b"locked", node(S_IFDIR | 0o700)).unwrap();
+        root.create(&cx, b"mnt", node(S_IFDIR | 0o755)).unwrap();
+        let vfs = Vfs::new(root, "tmpfs", "none");
+        let fs = FsContext::new(Arc::clone(&vfs));
+        let other = MemFs::tmpfs(&memory, 0o755);
+        other.create(&cx, b"inner", node(S_IFREG | 0o644)).unwrap();
+        let mnt = fs.lookup(&cx, None, b"/mnt", true).unwrap();
+        vfs.mount(&mnt, other, "tmpfs", "other").unwrap();
+        (fs, cx)
+    }
+
+    fn name(fs: &FsContext, cx: &Cx, path: &[u8], follow: bool) -> SysResult<Vec<u8>> {
+        fs.lookup(cx, None, path, follow)
+            .map(|p| p.name_from(&fs.root()))
+    }
+
+    #[test]
+    fn symlinks_dotdot_and_mounts() {
+        let (fs, cx) = tree();
+        assert_eq!(name(&fs, &cx, b"/a/b/f", true).unwrap(), b"/a/b/f");
+        assert_eq!(
+            name(&fs, &cx, b"/a/up/a/b/../b/./f", true).unwrap(),
+            b"/a/b/f"
+        );
+        assert_eq!(name(&fs, &cx, b"/abs/f", true).unwrap(), b"/a/b/f");
+        assert_eq!(name(&fs, &cx, b"/abs", false).unwrap(), b"/abs");
+        assert_eq!(
+            name(&fs, &cx, b"/..", true).unwrap(),
+            b"/",
+            "no way above the root"
+        );
+        assert_eq!(name(&fs, &cx, b"/mnt/inner", true).unwrap(), b"/mnt/inner");
+        assert_eq!(
+            name(&fs, &cx, b"/mnt/../a", true).unwrap(),
+            b"/a",
+            ".. leaves the mount"
+        );
+        assert_eq!(name(&fs, &cx, b"/loop1", false).unwrap(), b"/loop1");
+        assert_eq!(name(&fs, &cx, b"/loop1", true).err(), Some(Errno::ELOOP));
+        assert_eq!(name(&fs, &cx, b"/loop1/x", false).err(), Some(Errno::ELOOP));
+    }
+
+    #[test]
+    fn errnos() {
+        let (fs, cx) = tree();
+        assert_eq!(name(&fs, &cx, b"", true).err(), Some(Errno::ENOENT));
+        assert_eq!(name(&fs, &cx, b"/nope", true).err(), Some(Errno::ENOENT));
+        assert_eq!(name(&fs, &cx, b"/a/b/f/", true).err(), Some(Errno::ENOTDIR));
+        assert_eq!(
+            name(&fs, &cx, b"/a/b/f/x", true).err(),
+            Some(Errno::ENOTDIR)
+        );
+        assert_eq!(name(&fs, &cx, b"/a/b/", true).unwrap(), b"/a/b");
+        let long = vec![b'x'; NAME_MAX + 1];
+        assert_eq!(name(&fs, &cx, &long, true).err(), Some(Errno::ENAMETOOLONG));
+        let huge = vec![b'/'; PATH_MAX];
+        assert_eq!(name(&fs, &cx, &huge, true).err(), Some(Errno::ENAMETOOLONG));
+        let user = Cx {
+            creds: Credentials::new(1000, 1000),
+            ..Cx::root()
+        };
+        assert!(
+            name(&fs, &cx, b"/locked/.", true).is_ok(),
+            "root searches anything"
+        );
+        assert_eq!(
+            name(&fs, &user, b"/locked/x", true).err(),
+            Some(Errno::EACCES)
+        );
+    }
+
+    #[test]
+    fn parents_and_relative_lookups() {
+        let (fs, cx) = tree();
+        let b = fs.lookup(&cx, None, b"/a/b", true).unwrap();
+        fs.set_cwd(b.clone());
+        assert_eq!(name(&fs, &cx, b"f", true).unwrap(), b"/a/b/f");
+        assert_eq!(name(&fs, &cx, b"../up", false).unwrap(), b"/a/up");
+        let (dir, last, trailing) = fs.lookup_parent(&cx, None, b"../b/new/").unwrap();
+        assert_eq!(
+            (dir.name_from(&fs.root()), last, trailing),
+            (b"/a/b".to_vec(), b"new".to_vec(), true)
+        );
+        let (dir, last, _) = fs.lookup_parent(&cx, Some(&fs.root()), b"abs/f").unwrap();
+        assert_eq!(
+            (dir.name_from(&fs.root()), last),
+            (b"/a/b".to_vec(), b"f".to_vec())
+        );
+        assert_eq!(
+            fs.lookup_parent(&cx, None, b"f/x").err(),
+            Some(Errno::ENOTDIR)
+        );
+    }
+}
