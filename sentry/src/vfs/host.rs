@@ -1,22 +1,29 @@
 //! A file the Sentry was handed as a host descriptor: the caller's stdio for `bulwark do`
-//! (the Sentry never opens a host path itself).
+//! (the Sentry never opens a host path itself). When it is a terminal, `TCGETS` and
+//! `TIOCGWINSZ` read the host terminal's settings, so programs see the caller's tty.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
+use rustix::termios::SpecialCodeIndex as Cc;
+
+use super::file::{Terminal, O_RDWR};
 use super::{FileDescription, Stat};
 use crate::errno::{Errno, SysResult};
 
 pub struct HostFile {
     file: File,
+    tty: bool,
 }
 
 impl HostFile {
     pub fn new(fd: OwnedFd) -> Self {
+        let tty = rustix::termios::isatty(&fd);
         Self {
             file: File::from(fd),
+            tty,
         }
     }
 }
@@ -35,6 +42,10 @@ impl FileDescription for HostFile {
 
     fn write(&self, buf: &[u8]) -> SysResult<usize> {
         (&self.file).write(buf).map_err(|e| host_errno(&e))
+    }
+
+    fn flags(&self) -> i32 {
+        O_RDWR
     }
 
     fn stat(&self) -> SysResult<Stat> {
@@ -58,5 +69,76 @@ impl FileDescription for HostFile {
             ctime_nsec: m.ctime_nsec(),
             ..Stat::default()
         })
+    }
+
+    fn anon_name(&self) -> Vec<u8> {
+        let Ok(m) = self.file.metadata() else {
+            return b"anon_inode:[host]".to_vec();
+        };
+        let t = m.file_type();
+        let kind = if t.is_fifo() {
+            "pipe"
+        } else if t.is_socket() {
+            "socket"
+        } else {
+            // A host terminal or file: its host name is not the sandbox's business.
+            "host"
+        };
+        format!("{kind}:[{}]", m.ino()).into_bytes()
+    }
+
+    fn terminal(&self) -> Option<&dyn Terminal> {
+        self.tty.then_some(self as &dyn Terminal)
+    }
+}
+
+/// `c_cc` in Linux's x86-64 order (`VINTR` = 0 … `VEOL2` = 16).
+const CC_ORDER: [Cc; 17] = [
+    Cc::VINTR,
+    Cc::VQUIT,
+    Cc::VERASE,
+    Cc::VKILL,
+    Cc::VEOF,
+    Cc::VTIME,
+    Cc::VMIN,
+    Cc::VSWTC,
+    Cc::VSTART,
+    Cc::VSTOP,
+    Cc::VSUSP,
+    Cc::VEOL,
+    Cc::VREPRINT,
+    Cc::VDISCARD,
+    Cc::VWERASE,
+    Cc::VLNEXT,
+    Cc::VEOL2,
+];
+
+impl Terminal for HostFile {
+    fn termios(&self) -> SysResult<[u8; 36]> {
+        let t = rustix::termios::tcgetattr(&self.file)
+            .map_err(|e| Errno::new(e.raw_os_error()).unwrap_or(Errno::ENOTTY))?;
+        let mut out = [0u8; 36];
+        out[0..4].copy_from_slice(&t.input_modes.bits().to_ne_bytes());
+        out[4..8].copy_from_slice(&t.output_modes.bits().to_ne_bytes());
+        out[8..12].copy_from_slice(&t.control_modes.bits().to_ne_bytes());
+        out[12..16].copy_from_slice(&t.local_modes.bits().to_ne_bytes());
+        out[16] = t.line_discipline;
+        for (i, cc) in CC_ORDER.into_iter().enumerate() {
+            out[17 + i] = t.special_codes[cc];
+        }
+        Ok(out)
+    }
+
+    fn winsize(&self) -> SysResult<[u8; 8]> {
+        let w = rustix::termios::tcgetwinsize(&self.file)
+            .map_err(|e| Errno::new(e.raw_os_error()).unwrap_or(Errno::ENOTTY))?;
+        let mut out = [0u8; 8];
+        for (i, v) in [w.ws_row, w.ws_col, w.ws_xpixel, w.ws_ypixel]
+            .into_iter()
+            .enumerate()
+        {
+            out[2 * i..2 * i + 2].copy_from_slice(&v.to_ne_bytes());
+        }
+        Ok(out)
     }
 }

@@ -3,6 +3,7 @@
 //! filesystems a container sees: the in-memory filesystem that is both tmpfs and the
 //! overlay over the read-only Gofer root ([`memfs`]), procfs, devfs and pipes.
 
+mod anon;
 pub mod dev;
 pub mod exec;
 pub mod file;

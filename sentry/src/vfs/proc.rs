@@ -113,7 +113,10 @@ impl ProcInode {
                     .ok_or(Errno::ENOENT)?
                     .get(fd)
                     .map_err(|_| Errno::ENOENT)?;
-                file.path().cloned().ok_or(Errno::ENXIO)
+                Ok(match file.path() {
+                    Some(p) => p.clone(),
+                    None => super::anon::AnonInode::path(file),
+                })
             }
             _ => Err(Errno::EINVAL),
         }
