@@ -436,3 +436,51 @@ pub fn fadvise64(task: &mut Task, fd: i32, _offset: i64, len: i64, advice: i32) 
     }
     Ok(0)
 }
+
+/// `preadv2`/`pwritev2` flags this Sentry honours (none change behaviour here:
+/// `RWF_HIPRI` and `RWF_DSYNC`/`RWF_SYNC` are hints or no-ops on in-memory files).
+const RWF_HIPRI: i32 = 0x1;
+const RWF_DSYNC: i32 = 0x2;
+const RWF_SYNC: i32 = 0x4;
+const RWF_NOWAIT: i32 = 0x8;
+const RWF_APPEND: i32 = 0x10;
+
+pub fn preadv2(
+    task: &mut Task,
+    fd: i32,
+    iov: UserAddr,
+    iovcnt: i32,
+    off: i64,
+    _off_hi: i64,
+    flags: i32,
+) -> SysResult<i64> {
+    if flags & !(RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT) != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if off == -1 {
+        return readv(task, fd, iov, iovcnt);
+    }
+    preadv(task, fd, iov, iovcnt, off)
+}
+
+pub fn pwritev2(
+    task: &mut Task,
+    fd: i32,
+    iov: UserAddr,
+    iovcnt: i32,
+    off: i64,
+    _off_hi: i64,
+    flags: i32,
+) -> SysResult<i64> {
+    if flags & !(RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT) != 0 {
+        // RWF_APPEND and newer flags are not served yet.
+        if flags & RWF_APPEND != 0 {
+            log::warn!("pwritev2(RWF_APPEND): EOPNOTSUPP");
+        }
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if off == -1 {
+        return writev(task, fd, iov, iovcnt);
+    }
+    pwritev(task, fd, iov, iovcnt, off)
+}

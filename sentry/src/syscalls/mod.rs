@@ -244,6 +244,8 @@ syscall_table! {
     302 => info::prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr),
     316 => dir::renameat2(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr, flags: u32),
     318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),
+    327 => fs::preadv2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),
+    328 => fs::pwritev2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),
     332 => stat::statx(dirfd: i32, path: UserAddr, flags: i32, mask: u32, buf: UserAddr),
     435 => process::clone3(args: UserAddr, size: usize),
     436 => open::close_range(first: u32, last: u32, flags: u32),

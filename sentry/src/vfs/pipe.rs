@@ -25,6 +25,10 @@ struct State {
     buf: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    /// How many read and write opens there have been (a FIFO's blocking open waits for
+    /// the other side's count to move).
+    read_opens: u64,
+    write_opens: u64,
 }
 
 pub struct Pipe {
@@ -43,11 +47,78 @@ impl Pipe {
     }
 }
 
-/// One end of a pipe.
+/// One end of a pipe (both ends for a FIFO opened `O_RDWR`).
 pub struct PipeEnd {
     pipe: Arc<Pipe>,
+    reader: bool,
     writer: bool,
     flags: AtomicI32,
+    /// Where a FIFO was opened.
+    path: Option<super::Path>,
+}
+
+impl Pipe {
+    /// The buffer behind a FIFO, with no ends open yet.
+    pub fn new_fifo() -> Arc<Self> {
+        Arc::new(Self {
+            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            state: Mutex::new(State {
+                buf: VecDeque::new(),
+                readers: 0,
+                writers: 0,
+                read_opens: 0,
+                write_opens: 0,
+            }),
+            moved: Condvar::new(),
+        })
+    }
+}
+
+/// Opens a FIFO as `open(2)` does: a reader waits for a writer and a writer for a reader
+/// unless `O_NONBLOCK` (then a lone writer gets `ENXIO`); `O_RDWR` never waits.
+pub fn open_fifo(pipe: &Arc<Pipe>, flags: i32, path: super::Path) -> SysResult<Arc<PipeEnd>> {
+    let acc = flags & super::file::O_ACCMODE;
+    let (reader, writer) = match acc {
+        O_RDONLY => (true, false),
+        O_WRONLY => (false, true),
+        _ => (true, true),
+    };
+    let nonblock = flags & O_NONBLOCK != 0;
+    let mut s = pipe.lock();
+    if writer && !reader && nonblock && s.readers == 0 {
+        return Err(Errno::ENXIO);
+    }
+    if reader {
+        s.readers += 1;
+        s.read_opens += 1;
+    }
+    if writer {
+        s.writers += 1;
+        s.write_opens += 1;
+    }
+    pipe.moved.notify_all();
+    if !nonblock && reader != writer {
+        let seen = if reader { s.write_opens } else { s.read_opens };
+        loop {
+            let (others, opens) = if reader {
+                (s.writers, s.write_opens)
+            } else {
+                (s.readers, s.read_opens)
+            };
+            if others > 0 || opens != seen {
+                break;
+            }
+            s = pipe.wait(s);
+        }
+    }
+    drop(s);
+    Ok(Arc::new(PipeEnd {
+        pipe: Arc::clone(pipe),
+        reader,
+        writer,
+        flags: AtomicI32::new(flags & !(super::file::O_CREAT | super::file::O_EXCL)),
+        path: Some(path),
+    }))
 }
 
 /// A new pipe: (read end, write end); `flags` may hold `O_NONBLOCK`.
@@ -58,19 +129,25 @@ pub fn pipe(flags: i32) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
             buf: VecDeque::new(),
             readers: 1,
             writers: 1,
+            read_opens: 1,
+            write_opens: 1,
         }),
         moved: Condvar::new(),
     });
     let nb = flags & O_NONBLOCK;
     let r = Arc::new(PipeEnd {
         pipe: Arc::clone(&pipe),
+        reader: true,
         writer: false,
         flags: AtomicI32::new(O_RDONLY | nb),
+        path: None,
     });
     let w = Arc::new(PipeEnd {
         pipe,
+        reader: false,
         writer: true,
         flags: AtomicI32::new(O_WRONLY | nb),
+        path: None,
     });
     (r, w)
 }
@@ -86,7 +163,8 @@ impl Drop for PipeEnd {
         let mut s = self.pipe.lock();
         if self.writer {
             s.writers -= 1;
-        } else {
+        }
+        if self.reader {
             s.readers -= 1;
         }
         drop(s);
@@ -96,7 +174,7 @@ impl Drop for PipeEnd {
 
 impl FileDescription for PipeEnd {
     fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
-        if self.writer {
+        if !self.reader {
             return Err(Errno::EBADF);
         }
         if buf.is_empty() {
@@ -164,6 +242,9 @@ impl FileDescription for PipeEnd {
     }
 
     fn stat(&self) -> SysResult<Stat> {
+        if let Some(p) = &self.path {
+            return p.inode().stat();
+        }
         let t = Time::now();
         Ok(Stat {
             dev: PIPEFS_DEV,
@@ -188,6 +269,10 @@ impl FileDescription for PipeEnd {
             (old & !SETFL_MASK) | (flags & SETFL_MASK),
             Ordering::Relaxed,
         );
+    }
+
+    fn path(&self) -> Option<&super::Path> {
+        self.path.as_ref()
     }
 
     fn readable_bytes(&self) -> SysResult<usize> {
@@ -223,6 +308,30 @@ mod tests {
         let (r, w) = pipe(0);
         drop(r);
         assert_eq!(w.write(b"x").err(), Some(Errno::EPIPE));
+    }
+
+    #[test]
+    fn fifo_opens() {
+        use crate::vfs::file::O_RDWR;
+        let memory = Arc::new(platform::MemoryFile::new(1 << 20).unwrap());
+        let root = crate::vfs::memfs::MemFs::tmpfs(&memory, 0o755);
+        let vfs = crate::vfs::Vfs::new(root, "tmpfs", "none");
+        let at = vfs.root();
+        let fifo = Pipe::new_fifo();
+        assert_eq!(
+            open_fifo(&fifo, O_WRONLY | O_NONBLOCK, at.clone()).err(),
+            Some(Errno::ENXIO),
+            "no reader"
+        );
+        let r = open_fifo(&fifo, O_RDONLY | O_NONBLOCK, at.clone()).unwrap();
+        let w = open_fifo(&fifo, O_WRONLY, at.clone()).unwrap();
+        assert_eq!(w.write(b"fifo").unwrap(), 4);
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).unwrap(), 4);
+        let rw = open_fifo(&fifo, O_RDWR, at).unwrap();
+        drop(w);
+        assert_eq!(rw.write(b"x").unwrap(), 1);
+        assert_eq!(rw.read(&mut buf).unwrap(), 1);
     }
 
     #[test]

@@ -65,7 +65,9 @@ enum Body {
     Dir(Mutex<Dir>),
     File(Mutex<FileData>),
     Symlink(Mutex<Link>),
-    /// FIFOs, sockets and device nodes: attributes only.
+    /// A FIFO: the pipe its opens share.
+    Fifo(Arc<crate::vfs::pipe::Pipe>),
+    /// Sockets and device nodes: attributes only.
     Other,
 }
 
@@ -151,6 +153,7 @@ impl MemFs {
             })),
             S_IFREG => Body::File(Mutex::new(FileData::Mem(Pages::new(&self.memory)))),
             S_IFLNK => Body::Symlink(Mutex::new(Link::Target(target.unwrap_or_default()))),
+            crate::vfs::S_IFIFO => Body::Fifo(crate::vfs::pipe::Pipe::new_fifo()),
             _ => Body::Other,
         };
         let nlink = if mode & S_IFMT == S_IFDIR { 2 } else { 1 };
@@ -218,6 +221,7 @@ impl MemFs {
                     cache: Weak::new(),
                 })),
                 S_IFLNK => Body::Symlink(Mutex::new(Link::Lower(at))),
+                crate::vfs::S_IFIFO => Body::Fifo(crate::vfs::pipe::Pipe::new_fifo()),
                 _ => Body::Other,
             },
         };
@@ -304,7 +308,7 @@ impl MemInode {
                 Link::Lower(_) => self.meta().lower_size,
             },
             Body::Dir(_) => 4096,
-            Body::Other => 0,
+            Body::Fifo(_) | Body::Other => 0,
         }
     }
 }
@@ -510,11 +514,16 @@ impl Inode for MemInode {
     fn open(
         &self,
         _cx: &Cx,
-        _path: &super::Path,
-        _flags: i32,
+        path: &super::Path,
+        flags: i32,
     ) -> SysResult<Option<Arc<dyn super::FileDescription>>> {
         match &self.body {
-            // FIFOs and device nodes on this filesystem are not served yet.
+            Body::Fifo(pipe) => Ok(Some(crate::vfs::pipe::open_fifo(
+                pipe,
+                flags,
+                path.clone(),
+            )?)),
+            // Device nodes and sockets on this filesystem are not served yet.
             Body::Other => Err(Errno::ENXIO),
             _ => Ok(None),
         }
