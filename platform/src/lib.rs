@@ -227,6 +227,20 @@ pub trait Platform: Send + Sync {
 
     /// A new execution context (one per application thread), with the initial FPU state.
     fn new_context(&self) -> Result<Box<dyn Context>, PlatformError>;
+
+    /// Whether application code reads the host's time-stamp counter (`rdtsc` gives what it
+    /// gives in the Sentry), so the vDSO may turn TSC readings into time with the Sentry's
+    /// calibration. False where a virtual TSC may be offset or scaled.
+    fn host_tsc(&self) -> bool {
+        false
+    }
+}
+
+/// The host's time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc reads a counter; it has no memory effects and exists on every x86-64
+    // CPU this crate runs on.
+    unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 /// An application address space. All changes take effect before the call returns, for

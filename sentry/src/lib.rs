@@ -6,4 +6,5 @@ pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod syscalls;
+pub mod vdso;
 pub mod vfs;

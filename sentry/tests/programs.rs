@@ -209,6 +209,34 @@ int main(int argc, char **argv) {
 }
 "#;
 
+/// The vDSO: present, agreeing with the syscall, and monotonic.
+const VDSO: &str = r#"
+#include <stdio.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+static long long ns(struct timespec t) { return t.tv_sec * 1000000000LL + t.tv_nsec; }
+int main(void) {
+    int ok = getauxval(AT_SYSINFO_EHDR) != 0;
+    struct timespec a, b, prev = {0, 0};
+    int backwards = 0;
+    for (int i = 0; i < 20000; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (ns(a) < ns(prev)) backwards++;
+        prev = a;
+    }
+    for (int clock = 0; clock < 2; clock++) {
+        clock_gettime(clock, &a);
+        syscall(SYS_clock_gettime, clock, &b);
+        long long d = ns(b) - ns(a);
+        if (d < 0 || d > 50000000) ok = 0;
+    }
+    printf("vdso %d backwards %d\n", ok, backwards);
+    return 0;
+}
+"#;
+
 fn check_programs(name: &str) {
     let hello = compile(
         "nostdlib-hello",
@@ -245,6 +273,13 @@ fn check_programs(name: &str) {
     assert_eq!(
         (status, out.as_str()),
         (ExitStatus::Exited(0), native_out.as_str())
+    );
+
+    let vdso = compile("vdso", VDSO, &["-static", "-O1"]);
+    let (status, out) = run(name, &vdso, &["vdso"]).unwrap();
+    assert_eq!(
+        (status, out.as_str()),
+        (ExitStatus::Exited(0), "vdso 1 backwards 0\n")
     );
 
     let segv = compile("segfault", SEGFAULT, &["-static", "-O1"]);

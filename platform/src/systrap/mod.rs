@@ -170,6 +170,11 @@ impl Platform for Systrap {
         }))
     }
 
+    /// The stub is an ordinary host process: its `rdtsc` is the host's.
+    fn host_tsc(&self) -> bool {
+        true
+    }
+
     fn new_context(&self) -> Result<Box<dyn Context>, PlatformError> {
         Ok(Box::new(SystrapContext {
             fpu: FpuState::new_initial(),

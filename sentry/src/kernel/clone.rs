@@ -213,7 +213,7 @@ impl Task {
             space,
             self.kernel.platform.max_user_address(),
         )?);
-        let ctx = exec_context(&self.creds)?;
+        let ctx = exec_context(&self.kernel, &self.creds)?;
         let loaded = loader::load(&mm, &resolver, exe, path, argv, envp, &ctx)?;
 
         // The point of no return: the other threads go, the new image takes over.

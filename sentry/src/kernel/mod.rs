@@ -73,6 +73,8 @@ pub struct Kernel {
     next_id: AtomicI32,
     tables: Mutex<Tables>,
     pub futexes: futex::Futexes,
+    /// The vDSO mapped into every program (none if it could not be set up).
+    pub vdso: Option<Arc<crate::vdso::Vdso>>,
     /// `--strace`: log every syscall with its arguments and result.
     pub strace: std::sync::atomic::AtomicBool,
     /// Finds executables for `execve` (set by whoever sets up the root filesystem).
@@ -91,7 +93,11 @@ pub struct Tables {
 
 impl Kernel {
     pub fn new(platform: Arc<dyn Platform>) -> Arc<Self> {
+        let vdso = crate::vdso::Vdso::new(platform.memory_file(), platform.host_tsc())
+            .map_err(|e| log::warn!("no vDSO: {e}"))
+            .ok();
         Arc::new(Self {
+            vdso,
             platform,
             next_id: AtomicI32::new(1),
             tables: Mutex::new(Tables::default()),

@@ -96,7 +96,7 @@ impl Task {
             space,
             kernel.platform.max_user_address(),
         )?);
-        let exec = exec_context(&spec.creds)?;
+        let exec = exec_context(kernel, &spec.creds)?;
         let loaded = loader::load(&mm, resolver, exe, spec.path, spec.argv, spec.envp, &exec)?;
         let ctx = kernel.platform.new_context().map_err(|e| {
             log::error!("new context: {e}");
@@ -727,7 +727,7 @@ impl Task {
 }
 
 /// The auxv facts of a new program.
-pub(super) fn exec_context(creds: &Credentials) -> SysResult<ExecContext> {
+pub(super) fn exec_context(kernel: &Kernel, creds: &Credentials) -> SysResult<ExecContext> {
     let mut random = [0u8; 16];
     getrandom::fill(&mut random).map_err(|_| Errno::EIO)?;
     Ok(ExecContext {
@@ -736,6 +736,7 @@ pub(super) fn exec_context(creds: &Credentials) -> SysResult<ExecContext> {
         gid: creds.gid,
         egid: creds.egid,
         random,
+        vdso: kernel.vdso.clone(),
         ..ExecContext::default()
     })
 }

@@ -45,8 +45,8 @@ pub struct ExecContext {
     pub secure: bool,
     /// The 16 bytes `AT_RANDOM` points at.
     pub random: [u8; 16],
-    /// `AT_SYSINFO_EHDR`: where the vDSO is mapped, if there is one.
-    pub vdso: Option<u64>,
+    /// The vDSO to map into the new program (`AT_SYSINFO_EHDR`), if any.
+    pub vdso: Option<Arc<crate::vdso::Vdso>>,
 }
 
 /// What a successful load leaves: where the first thread starts.
@@ -191,7 +191,11 @@ fn load_elf(
     ));
     mm.set_brk_start(UserAddr::new(main_map.end));
 
-    let auxv = stack::auxv(&main, &main_map, base, ctx);
+    let vdso = match &ctx.vdso {
+        Some(v) => Some(v.map(mm)?),
+        None => None,
+    };
+    let auxv = stack::auxv(&main, &main_map, base, ctx, vdso);
     let sp = image.write(mm, stack_top, &auxv, ctx)?;
     Ok(Loaded {
         entry,

@@ -155,9 +155,10 @@ pub fn auxv(
     map: &MappedImage,
     interp_base: u64,
     ctx: &ExecContext,
+    vdso: Option<u64>,
 ) -> Vec<(u64, u64)> {
     let mut v = Vec::new();
-    if let Some(vdso) = ctx.vdso {
+    if let Some(vdso) = vdso {
         v.push((AT_SYSINFO_EHDR, vdso));
     }
     v.extend([

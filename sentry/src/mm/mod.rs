@@ -27,6 +27,7 @@ use crate::errno::{Errno, SysResult};
 pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
 
 /// One page of the memory file, freed when its last owner lets go.
+#[derive(Debug)]
 pub struct Page {
     memory: Arc<MemoryFile>,
     range: FileRange,
