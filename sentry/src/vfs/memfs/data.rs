@@ -380,22 +380,56 @@ impl ReadAt for DonatedFile {
     }
 }
 
-/// Opens a lower regular file for reading, with a page cache over it.
+/// A lower regular file while it is open or mapped: its donated descriptor, which
+/// `read` uses directly (the host's page cache serves it, and the lower tree does not
+/// change under the sandbox), and the page cache its mappings use.
+pub struct LowerOpen {
+    file: Arc<DonatedFile>,
+    cache: Arc<FileCache>,
+}
+
+impl LowerOpen {
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
+        if offset >= self.file.size {
+            return Ok(0);
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let at = offset.checked_add(done as u64).ok_or(Errno::EINVAL)?;
+            let n = self.file.read_at(at, &mut buf[done..])?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+impl MemoryObject for LowerOpen {
+    fn page(&self, index: u64) -> SysResult<Option<Arc<Page>>> {
+        self.cache.page(index)
+    }
+
+    fn name(&self) -> String {
+        self.cache.name()
+    }
+}
+
+/// Opens a lower regular file for reading.
 pub fn open_lower(
     at: &LowerRef,
     memory: &Arc<MemoryFile>,
     name: String,
-) -> SysResult<Arc<FileCache>> {
+) -> SysResult<Arc<LowerOpen>> {
     let node = at.walk()?;
     let fd = node
         .client
         .open(node.handle, libc::O_RDONLY)
         .map_err(super::super::gofer::errno)?;
-    Ok(FileCache::new(
-        memory,
-        Arc::new(DonatedFile::new(fd)?),
-        name,
-    ))
+    let file = Arc::new(DonatedFile::new(fd)?);
+    let cache = FileCache::new(memory, Arc::clone(&file) as Arc<dyn ReadAt>, name);
+    Ok(Arc::new(LowerOpen { file, cache }))
 }
 
 #[cfg(test)]

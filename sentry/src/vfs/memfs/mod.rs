@@ -22,13 +22,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use gofer::Client;
 use platform::MemoryFile;
 
-use self::data::{open_lower, LowerDir, LowerRef, Pages};
+use self::data::{open_lower, LowerDir, LowerOpen, LowerRef, Pages};
 use super::{
     Cx, DirEntry, Inode, NewNode, SetAttr, Stat, StatFs, Time, OVERLAYFS_SUPER_MAGIC, S_IFDIR,
     S_IFLNK, S_IFMT, S_IFREG, TMPFS_MAGIC,
 };
 use crate::errno::{Errno, SysResult};
-use crate::mm::cache::FileCache;
 use crate::mm::MemoryObject;
 
 static NEXT_DEV: AtomicU64 = AtomicU64::new(0x100);
@@ -83,7 +82,7 @@ enum FileData {
     Lower {
         at: LowerRef,
         /// The page cache while someone has the file open or mapped.
-        cache: Weak<FileCache>,
+        cache: Weak<LowerOpen>,
     },
     Mem(Arc<Pages>),
 }
@@ -283,7 +282,7 @@ impl MemInode {
         Ok(pages)
     }
 
-    fn lower_cache_locked(&self, data: &mut FileData) -> SysResult<Arc<FileCache>> {
+    fn lower_cache_locked(&self, data: &mut FileData) -> SysResult<Arc<LowerOpen>> {
         match data {
             FileData::Lower { at, cache } => {
                 if let Some(c) = cache.upgrade() {
