@@ -124,6 +124,20 @@ int main(int argc, char **argv) {
     T(chmod("masked", 0640));
     T(stat("masked", &st) == 0 && (st.st_mode & 07777) == 0640);
 
+    T(open(".", O_TMPFILE | O_RDONLY, 0600));
+    T(open("f", O_TMPFILE | O_RDWR, 0600));
+    int tmp;
+    T(tmp = open(".", O_TMPFILE | O_RDWR, 0600));
+    T(write(tmp, "tmpfile", 7));
+    T(fstat(tmp, &st) == 0 && st.st_nlink == 0 && st.st_size == 7);
+    T(linkat(tmp, "", AT_FDCWD, "named", AT_EMPTY_PATH));
+    T(stat("named", &st) == 0 && st.st_nlink == 1 && st.st_size == 7);
+    T(close(tmp));
+    T(unlink("named"));
+    T(tmp = open(".", O_TMPFILE | O_RDWR | O_EXCL, 0600));
+    T(linkat(tmp, "", AT_FDCWD, "named", AT_EMPTY_PATH));
+    T(close(tmp));
+
     int p[2];
     T(pipe2(p, O_CLOEXEC));
     T(write(p[1], "pipe!", 5));

@@ -115,9 +115,7 @@ pub fn open_path(
     mode: u32,
 ) -> SysResult<Arc<dyn FileDescription>> {
     if flags & O_TMPFILE == O_TMPFILE {
-        // Unnamed temporary files are not served yet: as a filesystem without them.
-        log::warn!("open(O_TMPFILE): EOPNOTSUPP");
-        return Err(Errno::EOPNOTSUPP);
+        return open_tmpfile(task, cx, dirfd, name, flags, mode);
     }
     let flags = if flags & O_PATH != 0 {
         flags & (O_PATH | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW)
@@ -179,6 +177,46 @@ pub fn open_path(
     if let Some(file) = at.inode().open(cx, &at, kept)? {
         return Ok(file);
     }
+    Ok(Arc::new(InodeFile::open(cx, at, kept)?))
+}
+
+/// `O_TMPFILE`: an unnamed file in the directory `name`.
+fn open_tmpfile(
+    task: &Task,
+    cx: &Cx,
+    dirfd: i32,
+    name: &[u8],
+    flags: i32,
+    mode: u32,
+) -> SysResult<Arc<dyn FileDescription>> {
+    let acc = flags & O_ACCMODE;
+    if acc != O_WRONLY && acc != O_RDWR {
+        return Err(Errno::EINVAL);
+    }
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let start = dir_of(task, dirfd, name)?;
+    let dir = task.fs.lookup(cx, start.as_ref(), name, true)?;
+    let stat = dir.inode().stat()?;
+    if stat.mode & S_IFMT != S_IFDIR {
+        return Err(Errno::ENOTDIR);
+    }
+    permitted(&stat, &cx.creds, MAY_WRITE | MAY_EXEC)?;
+    if dir.mount.read_only || dir.inode().read_only() {
+        return Err(Errno::EROFS);
+    }
+    let mode = mode & 0o7777 & !task.fs.umask();
+    let inode = dir.inode().create_tmpfile(cx, mode, flags & O_EXCL == 0)?;
+    let at = Path {
+        mount: Arc::clone(&dir.mount),
+        dentry: Arc::new(crate::vfs::path::Dentry {
+            name: format!("#{} (deleted)", inode.ino()).into_bytes(),
+            parent: Some(Arc::clone(&dir.dentry)),
+            inode,
+        }),
+    };
+    let kept = flags & !(O_TMPFILE | O_EXCL | O_CLOEXEC);
     Ok(Arc::new(InodeFile::open(cx, at, kept)?))
 }
 

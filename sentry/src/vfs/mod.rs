@@ -219,6 +219,12 @@ pub trait Inode: Send + Sync {
         Err(Errno::EPERM)
     }
 
+    /// An unnamed regular file in this directory's filesystem (`O_TMPFILE`); `linkable`
+    /// unless `O_EXCL` was given.
+    fn create_tmpfile(&self, _cx: &Cx, _mode: u32, _linkable: bool) -> SysResult<Arc<dyn Inode>> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
     /// Links `target` as `name` in this directory.
     fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> SysResult<()> {
         Err(Errno::EPERM)

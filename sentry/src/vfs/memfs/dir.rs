@@ -16,6 +16,10 @@ const RENAME_WHITEOUT: u32 = 4;
 const READDIR_CHUNK: u32 = 16 * 1024;
 
 impl MemInode {
+    pub(super) fn dir_body(&self) -> SysResult<()> {
+        self.dir().map(|_| ())
+    }
+
     fn dir(&self) -> SysResult<&std::sync::Mutex<Dir>> {
         match &self.body {
             Body::Dir(d) => Ok(d),
@@ -141,9 +145,10 @@ impl MemInode {
         }
         {
             let mut m = target.meta();
-            if m.nlink == 0 {
+            if m.nlink == 0 && !m.linkable {
                 return Err(Errno::ENOENT);
             }
+            m.linkable = false;
             m.nlink += 1;
             m.ctime = crate::vfs::Time::now();
         }

@@ -58,6 +58,8 @@ struct Meta {
     /// `st_dev` as shown: the lower node's host device (inode numbers are unique only
     /// within it), or the overlay's own for nodes made in memory.
     shown_dev: Option<u64>,
+    /// An `O_TMPFILE` file that `linkat` may give a name though it has none.
+    linkable: bool,
 }
 
 enum Body {
@@ -169,6 +171,7 @@ impl MemFs {
                 ctime: now,
                 lower_size: 0,
                 shown_dev: None,
+                linkable: false,
             },
             body,
         )
@@ -206,6 +209,7 @@ impl MemFs {
             ctime: t(&st.ctime),
             lower_size: st.size,
             shown_dev: Some(st.dev),
+            linkable: false,
         };
         let body = match node {
             Lower::Dir(node) => Body::Dir(Mutex::new(Dir {
@@ -398,6 +402,24 @@ impl Inode for MemInode {
 
     fn create(&self, cx: &Cx, name: &[u8], node: NewNode) -> SysResult<Arc<dyn Inode>> {
         self.make(cx, name, node).map(|c| c as Arc<dyn Inode>)
+    }
+
+    fn create_tmpfile(&self, cx: &Cx, mode: u32, linkable: bool) -> SysResult<Arc<dyn Inode>> {
+        self.dir_body()?;
+        let node = self.fs.new_inode(
+            S_IFREG | (mode & 0o7777),
+            cx.creds.euid,
+            cx.creds.egid,
+            0,
+            None,
+            Weak::new(),
+        );
+        {
+            let mut m = node.meta();
+            m.nlink = 0;
+            m.linkable = linkable;
+        }
+        Ok(node)
     }
 
     fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> SysResult<()> {
