@@ -130,3 +130,14 @@ fn dynamic_programs_load_their_libraries() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "/etc\n/usr\n", "{p}");
     }
 }
+
+#[test]
+fn pipes_block_interruptibly_and_raise_sigpipe() {
+    let line = "(yes; echo \"yes: $?\" > /tmp/yes) | head -1; cat /tmp/yes; \
+                sleep 1 | cat & p=$!; sleep 0.3; kill $p; wait $p; echo \"cat: $?\"; \
+                mkfifo /tmp/fifo; (echo via-fifo > /tmp/fifo &); cat /tmp/fifo";
+    for (p, out) in sh(line) {
+        // yes dies of SIGPIPE (128 + 13); cat, blocked reading the pipe, of SIGTERM.
+        assert_eq!(out, "y\nyes: 141\ncat: 143\nvia-fifo\n", "{p}");
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::{UserAddr, UserPtr};
-use crate::vfs::file::{FileDescription, O_ACCMODE, O_PATH, O_RDONLY};
+use crate::vfs::file::{FileDescription, O_ACCMODE, O_NONBLOCK, O_PATH, O_RDONLY};
 use crate::vfs::path::PATH_MAX;
 use crate::vfs::{permitted, Cx, Path, SetAttr, MAY_WRITE, S_IFDIR, S_IFMT, S_IFREG};
 
@@ -77,9 +77,74 @@ pub fn lookup_at(task: &Task, dirfd: i32, path: UserAddr, flags: i32) -> SysResu
     )
 }
 
+/// Runs `op` on `file`; when the file would block (`EAGAIN` from a description with a
+/// wait queue, opened without `O_NONBLOCK`), waits on its queue until `op` can proceed or
+/// a signal interrupts the wait (`ERESTARTSYS`).
+pub fn blocking<T>(
+    task: &Task,
+    file: &dyn FileDescription,
+    mut op: impl FnMut() -> SysResult<T>,
+) -> SysResult<T> {
+    let first = op();
+    let Some(queue) = file.wait_queue() else {
+        return first;
+    };
+    if !matches!(first, Err(Errno::EAGAIN)) || file.flags() & O_NONBLOCK != 0 {
+        return first;
+    }
+    let _registered = queue.register(&task.handle.waker);
+    task.block_until(None, || match op() {
+        Ok(v) => Ok(Some(v)),
+        Err(Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(e),
+    })
+}
+
+/// Writes all of `data` to `file` (a stream may take it in parts, waiting in between), as
+/// a blocking `write` does; returns what was written if an error ends it early. `EPIPE`
+/// comes with `SIGPIPE`.
+fn write_stream(task: &Task, file: &dyn FileDescription, data: &[u8]) -> SysResult<usize> {
+    let mut done = 0;
+    while done < data.len() || data.is_empty() {
+        match blocking(task, file, || file.write(&data[done..])) {
+            Ok(n) => {
+                done += n;
+                if data.is_empty() || n == 0 || file.wait_queue().is_none() {
+                    break;
+                }
+            }
+            Err(e) => {
+                if e == Errno::EPIPE {
+                    send_sigpipe(task);
+                }
+                if done == 0 {
+                    return Err(e);
+                }
+                break;
+            }
+        }
+    }
+    Ok(done)
+}
+
+fn send_sigpipe(task: &Task) {
+    use crate::kernel::signal::{SigInfo, SIGPIPE};
+    let ignored = task
+        .group
+        .sighand()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_ignored(SIGPIPE);
+    if !ignored {
+        task.handle.signals().pending.push(SigInfo::kernel(SIGPIPE));
+    }
+}
+
 pub fn read(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
-    read_into(task, buf, count, |data| file.read(data))
+    read_into(task, buf, count, |data| {
+        blocking(task, &*file, || file.read(data))
+    })
 }
 
 pub fn pread64(task: &mut Task, fd: i32, buf: UserAddr, count: usize, off: i64) -> SysResult<i64> {
@@ -130,7 +195,10 @@ fn read_into(
 
 pub fn write(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
-    write_from(task, buf, count.min(MAX_RW_COUNT), |d| file.write(d)).map(|n| n as i64)
+    write_from(task, buf, count.min(MAX_RW_COUNT), |d| {
+        write_stream(task, &*file, d)
+    })
+    .map(|n| n as i64)
 }
 
 pub fn pwrite64(task: &mut Task, fd: i32, buf: UserAddr, count: usize, off: i64) -> SysResult<i64> {
@@ -237,14 +305,14 @@ fn vectored(
 pub fn readv(task: &mut Task, fd: i32, iov: UserAddr, iovcnt: i32) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
     vectored(task, iov, iovcnt, |base, len, _| {
-        read_into(task, base, len, |d| file.read(d))
+        read_into(task, base, len, |d| blocking(task, &*file, || file.read(d)))
     })
 }
 
 pub fn writev(task: &mut Task, fd: i32, iov: UserAddr, iovcnt: i32) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
     vectored(task, iov, iovcnt, |base, len, _| {
-        write_from(task, base, len, |d| file.write(d)).map(|n| n as i64)
+        write_from(task, base, len, |d| write_stream(task, &*file, d)).map(|n| n as i64)
     })
 }
 
@@ -393,7 +461,7 @@ pub fn sendfile(
         let want = (count - done).min(CHUNK);
         let got = match pos {
             Some(p) => input.pread(&mut buf[..want], p),
-            None => input.read(&mut buf[..want]),
+            None => blocking(task, &*input, || input.read(&mut buf[..want])),
         };
         let n = match got {
             Ok(0) => break,
@@ -401,15 +469,11 @@ pub fn sendfile(
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
         };
-        let mut written = 0;
-        while written < n {
-            match output.write(&buf[written..n]) {
-                Ok(0) => break,
-                Ok(w) => written += w,
-                Err(e) if done + written == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
+        let written = match write_stream(task, &*output, &buf[..n]) {
+            Ok(w) => w,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => 0,
+        };
         done += written;
         if let Some(p) = &mut pos {
             *p += written as u64;

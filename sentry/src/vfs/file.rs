@@ -109,6 +109,13 @@ pub trait FileDescription: Send + Sync {
         b"anon_inode:[unknown]".to_vec()
     }
 
+    /// For a description whose reads and writes return `EAGAIN` rather than wait (a
+    /// pipe): the queue notified when it may be ready. A blocking call that got `EAGAIN`
+    /// waits on it, interruptibly, in the syscall layer.
+    fn wait_queue(&self) -> Option<&crate::kernel::wait::WaitQueue> {
+        None
+    }
+
     /// Whether the description is a terminal (for `TCGETS`).
     fn terminal(&self) -> Option<&dyn Terminal> {
         None

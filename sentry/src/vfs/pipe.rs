@@ -1,9 +1,9 @@
 //! Pipes: a 64 KiB buffer between a read end and a write end, with `PIPE_BUF` atomicity,
 //! `O_NONBLOCK` and `EPIPE`.
 //!
-//! A blocked reader or writer waits on the pipe's condition variable; it is woken by the
-//! other end or by the other end's last close. (Interruption by signals comes with the
-//! Sentry's wait queues: until then a blocked pipe call waits until the pipe moves.)
+//! Reads and writes never wait here: they return `EAGAIN`, and a blocking caller waits
+//! on the pipe's wait queue in the syscall layer, where a signal interrupts it. (A FIFO's
+//! blocking open still waits on a condition variable, uninterruptibly.)
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use super::file::{FileDescription, O_NONBLOCK, O_RDONLY, O_WRONLY, SETFL_MASK};
 use super::{Stat, Time, S_IFIFO};
 use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::WaitQueue;
 
 /// Linux's default pipe capacity.
 pub const PIPE_CAPACITY: usize = 64 * 1024;
@@ -35,6 +36,7 @@ pub struct Pipe {
     ino: u64,
     state: Mutex<State>,
     moved: Condvar,
+    queue: WaitQueue,
 }
 
 impl Pipe {
@@ -44,6 +46,12 @@ impl Pipe {
 
     fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         self.moved.wait(g).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes everyone waiting for the pipe to move.
+    fn notify(&self) {
+        self.moved.notify_all();
+        self.queue.notify_all();
     }
 }
 
@@ -70,6 +78,7 @@ impl Pipe {
                 write_opens: 0,
             }),
             moved: Condvar::new(),
+            queue: WaitQueue::default(),
         })
     }
 }
@@ -96,7 +105,7 @@ pub fn open_fifo(pipe: &Arc<Pipe>, flags: i32, path: super::Path) -> SysResult<A
         s.writers += 1;
         s.write_opens += 1;
     }
-    pipe.moved.notify_all();
+    pipe.notify();
     if !nonblock && reader != writer {
         let seen = if reader { s.write_opens } else { s.read_opens };
         loop {
@@ -133,6 +142,7 @@ pub fn pipe(flags: i32) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
             write_opens: 1,
         }),
         moved: Condvar::new(),
+        queue: WaitQueue::default(),
     });
     let nb = flags & O_NONBLOCK;
     let r = Arc::new(PipeEnd {
@@ -152,12 +162,6 @@ pub fn pipe(flags: i32) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
     (r, w)
 }
 
-impl PipeEnd {
-    fn nonblocking(&self) -> bool {
-        self.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0
-    }
-}
-
 impl Drop for PipeEnd {
     fn drop(&mut self) {
         let mut s = self.pipe.lock();
@@ -168,7 +172,7 @@ impl Drop for PipeEnd {
             s.readers -= 1;
         }
         drop(s);
-        self.pipe.moved.notify_all();
+        self.pipe.notify();
     }
 }
 
@@ -181,21 +185,19 @@ impl FileDescription for PipeEnd {
             return Ok(0);
         }
         let mut s = self.pipe.lock();
-        while s.buf.is_empty() {
-            if s.writers == 0 {
-                return Ok(0);
-            }
-            if self.nonblocking() {
-                return Err(Errno::EAGAIN);
-            }
-            s = self.pipe.wait(s);
+        if s.buf.is_empty() {
+            return if s.writers == 0 {
+                Ok(0)
+            } else {
+                Err(Errno::EAGAIN)
+            };
         }
         let n = buf.len().min(s.buf.len());
         for (dst, src) in buf.iter_mut().zip(s.buf.drain(..n)) {
             *dst = src;
         }
         drop(s);
-        self.pipe.moved.notify_all();
+        self.pipe.notify();
         Ok(n)
     }
 
@@ -203,42 +205,26 @@ impl FileDescription for PipeEnd {
         if !self.writer {
             return Err(Errno::EBADF);
         }
-        let mut done = 0usize;
         let mut s = self.pipe.lock();
-        while done < buf.len() {
-            if s.readers == 0 {
-                // SIGPIPE goes with EPIPE once signals can be sent from here.
-                return if done > 0 {
-                    Ok(done)
-                } else {
-                    Err(Errno::EPIPE)
-                };
-            }
-            let space = PIPE_CAPACITY - s.buf.len();
-            let left = buf.len() - done;
-            // A write of at most PIPE_BUF bytes goes in whole or waits.
-            let fits = if buf.len() <= PIPE_BUF {
-                space >= left
-            } else {
-                space > 0
-            };
-            if !fits {
-                if self.nonblocking() {
-                    return if done > 0 {
-                        Ok(done)
-                    } else {
-                        Err(Errno::EAGAIN)
-                    };
-                }
-                s = self.pipe.wait(s);
-                continue;
-            }
-            let n = left.min(space);
-            s.buf.extend(&buf[done..done + n]);
-            done += n;
-            self.pipe.moved.notify_all();
+        if s.readers == 0 {
+            // The caller sends SIGPIPE with EPIPE.
+            return Err(Errno::EPIPE);
         }
-        Ok(done)
+        let space = PIPE_CAPACITY - s.buf.len();
+        // A write of at most PIPE_BUF bytes goes in whole or not at all.
+        let fits = if buf.len() <= PIPE_BUF {
+            space >= buf.len()
+        } else {
+            space > 0
+        };
+        if !fits {
+            return Err(Errno::EAGAIN);
+        }
+        let n = buf.len().min(space);
+        s.buf.extend(&buf[..n]);
+        drop(s);
+        self.pipe.notify();
+        Ok(n)
     }
 
     fn stat(&self) -> SysResult<Stat> {
@@ -273,6 +259,10 @@ impl FileDescription for PipeEnd {
 
     fn path(&self) -> Option<&super::Path> {
         self.path.as_ref()
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.pipe.queue)
     }
 
     fn readable_bytes(&self) -> SysResult<usize> {
@@ -335,15 +325,22 @@ mod tests {
     }
 
     #[test]
-    fn blocking_reader_wakes() {
+    fn writers_and_closes_wake_the_queue() {
+        use crate::kernel::wait::Waker;
         let (r, w) = pipe(0);
-        let t = std::thread::spawn(move || {
-            let mut buf = [0u8; 4];
-            let n = r.read(&mut buf).unwrap();
-            buf[..n].to_vec()
-        });
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let waker = Waker::new();
+        let _reg = r.wait_queue().unwrap().register(&waker);
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            r.read(&mut buf).err(),
+            Some(Errno::EAGAIN),
+            "a blocking caller waits"
+        );
+        let seen = waker.generation();
         w.write(b"ok").unwrap();
-        assert_eq!(t.join().unwrap(), b"ok");
+        assert!(waker.generation() != seen, "the write woke the reader");
+        let seen = waker.generation();
+        drop(w);
+        assert!(waker.generation() != seen, "the last close woke the reader");
     }
 }
