@@ -93,12 +93,23 @@ pub fn blocking<T>(
         return first;
     }
     let _registered = queue.register(&task.handle.waker);
-    task.block_until(None, || match op() {
-        Ok(v) => Ok(Some(v)),
-        Err(Errno::EAGAIN) => Ok(None),
-        Err(e) => Err(e),
-    })
+    loop {
+        let deadline = file
+            .needs_polling()
+            .then(|| std::time::Instant::now() + POLL_PERIOD);
+        match task.block_until(deadline, || match op() {
+            Ok(v) => Ok(Some(v)),
+            Err(Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e),
+        }) {
+            Err(Errno::ETIMEDOUT) => continue,
+            result => return result,
+        }
+    }
 }
+
+/// How often a blocked read of a host descriptor looks again.
+const POLL_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Writes all of `data` to `file` (a stream may take it in parts, waiting in between), as
 /// a blocking `write` does; returns what was written if an error ends it early. `EPIPE`

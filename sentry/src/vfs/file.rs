@@ -116,6 +116,12 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    /// Whether readiness must be polled for: the wait queue is never notified (a host
+    /// descriptor), so a blocked caller looks again every few milliseconds.
+    fn needs_polling(&self) -> bool {
+        false
+    }
+
     /// Whether the description is a terminal (for `TCGETS`).
     fn terminal(&self) -> Option<&dyn Terminal> {
         None

@@ -9,13 +9,23 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use rustix::termios::SpecialCodeIndex as Cc;
 
-use super::file::{Terminal, O_RDWR};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use rustix::event::{PollFd, PollFlags};
+
+use super::file::{Terminal, O_RDWR, SETFL_MASK};
 use super::{FileDescription, Stat};
 use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::WaitQueue;
 
 pub struct HostFile {
     file: File,
     tty: bool,
+    /// The status flags the application sees (`O_NONBLOCK` is the Sentry's to honour:
+    /// the host description is shared with the caller and stays as it is).
+    flags: AtomicI32,
+    /// Never notified: readiness of a host descriptor is polled.
+    queue: WaitQueue,
 }
 
 impl HostFile {
@@ -24,6 +34,23 @@ impl HostFile {
         Self {
             file: File::from(fd),
             tty,
+            flags: AtomicI32::new(O_RDWR),
+            queue: WaitQueue::default(),
+        }
+    }
+
+    /// Whether a read would not block (data, end of file or an error is there).
+    fn readable(&self) -> bool {
+        let mut fds = [PollFd::new(&self.file, PollFlags::IN)];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match rustix::event::poll(&mut fds, Some(&zero)) {
+            Ok(0) => false,
+            Ok(_) => true,
+            // Let the read itself report what is wrong.
+            Err(_) => true,
         }
     }
 }
@@ -37,6 +64,11 @@ fn host_errno(err: &std::io::Error) -> Errno {
 
 impl FileDescription for HostFile {
     fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
+        // Never block in the host: a blocked reader waits in the Sentry, where signals
+        // reach it.
+        if !buf.is_empty() && !self.readable() {
+            return Err(Errno::EAGAIN);
+        }
         (&self.file).read(buf).map_err(|e| host_errno(&e))
     }
 
@@ -45,7 +77,23 @@ impl FileDescription for HostFile {
     }
 
     fn flags(&self) -> i32 {
-        O_RDWR
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    fn set_flags(&self, flags: i32) {
+        let old = self.flags.load(Ordering::Relaxed);
+        self.flags.store(
+            (old & !SETFL_MASK) | (flags & SETFL_MASK),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.queue)
+    }
+
+    fn needs_polling(&self) -> bool {
+        true
     }
 
     fn stat(&self) -> SysResult<Stat> {
