@@ -38,7 +38,16 @@ impl MemInode {
         let Some(lower) = &dir.lower else {
             return Err(Errno::ENOENT);
         };
-        let (node, stat) = lower.walk(name)?;
+        let (node, stat) = match lower.walk(name) {
+            Ok(found) => found,
+            Err(Errno::ENOENT) => {
+                // The lower tree does not change: remember the miss (a whiteout hides
+                // nothing here, and a name made later is an entry, found first).
+                dir.whiteouts.insert(name.to_vec());
+                return Err(Errno::ENOENT);
+            }
+            Err(e) => return Err(e),
+        };
         let node = if stat.mode & S_IFMT == S_IFDIR {
             Lower::Dir(lower.child(name, node))
         } else {
