@@ -13,6 +13,8 @@
 
 pub mod data;
 mod dir;
+#[cfg(test)]
+mod tests;
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
