@@ -46,6 +46,13 @@ int main(int argc, char **argv) {
     T(lseek(fd, -1, SEEK_SET));
     T(close(fd));
     T(close(fd));
+    struct { unsigned long long flags, mode, resolve; } how = {O_RDONLY, 0, 0};
+    T(close(syscall(SYS_openat2, AT_FDCWD, "f", &how, sizeof how)));
+    T(syscall(SYS_openat2, AT_FDCWD, "f", &how, 16));
+    how.flags = 1ULL << 40;
+    T(syscall(SYS_openat2, AT_FDCWD, "f", &how, sizeof how));
+    how.flags = O_RDONLY; how.mode = 0644;
+    T(syscall(SYS_openat2, AT_FDCWD, "f", &how, sizeof how));
     T(fd = open("f", O_RDWR | O_APPEND));
     T(write(fd, "!", 1));
     T(pread(fd, buf, 12, 0));

@@ -249,6 +249,7 @@ syscall_table! {
     332 => stat::statx(dirfd: i32, path: UserAddr, flags: i32, mask: u32, buf: UserAddr),
     435 => process::clone3(args: UserAddr, size: usize),
     436 => open::close_range(first: u32, last: u32, flags: u32),
+    437 => open::openat2(dirfd: i32, path: UserAddr, how: UserAddr, size: usize),
     439 => stat::faccessat2(dirfd: i32, path: UserAddr, mode: i32, flags: i32),
 }
 

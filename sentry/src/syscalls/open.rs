@@ -243,3 +243,55 @@ pub fn close_range(task: &mut Task, first: u32, last: u32, flags: u32) -> SysRes
     drop(closed);
     Ok(0)
 }
+
+/// `struct open_how` (the first version; larger structs must be zero past it).
+#[repr(C)]
+#[derive(Clone, Copy, Default, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const OPEN_HOW_SIZE_VER0: usize = 24;
+/// The flags `open` knows (Linux's `VALID_OPEN_FLAGS`).
+const VALID_OPEN_FLAGS: u64 = 0o37_777_703;
+
+pub fn openat2(
+    task: &mut Task,
+    dirfd: i32,
+    path: UserAddr,
+    how: UserAddr,
+    size: usize,
+) -> SysResult<i64> {
+    if !(OPEN_HOW_SIZE_VER0..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let mut raw = vec![0u8; size];
+    task.mm.copy_in(how, &mut raw)?;
+    if raw[OPEN_HOW_SIZE_VER0..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let how = <OpenHow as zerocopy::FromBytes>::read_from_bytes(&raw[..OPEN_HOW_SIZE_VER0])
+        .map_err(|_| Errno::EINVAL)?;
+    if how.flags & !VALID_OPEN_FLAGS != 0 || how.mode & !0o7777 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let flags = i32::try_from(how.flags).map_err(|_| Errno::EINVAL)?;
+    if how.mode != 0 && flags & O_CREAT == 0 && flags & O_TMPFILE != O_TMPFILE {
+        return Err(Errno::EINVAL);
+    }
+    if how.resolve & !0x3f != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if how.resolve != 0 {
+        // RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS and the others are not served yet.
+        log::warn!(
+            "openat2 resolve {:#x}: not implemented (ENOSYS)",
+            how.resolve
+        );
+        return Err(Errno::ENOSYS);
+    }
+    let mode = u32::try_from(how.mode).unwrap_or(0);
+    openat(task, dirfd, path, flags, mode)
+}
