@@ -127,6 +127,67 @@ impl Inode for StaticLink {
     }
 }
 
+/// A read-only file with fixed contents.
+pub struct StaticFile {
+    dev: u64,
+    ino: u64,
+    content: Vec<u8>,
+}
+
+impl StaticFile {
+    pub fn new(dev: u64, content: &str) -> Arc<Self> {
+        Arc::new(Self {
+            dev,
+            ino: new_ino(),
+            content: content.as_bytes().to_vec(),
+        })
+    }
+}
+
+impl Inode for StaticFile {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn dev(&self) -> u64 {
+        self.dev
+    }
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        // procfs reports size 0 for its files.
+        Ok(synthetic_stat(
+            self.dev,
+            self.ino,
+            super::S_IFREG | 0o444,
+            0,
+            0,
+        ))
+    }
+    fn size(&self) -> u64 {
+        self.content.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.content.len());
+        let n = buf.len().min(self.content.len() - start);
+        buf[..n].copy_from_slice(&self.content[start..start + n]);
+        Ok(n)
+    }
+    fn open(
+        &self,
+        _cx: &Cx,
+        _path: &Path,
+        flags: i32,
+    ) -> SysResult<Option<Arc<dyn FileDescription>>> {
+        if flags & super::file::O_ACCMODE != super::file::O_RDONLY {
+            return Err(Errno::EACCES);
+        }
+        Ok(None)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceKind {
     Null,

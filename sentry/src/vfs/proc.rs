@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use platform::{MemoryFile, Perms};
 
-use super::dev::{new_dev, StaticLink};
+use super::dev::{new_dev, StaticDir, StaticFile, StaticLink};
 use super::file::InodeFile;
 use super::{
     Cx, DirEntry, FileDescription, Inode, Path, Stat, StatFs, Time, DT_DIR, DT_LNK, DT_REG,
@@ -18,8 +18,10 @@ use super::{
 use crate::errno::{Errno, SysResult};
 use crate::mm::VmaKind;
 
-/// The release `uname` reports, for `/proc/version`.
-const VERSION: &str = "Linux version 6.6.0-bulwark (bulwark@sandbox) #1 SMP\n";
+/// What `uname` reports (kept in step with `syscalls/info.rs`).
+const RELEASE: &str = "6.8.0-bulwark";
+const UTS_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC Bulwark";
+const HOSTNAME: &str = "bulwark";
 
 type Generator = fn(&ProcFs, &Cx) -> SysResult<Vec<u8>>;
 
@@ -42,6 +44,8 @@ enum Node {
 pub struct ProcFs {
     dev: u64,
     memory: Arc<MemoryFile>,
+    /// `/proc/sys`: the sandbox's kernel settings.
+    sys: Arc<StaticDir>,
 }
 
 pub struct ProcInode {
@@ -53,9 +57,31 @@ pub struct ProcInode {
 impl ProcFs {
     /// A procfs root; `memory` is the sandbox's memory, for `meminfo`.
     pub fn new_root(memory: &Arc<MemoryFile>) -> Arc<ProcInode> {
+        let dev = new_dev();
+        let f = |c: &str| StaticFile::new(dev, c) as Arc<dyn Inode>;
+        let d = |v| StaticDir::new(dev, 0o555, v) as Arc<dyn Inode>;
+        let sys = StaticDir::new(
+            dev,
+            0o555,
+            vec![
+                (
+                    "kernel",
+                    d(vec![
+                        ("hostname", f(&format!("{HOSTNAME}\n"))),
+                        ("ngroups_max", f("65536\n")),
+                        ("osrelease", f(&format!("{RELEASE}\n"))),
+                        ("ostype", f("Linux\n")),
+                        ("pid_max", f("4194304\n")),
+                        ("version", f(&format!("{UTS_VERSION}\n"))),
+                    ]),
+                ),
+                ("vm", d(vec![("overcommit_memory", f("0\n"))])),
+            ],
+        );
         let fs = Arc::new(Self {
-            dev: new_dev(),
+            dev,
             memory: Arc::clone(memory),
+            sys,
         });
         fs.inode(Node::Root, 1)
     }
@@ -73,7 +99,9 @@ const GLOBAL_FILES: &[(&str, Generator)] = &[
     ("cpuinfo", cpuinfo),
     ("filesystems", filesystems),
     ("meminfo", meminfo),
-    ("version", |_, _| Ok(VERSION.as_bytes().to_vec())),
+    ("version", |_, _| {
+        Ok(format!("Linux version {RELEASE} (bulwark@sandbox) {UTS_VERSION}\n").into_bytes())
+    }),
 ];
 
 const PID_FILES: &[(&str, Generator)] = &[("maps", maps), ("mounts", mounts), ("status", status)];
@@ -167,6 +195,7 @@ impl Inode for ProcInode {
         let node = match self.node {
             Node::Root => match name {
                 b"self" => Node::SelfLink,
+                b"sys" => return Ok(Arc::clone(&self.fs.sys) as Arc<dyn Inode>),
                 b"mounts" => {
                     return Ok(StaticLink::new(self.fs.dev, "self/mounts") as Arc<dyn Inode>)
                 }
@@ -223,6 +252,7 @@ impl Inode for ProcInode {
                     e(&cx.tgid.to_string(), DT_DIR),
                     e("self", DT_LNK),
                     e("mounts", DT_LNK),
+                    e("sys", DT_DIR),
                 ];
                 v.extend(GLOBAL_FILES.iter().map(|(n, _)| e(n, DT_REG)));
                 v
@@ -475,6 +505,15 @@ mod tests {
         );
         let info = meminfo(&root.fs, &cx).unwrap();
         assert!(String::from_utf8(info).unwrap().starts_with("MemTotal:"));
+        let kernel = root
+            .lookup(&cx, b"sys")
+            .unwrap()
+            .lookup(&cx, b"kernel")
+            .unwrap();
+        let release = kernel.lookup(&cx, b"osrelease").unwrap();
+        let mut buf = [0u8; 32];
+        let n = release.read_at(0, &mut buf).unwrap();
+        assert_eq!(&buf[..n], format!("{RELEASE}\n").as_bytes());
         let cpus = String::from_utf8(cpuinfo(&root.fs, &cx).unwrap()).unwrap();
         assert!(cpus.contains("processor\t: 0"));
     }
