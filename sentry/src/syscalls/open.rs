@@ -230,10 +230,9 @@ pub fn close_range(task: &mut Task, first: u32, last: u32, flags: u32) -> SysRes
     if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
         return Err(Errno::EINVAL);
     }
-    if flags & CLOSE_RANGE_UNSHARE != 0 {
-        // The table is unshared lazily once CLONE_FILES children exist; with a private
-        // table this is already the case.
-        log::debug!("close_range: CLOSE_RANGE_UNSHARE on a table that may be shared");
+    if flags & CLOSE_RANGE_UNSHARE != 0 && Arc::strong_count(&task.fds) > 1 {
+        // A table shared with CLONE_FILES relatives is copied first, as unshare does.
+        task.fds = Arc::new(task.fds.fork());
     }
     let first = i32::try_from(first).unwrap_or(i32::MAX);
     let last = i32::try_from(last).unwrap_or(i32::MAX);
