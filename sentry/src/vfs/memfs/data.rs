@@ -89,7 +89,8 @@ impl Pages {
             let page = match inner.pages.get(&(at / PAGE_SIZE)) {
                 Some(p) => Arc::clone(p),
                 None => {
-                    let p = Page::new(&self.memory)?;
+                    // The sandbox's memory is the filesystem's space, as tmpfs's is.
+                    let p = Page::new(&self.memory).map_err(|_| Errno::ENOSPC)?;
                     inner.pages.insert(at / PAGE_SIZE, Arc::clone(&p));
                     p
                 }

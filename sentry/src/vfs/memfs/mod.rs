@@ -367,14 +367,18 @@ impl Inode for MemInode {
     }
 
     fn statfs(&self) -> SysResult<StatFs> {
+        // Its space is the sandbox's memory file.
+        let total = self.fs.memory.size() / 4096;
+        let free = total.saturating_sub(self.fs.memory.allocated() / 4096);
+        let inodes = self.fs.next_ino.load(Ordering::Relaxed) - (1 << 40);
         Ok(StatFs {
             f_type: self.fs.magic,
             f_bsize: 4096,
-            f_blocks: 1 << 20,
-            f_bfree: 1 << 19,
-            f_bavail: 1 << 19,
-            f_files: 1 << 20,
-            f_ffree: 1 << 19,
+            f_blocks: total,
+            f_bfree: free,
+            f_bavail: free,
+            f_files: total,
+            f_ffree: total.saturating_sub(inodes),
             f_namelen: 255,
             f_frsize: 4096,
             ..StatFs::default()
