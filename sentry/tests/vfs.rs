@@ -204,6 +204,51 @@ int main(int argc, char **argv) {
 }
 "#;
 
+const PERMS: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define T(expr) do { errno = 0; long r_ = (long)(expr); \
+    printf("%-52s %ld %s\n", #expr, r_, r_ < 0 ? strerrorname_np(errno) : ""); } while (0)
+
+int main(void) {
+    char dir[] = "/tmp/bulwark-perms-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    T(chdir(dir));
+    T(getuid() == 65534 && geteuid() == 65534);
+    T(open("/etc/shadow", O_RDONLY));
+    T(open("/etc/passwd", O_WRONLY));
+    T(open("/etc/passwd", O_RDONLY) >= 0);
+    T(access("/etc/passwd", W_OK));
+    T(access("/etc/passwd", R_OK));
+    T(mkdir("/etc/nope", 0755));
+    T(unlink("/etc/passwd"));
+    T(chmod("/etc/passwd", 0777));
+    T(chown("/etc/passwd", 65534, 65534));
+    T(close(open("mine", O_CREAT | O_WRONLY, 0600)));
+    T(chmod("mine", 0));
+    T(open("mine", O_RDONLY));
+    T(access("mine", F_OK));
+    T(chmod("mine", 0700));
+    T(access("mine", X_OK));
+    T(mkdir("sub", 0300));
+    T(close(open("sub/f", O_CREAT | O_WRONLY, 0600)));
+    T(chmod("sub", 0600));
+    T(open("sub/f", O_RDONLY));
+    T(chmod("sub", 0700));
+    T(unlink("sub/f") + rmdir("sub") + unlink("mine"));
+    T(chdir("/"));
+    T(rmdir(dir));
+    return 0;
+}
+"#;
+
 fn check_files(platform: &str) {
     let prog = common::compile("files", FILES, &["-static", "-O1"]);
     let native = Command::new(&prog).output().unwrap();
@@ -218,6 +263,47 @@ fn check_files(platform: &str) {
         assert_eq!(g, w, "the first line that differs from Linux");
     }
     assert_eq!((status, got.len()), (ExitStatus::Exited(0), want.len()));
+}
+
+fn check_perms(platform: &str) {
+    let prog = common::compile("perms", PERMS, &["-static", "-O1"]);
+    std::fs::set_permissions(
+        prog.parent().unwrap(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let native = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    let native_out = String::from_utf8(native.stdout).unwrap();
+    assert!(
+        native.status.success(),
+        "passes natively first: {native_out}"
+    );
+    let Some((status, out)) =
+        common::run_in_sandbox_as(platform, &prog, &[prog.to_str().unwrap()], 65534)
+    else {
+        return;
+    };
+    for (w, g) in native_out.lines().zip(out.lines()) {
+        assert_eq!(g, w, "the first line that differs from Linux");
+    }
+    assert_eq!(
+        (status, out.lines().count()),
+        (ExitStatus::Exited(0), native_out.lines().count())
+    );
+}
+
+#[test]
+fn permissions_on_systrap() {
+    check_perms("systrap");
+}
+
+#[test]
+fn permissions_on_kvm() {
+    check_perms("kvm");
 }
 
 #[test]

@@ -64,6 +64,16 @@ pub fn run_in_sandbox(
     path: &std::path::Path,
     argv: &[&str],
 ) -> Option<(sentry::kernel::ExitStatus, String)> {
+    run_in_sandbox_as(name, path, argv, 0)
+}
+
+/// [`run_in_sandbox`] as user and group `id`.
+pub fn run_in_sandbox_as(
+    name: &str,
+    path: &std::path::Path,
+    argv: &[&str],
+    id: u32,
+) -> Option<(sentry::kernel::ExitStatus, String)> {
     use std::io::Read;
     use std::os::fd::OwnedFd;
 
@@ -82,9 +92,13 @@ pub fn run_in_sandbox(
     let platform = platform::new_platform(name, Arc::clone(&memory)).unwrap();
     let kernel = Kernel::new(platform);
     let fs = host_root(&memory);
+    let creds = Credentials::new(id, id);
     let resolver = VfsResolver {
         fs: Arc::clone(&fs),
-        cx: Cx::root(),
+        cx: Cx {
+            creds,
+            ..Cx::root()
+        },
     };
     let path_bytes = path.as_os_str().as_encoded_bytes();
     let (at, exe) = resolver.open(path_bytes).unwrap();
@@ -95,7 +109,7 @@ pub fn run_in_sandbox(
         path: path_bytes,
         argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: vec![b"PATH=/usr/bin:/bin".to_vec()],
-        creds: Credentials::new(0, 0),
+        creds,
         stdio: vec![
             stdin,
             OwnedFd::from(writer.try_clone().unwrap()),
