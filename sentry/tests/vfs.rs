@@ -20,7 +20,9 @@ const FILES: &str = r#"
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Prints a call, its result and, when it failed, the errno's name. */
@@ -69,6 +71,33 @@ int main(int argc, char **argv) {
     T(lseek(210, 0, SEEK_SET));
     T(read(fd, buf, 3));
     T(close(210) + close(201) + close(200));
+
+    int lf;
+    T(lf = open("f", O_RDWR));
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    T(fcntl(lf, F_SETLK, &fl));
+    pid_t child = fork();
+    if (child == 0) {
+        struct flock g = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 5, .l_len = 1};
+        int r = fcntl(lf, F_SETLK, &g), e = errno;
+        struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        fcntl(lf, F_GETLK, &q);
+        struct flock h = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 5};
+        int ok = r == -1 && e == EAGAIN && q.l_type == F_WRLCK && q.l_pid == getppid()
+            && q.l_len == 10 && fcntl(lf, F_SETLK, &h) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int wst;
+    T(waitpid(child, &wst, 0) == child && WIFEXITED(wst) ? WEXITSTATUS(wst) : -1);
+    fl.l_type = F_UNLCK;
+    T(fcntl(lf, F_SETLK, &fl));
+    T(flock(lf, LOCK_EX | LOCK_NB));
+    int lf2;
+    T(lf2 = open("f", O_RDONLY));
+    T(flock(lf2, LOCK_SH | LOCK_NB));
+    T(flock(lf, LOCK_UN));
+    T(flock(lf2, LOCK_SH | LOCK_NB));
+    T(close(lf2) + close(lf));
 
     T(mkdir("sub", 0755));
     T(mkdir("sub", 0755));

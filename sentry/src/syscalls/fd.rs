@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::lock::{F_GETLK, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_SETLK, F_SETLKW};
 use super::open::{install, nofile_limit};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;
@@ -14,9 +15,6 @@ const F_GETFD: i32 = 1;
 const F_SETFD: i32 = 2;
 const F_GETFL: i32 = 3;
 const F_SETFL: i32 = 4;
-const F_GETLK: i32 = 5;
-const F_SETLK: i32 = 6;
-const F_SETLKW: i32 = 7;
 const F_DUPFD_CLOEXEC: i32 = 1030;
 const F_GETPIPE_SZ: i32 = 1032;
 const FD_CLOEXEC: u64 = 1;
@@ -87,9 +85,8 @@ pub fn fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> SysResult<i64> {
         F_GETPIPE_SZ if file.readable_bytes().is_ok() && file.inode().is_none() => {
             Ok(pipe::PIPE_CAPACITY as i64)
         }
-        F_GETLK | F_SETLK | F_SETLKW => {
-            log::warn!("fcntl record locks: not implemented (ENOSYS)");
-            Err(Errno::ENOSYS)
+        F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
+            super::lock::fcntl_lock(task, fd, cmd, UserAddr::new(arg))
         }
         _ => {
             log::warn!("fcntl cmd {cmd}: not implemented (EINVAL)");

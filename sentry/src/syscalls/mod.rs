@@ -10,6 +10,7 @@ mod fd;
 pub mod fs;
 mod futex;
 mod info;
+mod lock;
 mod mm;
 mod mmap_file;
 pub mod names;
@@ -155,6 +156,7 @@ syscall_table! {
     62 => signal::kill(pid: i32, sig: i32),
     63 => info::uname(buf: UserAddr),
     72 => fd::fcntl(fd: i32, cmd: i32, arg: u64),
+    73 => lock::flock(fd: i32, op: i32),
     74 => fs::fsync(fd: i32),
     75 => fs::fdatasync(fd: i32),
     76 => fs::truncate(path: UserAddr, length: i64),

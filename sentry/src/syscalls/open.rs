@@ -222,6 +222,7 @@ fn open_tmpfile(
 
 pub fn close(task: &mut Task, fd: i32) -> SysResult<i64> {
     let file = task.fds.remove(fd)?;
+    super::lock::release_on_close(task, &file);
     drop(file);
     Ok(0)
 }

@@ -122,6 +122,9 @@ pub trait FileDescription: Send + Sync {
         false
     }
 
+    /// Notes that process `tgid` took a record lock through this description.
+    fn add_locker(&self, _tgid: i32) {}
+
     /// Whether the description is a terminal (for `TCGETS`).
     fn terminal(&self) -> Option<&dyn Terminal> {
         None
@@ -151,6 +154,28 @@ pub struct InodeFile {
     cx: super::Cx,
     /// What the inode asked to be held while the file is open.
     _pin: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Processes that took record locks through this description: their locks go when
+    /// it does (a process's exit closes its descriptors).
+    lockers: Mutex<Vec<i32>>,
+}
+
+impl Drop for InodeFile {
+    fn drop(&mut self) {
+        let Some(locks) = self.path.inode().locks() else {
+            return;
+        };
+        locks.release(super::lock::Owner::Description(
+            std::ptr::from_ref(self).cast::<()>().addr(),
+        ));
+        for tgid in self
+            .lockers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            locks.release(super::lock::Owner::Process(tgid));
+        }
+    }
 }
 
 impl InodeFile {
@@ -163,6 +188,7 @@ impl InodeFile {
             listing: Mutex::new(None),
             fixed_listing: false,
             _pin: None,
+            lockers: Mutex::new(Vec::new()),
             cx: super::Cx {
                 creds: cx.creds,
                 tgid: cx.tgid,
@@ -397,6 +423,13 @@ impl FileDescription for InodeFile {
             *off = i as u64 + 1;
         }
         Ok(())
+    }
+
+    fn add_locker(&self, tgid: i32) {
+        let mut l = self.lockers.lock().unwrap_or_else(|e| e.into_inner());
+        if !l.contains(&tgid) {
+            l.push(tgid);
+        }
     }
 
     fn memory_object(&self) -> SysResult<Arc<dyn MemoryObject>> {

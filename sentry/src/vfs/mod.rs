@@ -9,6 +9,7 @@ pub mod exec;
 pub mod file;
 pub mod gofer;
 mod host;
+pub mod lock;
 pub mod memfs;
 pub mod path;
 pub mod pipe;
@@ -301,6 +302,11 @@ pub trait Inode: Send + Sync {
 
     fn fsync(&self) -> SysResult<()> {
         Ok(())
+    }
+
+    /// The file's advisory locks; `None` where the filesystem keeps none (`ENOLCK`).
+    fn locks(&self) -> Option<&lock::FileLocks> {
+        None
     }
 }
 

@@ -102,6 +102,7 @@ pub struct MemInode {
     meta: Mutex<Meta>,
     body: Body,
     this: Weak<MemInode>,
+    locks: crate::vfs::lock::FileLocks,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -186,6 +187,7 @@ impl MemFs {
             meta: Mutex::new(meta),
             body,
             this: this.clone(),
+            locks: crate::vfs::lock::FileLocks::default(),
         })
     }
 
@@ -516,6 +518,10 @@ impl Inode for MemInode {
                 self.lower_cache_locked(&mut data)? as Arc<dyn Any + Send + Sync>
             )),
         }
+    }
+
+    fn locks(&self) -> Option<&crate::vfs::lock::FileLocks> {
+        Some(&self.locks)
     }
 
     fn prepare_write(&self) -> SysResult<()> {
