@@ -133,6 +133,17 @@ int main(int argc, char **argv) {
     T(access("nope", F_OK));
     T(truncate("moved", 3000));
     T(stat("moved", &st) == 0 && st.st_size == 3000);
+    int ci, co;
+    T(ci = open("moved", O_RDONLY));
+    T(co = open("copy", O_CREAT | O_WRONLY, 0600));
+    loff_t oi = 100;
+    T(copy_file_range(ci, &oi, co, NULL, 5000, 0));
+    T(oi);
+    T(copy_file_range(ci, NULL, co, NULL, 10, 1));
+    T(copy_file_range(co, NULL, ci, NULL, 10, 0));
+    T(close(ci) + close(co));
+    T(stat("copy", &st) == 0 && st.st_size == 2900);
+    T(unlink("copy"));
 
     DIR *d = opendir(".");
     char *names[32]; int n = 0; struct dirent *e;

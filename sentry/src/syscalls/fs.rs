@@ -559,3 +559,80 @@ pub fn pwritev2(
     }
     pwritev(task, fd, iov, iovcnt, off)
 }
+
+/// Copies through the Sentry in chunks; both files must be regular.
+pub fn copy_file_range(
+    task: &mut Task,
+    fd_in: i32,
+    off_in: UserAddr,
+    fd_out: i32,
+    off_out: UserAddr,
+    len: usize,
+    flags: u32,
+) -> SysResult<i64> {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let input = file_for_io(task, fd_in)?;
+    let output = file_for_io(task, fd_out)?;
+    if input.flags() & O_ACCMODE == crate::vfs::file::O_WRONLY
+        || output.flags() & O_ACCMODE == O_RDONLY
+        || output.flags() & crate::vfs::file::O_APPEND != 0
+    {
+        return Err(Errno::EBADF);
+    }
+    let kind = |f: &Arc<dyn FileDescription>| f.inode().map_or(0, |i| i.mode() & S_IFMT);
+    if kind(&input) == S_IFDIR || kind(&output) == S_IFDIR {
+        return Err(Errno::EISDIR);
+    }
+    if kind(&input) != S_IFREG || kind(&output) != S_IFREG {
+        return Err(Errno::EINVAL);
+    }
+    let read_off = |p: UserAddr| -> SysResult<Option<u64>> {
+        if p.is_null() {
+            return Ok(None);
+        }
+        let v: i64 = task.mm.read(UserPtr::<i64>::new(p))?;
+        u64::try_from(v).map(Some).map_err(|_| Errno::EINVAL)
+    };
+    let mut pin = read_off(off_in)?;
+    let mut pout = read_off(off_out)?;
+    let len = len.min(MAX_RW_COUNT);
+    let mut buf = vec![0u8; len.min(CHUNK)];
+    let mut done = 0usize;
+    while done < len {
+        let want = (len - done).min(CHUNK);
+        let n = match pin {
+            Some(p) => input.pread(&mut buf[..want], p),
+            None => input.read(&mut buf[..want]),
+        };
+        let n = match n {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        let w = match pout {
+            Some(p) => output.pwrite(&buf[..n], p),
+            None => output.write(&buf[..n]),
+        };
+        let w = match w {
+            Ok(w) => w,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += w;
+        pin = pin.map(|p| p + w as u64);
+        pout = pout.map(|p| p + w as u64);
+        if w < n || n < want {
+            break;
+        }
+    }
+    for (ptr, pos) in [(off_in, pin), (off_out, pout)] {
+        if let Some(p) = pos {
+            let v = i64::try_from(p).map_err(|_| Errno::EOVERFLOW)?;
+            task.mm.write(UserPtr::<i64>::new(ptr), &v)?;
+        }
+    }
+    Ok(done as i64)
+}

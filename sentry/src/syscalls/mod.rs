@@ -246,6 +246,7 @@ syscall_table! {
     302 => info::prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr),
     316 => dir::renameat2(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr, flags: u32),
     318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),
+    326 => fs::copy_file_range(fd_in: i32, off_in: UserAddr, fd_out: i32, off_out: UserAddr, len: usize, flags: u32),
     327 => fs::preadv2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),
     328 => fs::pwritev2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),
     332 => stat::statx(dirfd: i32, path: UserAddr, flags: i32, mask: u32, buf: UserAddr),
