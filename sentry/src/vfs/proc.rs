@@ -104,7 +104,12 @@ const GLOBAL_FILES: &[(&str, Generator)] = &[
     }),
 ];
 
-const PID_FILES: &[(&str, Generator)] = &[("maps", maps), ("mounts", mounts), ("status", status)];
+const PID_FILES: &[(&str, Generator)] = &[
+    ("maps", maps),
+    ("mountinfo", mountinfo),
+    ("mounts", mounts),
+    ("status", status),
+];
 
 fn pid_ino(tgid: i32, n: u64) -> u64 {
     (u64::from(tgid.unsigned_abs()) << 16) | n
@@ -444,6 +449,26 @@ fn mounts(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
         out.extend_from_slice(&at);
         let opts = if m.read_only { "ro" } else { "rw" };
         out.extend_from_slice(format!(" {} {opts} 0 0\n", m.fstype).as_bytes());
+    }
+    Ok(out)
+}
+
+fn mountinfo(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
+    let fs = cx.fs.as_ref().ok_or(Errno::ENOENT)?;
+    let root = fs.root();
+    let mut out = Vec::new();
+    for m in fs.vfs.mounts() {
+        let (parent, at) = match &m.mountpoint {
+            Some(mp) => (mp.mount.id, mp.name_from(&root)),
+            None => (m.id, b"/".to_vec()),
+        };
+        let dev = m.root.inode.dev();
+        let opts = if m.read_only { "ro" } else { "rw" };
+        out.extend_from_slice(
+            format!("{} {parent} {}:{} / ", m.id, dev >> 8, dev & 0xff).as_bytes(),
+        );
+        out.extend_from_slice(&at);
+        out.extend_from_slice(format!(" {opts} - {} {} {opts}\n", m.fstype, m.source).as_bytes());
     }
     Ok(out)
 }
