@@ -118,6 +118,13 @@ int main(int argc, char **argv) {
     T(symlink("b", "a"));
     T(symlink("a", "b"));
     T(open("a", O_RDONLY));
+    T(symlink("made", "dangling"));
+    T(symlink("dangling", "chain"));
+    T(close(open("chain", O_CREAT | O_WRONLY, 0644)));
+    T(lstat("made", &st) == 0 && S_ISREG(st.st_mode));
+    T(open("dangling", O_CREAT | O_EXCL | O_WRONLY, 0644));
+    T(unlink("made") + unlink("dangling") + unlink("chain"));
+    T(open("a", O_CREAT | O_WRONLY, 0644));
     T(lstat("lnk", &st) == 0 && S_ISLNK(st.st_mode));
     T(stat("lnk", &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 5);
     T(rename("f", "sub"));

@@ -139,7 +139,15 @@ pub fn open_path(
                     return Err(Errno::EEXIST);
                 }
                 if existing.inode().mode() & S_IFMT == S_IFLNK && follow {
-                    task.fs.lookup(cx, Some(&dir), &last, true)?
+                    match task.fs.lookup(cx, Some(&dir), &last, true) {
+                        Err(Errno::ENOENT) => {
+                            // A dangling symlink: O_CREAT makes its target, as Linux.
+                            let (at, made) = create_through_link(task, cx, existing, mode)?;
+                            created = made;
+                            at
+                        }
+                        other => other?,
+                    }
                 } else {
                     existing
                 }
@@ -178,6 +186,34 @@ pub fn open_path(
         return Ok(file);
     }
     Ok(Arc::new(InodeFile::open(cx, at, kept)?))
+}
+
+/// `open(O_CREAT)` of a symlink whose target does not exist: follows the chain of links
+/// (at most 40) to the missing name and creates it there.
+fn create_through_link(task: &Task, cx: &Cx, mut link: Path, mode: u32) -> SysResult<(Path, bool)> {
+    for _ in 0..crate::vfs::path::MAX_SYMLINKS {
+        let target = link.inode().readlink(cx)?;
+        let parent = link
+            .dentry
+            .parent
+            .as_ref()
+            .map(|p| Path {
+                mount: Arc::clone(&link.mount),
+                dentry: Arc::clone(p),
+            })
+            .ok_or(Errno::ENOENT)?;
+        let (dir, name, trailing) = task.fs.lookup_parent(cx, Some(&parent), &target)?;
+        if trailing || name == b"." || name == b".." {
+            return Err(Errno::EISDIR);
+        }
+        match step(&task.fs.vfs, cx, &task.fs.root(), &dir, &name) {
+            Ok(next) if next.inode().mode() & S_IFMT == S_IFLNK => link = next,
+            Ok(next) => return Ok((next, false)),
+            Err(Errno::ENOENT) => return Ok((create_file(task, cx, &dir, &name, mode)?, true)),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::ELOOP)
 }
 
 /// `O_TMPFILE`: an unnamed file in the directory `name`.
