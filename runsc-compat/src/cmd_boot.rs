@@ -2,6 +2,7 @@
 //! runs it on the chosen platform; its exit status is the program's (128 + N when signal
 //! N killed it).
 
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -37,15 +38,96 @@ pub struct BootArgs {
     pub uid: u32,
     #[arg(long, default_value_t = 0)]
     pub gid: u32,
+    /// The sandbox's hostname (uname's nodename).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Exit when the `bulwark` that started this one does (`do`).
+    #[arg(long)]
+    pub die_with_parent: bool,
+    /// Wait for a byte on this FIFO (`bulwark start`) before running the program.
+    #[arg(long)]
+    pub start_fifo: Option<std::path::PathBuf>,
+    /// Report readiness (a line `ok`, or the error) on this inherited descriptor.
+    #[arg(long)]
+    pub ready_fd: Option<i32>,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
 }
 
 pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
-    // The sandbox does not outlive the `bulwark` that started it.
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .context("setting the parent-death signal")?;
+    let mut ready = match args.ready_fd {
+        Some(fd) => Some(std::fs::File::from(fds::take(&[fd])?.remove(0))),
+        None => None,
+    };
+    match prepare(flags, args) {
+        Ok(started) => {
+            if let Some(r) = ready.as_mut() {
+                let _ = writeln!(r, "ok");
+            }
+            drop(ready);
+            started.run()
+        }
+        Err(e) => {
+            if let Some(r) = ready.as_mut() {
+                let _ = writeln!(r, "{e:#}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A sandbox set up and about to run its program.
+struct Prepared {
+    kernel: Arc<Kernel>,
+    task: Task,
+    start: Option<std::fs::File>,
+}
+
+impl Prepared {
+    fn run(self) -> anyhow::Result<i32> {
+        let Self {
+            kernel,
+            task,
+            start,
+        } = self;
+        if let Some(mut fifo) = start {
+            // `bulwark start` writes one byte; until then the program does not run.
+            let mut byte = [0u8; 1];
+            fifo.read_exact(&mut byte).context("waiting for start")?;
+        }
+        let program = task.group.tgid;
+        let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
+        forward_signals(&kernel, &init)?;
+        task.run();
+        // The sandbox ends with init: its status is the container's.
+        let status = init.wait_exit(&waker);
+        log::debug!("init ({program}): {status:?}");
+        Ok(match status {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(sig) => 128 + sig,
+        })
+    }
+}
+
+fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
+    if args.die_with_parent {
+        // The sandbox does not outlive the `bulwark` that started it.
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+            .context("setting the parent-death signal")?;
+    }
+    // Opened before anything else, and for writing too, so that reading it blocks until
+    // `bulwark start` writes instead of seeing the end of file.
+    let start = match &args.start_fifo {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        ),
+        None => None,
+    };
     // Namespaces first: the platforms start threads, after which a new mount namespace
     // is refused.
     sandbox::unshare_namespaces()?;
@@ -57,6 +139,9 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
     let platform = platform::new_platform(name, Arc::clone(&memory))
         .with_context(|| format!("starting the {name} platform"))?;
     let kernel = Kernel::new(platform);
+    if let Some(h) = &args.hostname {
+        kernel.set_hostname(h.as_bytes());
+    }
     kernel
         .strace
         .store(flags.strace, std::sync::atomic::Ordering::Relaxed);
@@ -103,15 +188,10 @@ pub fn run(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<i32> {
     };
     let task = Task::new_init(&kernel, &*tree, exe, spec)
         .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
-    let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
-    forward_signals(&kernel, &init)?;
-    task.run();
-    // The sandbox ends with init: its status is the container's.
-    let status = init.wait_exit(&waker);
-    log::debug!("{program}: {status:?}");
-    Ok(match status {
-        ExitStatus::Exited(code) => code,
-        ExitStatus::Signaled(sig) => 128 + sig,
+    Ok(Prepared {
+        kernel,
+        task,
+        start,
     })
 }
 

@@ -25,12 +25,16 @@ pub struct GoferArgs {
     /// Start even where Landlock cannot be enforced (with a warning).
     #[arg(long)]
     pub allow_no_landlock: bool,
+    /// Exit when the `bulwark` that started this one does (`do`).
+    #[arg(long)]
+    pub die_with_parent: bool,
 }
 
 pub fn run(_flags: &GlobalFlags, args: GoferArgs) -> anyhow::Result<i32> {
-    // The Gofer does not outlive the `bulwark` that started it.
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .context("setting the parent-death signal")?;
+    if args.die_with_parent {
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+            .context("setting the parent-death signal")?;
+    }
     let socks = fds::take(&fds::parse_list(&args.channels)?)?;
     let mount = MountConfig {
         name: "/".to_string(),

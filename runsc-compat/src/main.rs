@@ -9,7 +9,9 @@ mod cmd_boot;
 mod cmd_do;
 mod cmd_gofer;
 mod fds;
+mod launch;
 mod logging;
+mod oci;
 mod sandbox;
 
 use clap::{Args, Parser, Subcommand};
@@ -61,6 +63,22 @@ enum Command {
     /// Runs a program in a fresh sandbox whose root is the host's root, read-only, with
     /// the caller's standard input, output and error.
     Do(cmd_do::DoArgs),
+    /// Creates a container from a bundle; it waits for `start`.
+    Create(oci::commands::CreateArgs),
+    /// Starts a created container's program.
+    Start(oci::commands::IdArgs),
+    /// Prints a container's OCI state.
+    State(oci::commands::IdArgs),
+    /// Sends a signal to a container.
+    Kill(oci::commands::KillArgs),
+    /// Removes a container (killing it first with --force).
+    Delete(oci::commands::DeleteArgs),
+    /// Creates and starts a container, and waits for it (unless --detach).
+    Run(oci::commands::RunArgs),
+    /// Lists the containers under --root.
+    List(oci::commands::ListArgs),
+    /// Writes an example config.json.
+    Spec(oci::commands::SpecArgs),
     /// The Sentry of one sandbox (started by the other commands).
     #[command(hide = true)]
     Boot(cmd_boot::BootArgs),
@@ -75,8 +93,22 @@ fn main() {
         eprintln!("bulwark: {err:#}");
         std::process::exit(1);
     }
+    // The OCI commands fail with 1, as runc's do; `do` and the sandbox processes with 128,
+    // apart from any status a program could exit with by itself.
+    let failure = match cli.command {
+        Command::Do(_) | Command::Boot(_) | Command::Gofer(_) => 128,
+        _ => 1,
+    };
     let result = match cli.command {
         Command::Do(args) => cmd_do::run(&cli.global, args),
+        Command::Create(args) => oci::commands::create(&cli.global, args),
+        Command::Start(args) => oci::commands::start(&cli.global, args),
+        Command::State(args) => oci::commands::state(&cli.global, args),
+        Command::Kill(args) => oci::commands::kill(&cli.global, args),
+        Command::Delete(args) => oci::commands::delete(&cli.global, args),
+        Command::Run(args) => oci::commands::run(&cli.global, args),
+        Command::List(args) => oci::commands::list(&cli.global, args),
+        Command::Spec(args) => oci::commands::spec(&cli.global, args),
         Command::Boot(args) => cmd_boot::run(&cli.global, args),
         Command::Gofer(args) => cmd_gofer::run(&cli.global, args),
     };
@@ -85,7 +117,7 @@ fn main() {
         Err(err) => {
             log::error!("{err:#}");
             eprintln!("bulwark: {err:#}");
-            std::process::exit(128);
+            std::process::exit(failure);
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct Kernel {
     pub futexes: futex::Futexes,
     /// The vDSO mapped into every program (none if it could not be set up).
     pub vdso: Option<Arc<crate::vdso::Vdso>>,
+    /// uname's nodename (`sethostname`, the OCI spec's `hostname`).
+    hostname: Mutex<Vec<u8>>,
     /// `--strace`: log every syscall with its arguments and result.
     pub strace: std::sync::atomic::AtomicBool,
     /// Finds executables for `execve` (set by whoever sets up the root filesystem).
@@ -103,8 +105,20 @@ impl Kernel {
             tables: Mutex::new(Tables::default()),
             futexes: futex::Futexes::default(),
             strace: std::sync::atomic::AtomicBool::new(false),
+            hostname: Mutex::new(b"bulwark".to_vec()),
             resolver: Mutex::new(None),
         })
+    }
+
+    pub fn hostname(&self) -> Vec<u8> {
+        self.hostname
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_hostname(&self, name: &[u8]) {
+        *self.hostname.lock().unwrap_or_else(|e| e.into_inner()) = name.to_vec();
     }
 
     pub fn tables(&self) -> MutexGuard<'_, Tables> {

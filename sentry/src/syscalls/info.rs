@@ -15,12 +15,16 @@ const UTS_FIELD: usize = 65;
 
 pub fn uname(task: &mut Task, buf: UserAddr) -> SysResult<i64> {
     let mut uts = [0u8; UTS_FIELD * 6];
-    let hostname = "bulwark";
-    for (i, field) in [SYSNAME, hostname, RELEASE, VERSION, MACHINE, "(none)"]
-        .iter()
-        .enumerate()
-    {
-        let bytes = field.as_bytes();
+    let hostname = task.kernel.hostname();
+    let fields: [&[u8]; 6] = [
+        SYSNAME.as_bytes(),
+        &hostname,
+        RELEASE.as_bytes(),
+        VERSION.as_bytes(),
+        MACHINE.as_bytes(),
+        b"(none)",
+    ];
+    for (i, bytes) in fields.iter().enumerate() {
         let n = bytes.len().min(UTS_FIELD - 1);
         uts[i * UTS_FIELD..i * UTS_FIELD + n].copy_from_slice(&bytes[..n]);
     }

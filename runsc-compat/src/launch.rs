@@ -1,0 +1,167 @@
+//! Starting a sandbox: the Gofer (`bulwark gofer`) serving a root, and the Sentry
+//! (`bulwark boot`) connected to it by `SOCK_SEQPACKET` channels. Used by `do` and by the
+//! OCI `create`.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+use command_fds::{CommandFdExt, FdMapping};
+
+use crate::GlobalFlags;
+
+/// Gofer channels per sandbox: the Sentry's threads share them.
+const GOFER_CHANNELS: i32 = 2;
+/// Where the channels appear in the child processes.
+const FIRST_CHANNEL_FD: i32 = 3;
+/// Where `boot` finds the descriptor it reports readiness on (`--ready-fd`).
+const READY_FD: i32 = FIRST_CHANNEL_FD + GOFER_CHANNELS;
+
+/// What to run, and how.
+pub struct LaunchSpec {
+    /// The platform, already chosen.
+    pub platform: &'static str,
+    /// The host directory served as the root.
+    pub root: PathBuf,
+    pub read_only: bool,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub hostname: Option<String>,
+    /// `do`: the sandbox dies with the `bulwark` that started it. OCI containers outlive
+    /// `bulwark create`.
+    pub die_with_parent: bool,
+    /// The Sentry waits for a byte on this FIFO (`bulwark start`) before running the
+    /// program.
+    pub start_fifo: Option<PathBuf>,
+    /// The Sentry reports on this pipe when it is ready (or why it failed).
+    pub ready: Option<OwnedFd>,
+    pub allow_no_landlock: bool,
+}
+
+/// The two processes of a sandbox.
+pub struct Sandbox {
+    pub boot: Child,
+    pub gofer: Child,
+}
+
+pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
+    let exe = std::env::current_exe().context("finding the bulwark binary")?;
+    let mut sentry_ends = Vec::new();
+    let mut gofer_ends = Vec::new();
+    for _ in 0..GOFER_CHANNELS {
+        let (a, b) = gofer::channel::pair().context("creating a gofer channel")?;
+        sentry_ends.push(a);
+        gofer_ends.push(b);
+    }
+    let channel_list = (0..GOFER_CHANNELS)
+        .map(|i| (FIRST_CHANNEL_FD + i).to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mappings = |ends: Vec<OwnedFd>| -> Vec<FdMapping> {
+        ends.into_iter()
+            .zip(FIRST_CHANNEL_FD..)
+            .map(|(parent_fd, child_fd)| FdMapping {
+                parent_fd,
+                child_fd,
+            })
+            .collect()
+    };
+
+    let mut command = Command::new(&exe);
+    command.args(global_args(flags, spec.platform));
+    command
+        .arg("gofer")
+        .arg("--serve")
+        .arg(&spec.root)
+        .args(["--channels", &channel_list]);
+    if spec.read_only {
+        command.arg("--read-only");
+    }
+    if spec.allow_no_landlock {
+        command.arg("--allow-no-landlock");
+    }
+    if spec.die_with_parent {
+        command.arg("--die-with-parent");
+    }
+    command.stdin(Stdio::null()).stdout(Stdio::null());
+    // Its own process group: a Ctrl-C at the terminal is for the program, not the Gofer.
+    command.process_group(0);
+    command
+        .fd_mappings(mappings(gofer_ends))
+        .context("passing the gofer its channels")?;
+    let mut gofer = command.spawn().context("starting the gofer")?;
+    // The command holds our copies of the gofer's channel ends: close them, so the Sentry
+    // sees the channels end if the Gofer dies.
+    drop(command);
+
+    let mut command = Command::new(&exe);
+    command.args(global_args(flags, spec.platform));
+    command.args(["boot", "--gofer-fds", &channel_list, "--cwd", &spec.cwd]);
+    command.args([
+        "--uid",
+        &spec.uid.to_string(),
+        "--gid",
+        &spec.gid.to_string(),
+    ]);
+    for kv in &spec.env {
+        command.arg(format!("--env={kv}"));
+    }
+    if let Some(h) = &spec.hostname {
+        command.arg(format!("--hostname={h}"));
+    }
+    if spec.die_with_parent {
+        command.arg("--die-with-parent");
+    }
+    if let Some(fifo) = &spec.start_fifo {
+        command.arg("--start-fifo").arg(fifo);
+    }
+    let mut fds = mappings(sentry_ends);
+    if let Some(ready) = spec.ready {
+        command.arg(format!("--ready-fd={READY_FD}"));
+        fds.push(FdMapping {
+            parent_fd: ready,
+            child_fd: READY_FD,
+        });
+    }
+    command.arg("--").args(&spec.argv);
+    command
+        .fd_mappings(fds)
+        .context("passing the sentry its channels")?;
+    let boot = match command.spawn() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = gofer.kill();
+            let _ = gofer.wait();
+            return Err(e).context("starting the sentry");
+        }
+    };
+    drop(command);
+    Ok(Sandbox { boot, gofer })
+}
+
+/// The global flags a child `bulwark` needs, with the platform already decided.
+fn global_args(flags: &GlobalFlags, platform: &str) -> Vec<String> {
+    let mut args = vec![
+        format!("--platform={platform}"),
+        format!("--root={}", flags.root),
+    ];
+    if flags.debug {
+        args.push("--debug".to_string());
+    }
+    if flags.strace {
+        args.push("--strace".to_string());
+    }
+    if let Some(log) = &flags.log {
+        args.push(format!("--log={log}"));
+    }
+    if let Some(log) = &flags.debug_log {
+        args.push(format!("--debug-log={log}"));
+    }
+    args.push(format!("--log-format={}", flags.log_format));
+    args
+}

@@ -1,0 +1,419 @@
+//! `create`, `start`, `state`, `kill`, `delete`, `run`, `list` and `spec`, with runc's and
+//! runsc's arguments.
+//!
+//! `create` starts the sandbox (Gofer and Sentry) and leaves the Sentry waiting on a FIFO
+//! with the program loaded; `start` writes to the FIFO. The Sentry is the container's
+//! process: its PID goes to `--pid-file`, and its exit status is the container's.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::spec::Spec;
+use super::state::{self, Stored};
+use crate::launch::{self, LaunchSpec, Sandbox};
+use crate::GlobalFlags;
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    pub id: String,
+    /// The bundle directory (holding config.json); default: the current directory.
+    #[arg(short = 'b', long)]
+    pub bundle: Option<PathBuf>,
+    /// Where to write the container's PID.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// A socket to pass the terminal's master to (not supported yet).
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility: the Sentry always pivots into an empty root.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility: there are no session keyrings in the sandbox.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Extra descriptors to pass (not supported yet: must be 0).
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Return after starting, leaving the container running.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArgs {
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    pub id: String,
+    /// The signal (name or number; default TERM).
+    pub signal: Option<String>,
+    /// Send to every process of the container (they all live in the one sandbox).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    pub id: String,
+    /// Kill the container first if it runs.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// table or json.
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: String,
+    /// Only the IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Where to write config.json (default: the current directory).
+    #[arg(short = 'b', long)]
+    pub bundle: Option<PathBuf>,
+}
+
+fn root(flags: &GlobalFlags) -> PathBuf {
+    PathBuf::from(&flags.root)
+}
+
+/// Starts the sandbox of a new container; returns it with its stored state.
+fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(Sandbox, Stored)> {
+    state::check_id(&args.id)?;
+    if args.console_socket.is_some() {
+        bail!("--console-socket: terminals are not supported yet");
+    }
+    if args.preserve_fds != 0 {
+        bail!("--preserve-fds: passing extra descriptors is not supported yet");
+    }
+    let bundle = match &args.bundle {
+        Some(b) => b.clone(),
+        None => std::env::current_dir()?,
+    };
+    let bundle = bundle
+        .canonicalize()
+        .with_context(|| format!("bundle {}", bundle.display()))?;
+    let spec = Spec::load(&bundle)?;
+    let process = spec
+        .process
+        .as_ref()
+        .context("config.json has no process")?;
+    if process.terminal {
+        bail!("process.terminal: terminals are not supported yet");
+    }
+    if process.args.is_empty() {
+        bail!("process.args is empty");
+    }
+    let root_spec = spec.root.as_ref().context("config.json has no root")?;
+    let rootfs = bundle.join(&root_spec.path);
+    for m in &spec.mounts {
+        let kind = m.kind.as_deref().unwrap_or("");
+        let builtin = matches!(
+            (m.destination.as_str(), kind),
+            ("/proc", "proc") | ("/dev", _)
+        ) || m.destination.starts_with("/dev/");
+        if !builtin {
+            log::warn!(
+                "mount {} ({kind}): not supported yet, left out",
+                m.destination
+            );
+        }
+    }
+    let root = root(flags);
+    let dir = state::dir(&root, &args.id);
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("container {:?} already exists", args.id)
+        }
+        Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+    let result = (|| {
+        let fifo = state::fifo(&root, &args.id);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .with_context(|| format!("creating {}", fifo.display()))?;
+        let (ready_read, ready_write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("creating a pipe")?;
+        let (name, _) = crate::cmd_do::choose_platform(flags)?;
+        let launch = LaunchSpec {
+            platform: name,
+            root: rootfs,
+            read_only: true,
+            argv: process.args.clone(),
+            env: process.env.clone(),
+            cwd: if process.cwd.is_empty() {
+                "/".to_string()
+            } else {
+                process.cwd.clone()
+            },
+            uid: process.user.uid,
+            gid: process.user.gid,
+            hostname: spec.hostname.clone(),
+            die_with_parent: false,
+            start_fifo: Some(fifo),
+            ready: Some(ready_write),
+            allow_no_landlock: false,
+        };
+        let mut sandbox = launch::spawn(flags, launch)?;
+        let mut line = String::new();
+        BufReader::new(std::fs::File::from(ready_read)).read_line(&mut line)?;
+        if line.trim() != "ok" {
+            let _ = sandbox.boot.kill();
+            let _ = sandbox.gofer.kill();
+            let _ = sandbox.boot.wait();
+            let _ = sandbox.gofer.wait();
+            let why = line.trim();
+            bail!(
+                "{}",
+                if why.is_empty() {
+                    "the sandbox failed to start"
+                } else {
+                    why
+                }
+            );
+        }
+        let pid = i32::try_from(sandbox.boot.id()).unwrap_or(0);
+        let stored = Stored {
+            id: args.id.clone(),
+            bundle,
+            pid,
+            start_time: state::start_time(pid).unwrap_or(0),
+            gofer_pid: i32::try_from(sandbox.gofer.id()).unwrap_or(0),
+            started: false,
+            created: now_rfc3339(),
+            annotations: spec.annotations.clone(),
+        };
+        stored.save(&root)?;
+        if let Some(pid_file) = &args.pid_file {
+            std::fs::write(pid_file, pid.to_string())
+                .with_context(|| format!("writing {}", pid_file.display()))?;
+        }
+        Ok((sandbox, stored))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+pub fn create(flags: &GlobalFlags, args: CreateArgs) -> anyhow::Result<i32> {
+    // The sandbox outlives this process: its processes are reparented when it exits.
+    let _ = create_sandbox(flags, &args)?;
+    Ok(0)
+}
+
+fn start_stored(root: &Path, stored: &mut Stored) -> anyhow::Result<()> {
+    match stored.status() {
+        "created" => {}
+        status => bail!("container {:?} is {status}, not created", stored.id),
+    }
+    let fifo = state::fifo(root, &stored.id);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .with_context(|| format!("opening {}", fifo.display()))?;
+    f.write_all(b"s").context("starting the container")?;
+    stored.started = true;
+    stored.save(root)
+}
+
+pub fn start(flags: &GlobalFlags, args: IdArgs) -> anyhow::Result<i32> {
+    let root = root(flags);
+    let mut stored = Stored::load(&root, &args.id)?;
+    start_stored(&root, &mut stored)?;
+    Ok(0)
+}
+
+pub fn run(flags: &GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
+    let root = root(flags);
+    let (mut sandbox, mut stored) = create_sandbox(flags, &args.create)?;
+    if let Err(e) = start_stored(&root, &mut stored) {
+        let _ = sandbox.boot.kill();
+        let _ = sandbox.gofer.kill();
+        let _ = std::fs::remove_dir_all(state::dir(&root, &stored.id));
+        return Err(e);
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    let status = sandbox.boot.wait().context("waiting for the container")?;
+    let _ = sandbox.gofer.kill();
+    let _ = sandbox.gofer.wait();
+    let _ = std::fs::remove_dir_all(state::dir(&root, &stored.id));
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+pub fn state(flags: &GlobalFlags, args: IdArgs) -> anyhow::Result<i32> {
+    let stored = Stored::load(&root(flags), &args.id)?;
+    println!("{}", serde_json::to_string_pretty(&stored.oci())?);
+    Ok(0)
+}
+
+/// A signal from its name (`TERM`, `SIGTERM`) or number.
+fn parse_signal(s: &str) -> anyhow::Result<rustix::process::Signal> {
+    let raw = match s.parse::<i32>() {
+        Ok(n) => n,
+        Err(_) => {
+            let name = s.trim_start_matches("SIG").to_ascii_uppercase();
+            const NAMES: [&str; 31] = [
+                "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+                "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN",
+                "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+            ];
+            let at = NAMES
+                .iter()
+                .position(|n| *n == name)
+                .with_context(|| format!("unknown signal {s:?}"))?;
+            i32::try_from(at + 1).unwrap_or(0)
+        }
+    };
+    rustix::process::Signal::from_named_raw(raw).with_context(|| format!("invalid signal {s:?}"))
+}
+
+pub fn kill(flags: &GlobalFlags, args: KillArgs) -> anyhow::Result<i32> {
+    let stored = Stored::load(&root(flags), &args.id)?;
+    let sig = parse_signal(args.signal.as_deref().unwrap_or("TERM"))?;
+    if !stored.alive() {
+        bail!("container {:?} is not running", args.id);
+    }
+    // The Sentry delivers it to the container's init (or, before start, it ends the
+    // sandbox: the OCI spec allows kill in the created state).
+    let pid = rustix::process::Pid::from_raw(stored.pid).context("bad PID")?;
+    rustix::process::kill_process(pid, sig).context("sending the signal")?;
+    Ok(0)
+}
+
+pub fn delete(flags: &GlobalFlags, args: DeleteArgs) -> anyhow::Result<i32> {
+    let root = root(flags);
+    let stored = match Stored::load(&root, &args.id) {
+        Ok(s) => s,
+        Err(e) if args.force && state::dir(&root, &args.id).exists() => {
+            // A broken state: --force still removes it.
+            log::warn!("{e:#}");
+            std::fs::remove_dir_all(state::dir(&root, &args.id))?;
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    if stored.alive() {
+        if !args.force && stored.started {
+            bail!(
+                "container {:?} is running: stop it first, or use --force",
+                args.id
+            );
+        }
+        for pid in [stored.pid, stored.gofer_pid] {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    std::fs::remove_dir_all(state::dir(&root, &args.id))
+        .with_context(|| format!("removing the state of {:?}", args.id))?;
+    Ok(0)
+}
+
+pub fn list(flags: &GlobalFlags, args: ListArgs) -> anyhow::Result<i32> {
+    let root = root(flags);
+    let mut all = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if let Ok(s) = Stored::load(&root, &id) {
+                all.push(s);
+            }
+        }
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    match (args.format.as_str(), args.quiet) {
+        (_, true) => all.iter().for_each(|s| println!("{}", s.id)),
+        ("json", _) => {
+            let states: Vec<_> = all.iter().map(Stored::oci).collect();
+            println!("{}", serde_json::to_string(&states)?);
+        }
+        ("table", _) => {
+            println!(
+                "{:<20} {:<8} {:<10} {:<40} CREATED",
+                "ID", "PID", "STATUS", "BUNDLE"
+            );
+            for s in &all {
+                let o = s.oci();
+                println!(
+                    "{:<20} {:<8} {:<10} {:<40} {}",
+                    o.id, o.pid, o.status, o.bundle, o.created
+                );
+            }
+        }
+        (other, _) => bail!("unknown format {other:?} (table or json)"),
+    }
+    Ok(0)
+}
+
+pub fn spec(_flags: &GlobalFlags, args: SpecArgs) -> anyhow::Result<i32> {
+    let dir = match args.bundle {
+        Some(b) => b,
+        None => std::env::current_dir()?,
+    };
+    let path = dir.join("config.json");
+    if path.exists() {
+        bail!("{} already exists", path.display());
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&Spec::example())?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(0)
+}
+
+/// The current UTC time as RFC 3339 (what `state` reports as `created`).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,6 @@
+//! The OCI runtime: the container lifecycle commands, the bundle's `config.json`, and the
+//! state under `--root`.
+
+pub mod commands;
+pub mod spec;
+pub mod state;

@@ -1,0 +1,213 @@
+//! The OCI lifecycle, driven through the CLI as a runtime client drives it, on a bundle
+//! whose rootfs holds static busybox.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A bundle running `script` with busybox's sh, and a state root of its own.
+    fn new(script: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("bundle/rootfs");
+        for d in ["bin", "proc", "dev", "tmp"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        if !Path::new("/bin/busybox").exists() {
+            let status = Command::new("sh")
+                .args(["-c", "apt-get install -y -qq busybox-static >/dev/null"])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for tool in ["sh", "echo", "sleep", "hostname", "cat"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
+        }
+        let f = Self { dir };
+        let out = f.bulwark(&["spec", "--bundle", f.bundle().to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = f.bundle().join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+        config["hostname"] = serde_json::json!("oci-test");
+        std::fs::write(&path, config.to_string()).unwrap();
+        f
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    /// Runs a command. The container's processes inherit its standard output and error
+    /// (as with runc), so they go to files, not to pipes that would stay open.
+    fn bulwark(&self, args: &[&str]) -> Output {
+        let out = self.dir.path().join("stdout");
+        let err = self.dir.path().join("stderr");
+        let status = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .arg(format!(
+                "--root={}",
+                self.dir.path().join("state").display()
+            ))
+            .arg("--platform=systrap")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&out).unwrap(),
+            stderr: std::fs::read(&err).unwrap(),
+        }
+    }
+
+    fn status(&self, id: &str) -> String {
+        let out = self.bulwark(&["state", id]);
+        assert!(
+            out.status.success(),
+            "state: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        state["status"].as_str().unwrap().to_string()
+    }
+
+    fn wait_for(&self, id: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.status(id) != status {
+            assert!(Instant::now() < deadline, "{id} never became {status}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn create_start_state_delete() {
+    let f = Fixture::new("echo hello from $(hostname) > /dev/stderr; sleep 1");
+    let pid_file = f.dir.path().join("pid");
+    let bundle = f.bundle();
+    let out = f.bulwark(&[
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "c1",
+    ]);
+    assert!(
+        out.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(f.status("c1"), "created");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&f.bulwark(&["state", "c1"]).stdout).unwrap();
+    assert_eq!(state["pid"], pid);
+    assert_eq!(
+        state["bundle"],
+        bundle.canonicalize().unwrap().to_str().unwrap()
+    );
+
+    let again = f.bulwark(&["create", "--bundle", bundle.to_str().unwrap(), "c1"]);
+    assert_eq!(again.status.code(), Some(1), "a second c1 is refused");
+
+    assert!(f.bulwark(&["start", "c1"]).status.success());
+    assert_eq!(f.status("c1"), "running");
+    let running_delete = f.bulwark(&["delete", "c1"]);
+    assert_eq!(
+        running_delete.status.code(),
+        Some(1),
+        "delete of a running container fails"
+    );
+    f.wait_for("c1", "stopped");
+    let list = f.bulwark(&["list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list[0]["id"], "c1");
+    assert!(f.bulwark(&["delete", "c1"]).status.success());
+    assert_eq!(
+        f.bulwark(&["state", "c1"]).status.code(),
+        Some(1),
+        "gone after delete"
+    );
+}
+
+#[test]
+fn run_returns_the_exit_status_and_output() {
+    let f = Fixture::new("echo hello from $(hostname); exit 3");
+    let out = f.bulwark(&["run", "--bundle", f.bundle().to_str().unwrap(), "r1"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from oci-test\n"
+    );
+    assert!(
+        f.bulwark(&["list", "-q"]).stdout.is_empty(),
+        "run removes the container"
+    );
+}
+
+#[test]
+fn kill_works_in_the_created_state_and_delete_force_cleans_up() {
+    let f = Fixture::new("sleep 100");
+    let bundle = f.bundle();
+    assert!(f
+        .bulwark(&["create", "-b", bundle.to_str().unwrap(), "k1"])
+        .status
+        .success());
+    assert!(f.bulwark(&["kill", "k1", "KILL"]).status.success());
+    f.wait_for("k1", "stopped");
+    assert!(f.bulwark(&["delete", "k1"]).status.success());
+
+    assert!(f
+        .bulwark(&["create", "-b", bundle.to_str().unwrap(), "k2"])
+        .status
+        .success());
+    assert!(f.bulwark(&["start", "k2"]).status.success());
+    let state: serde_json::Value =
+        serde_json::from_slice(&f.bulwark(&["state", "k2"]).stdout).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(f.bulwark(&["delete", "--force", "k2"]).status.success());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            s.contains(") Z ")
+        }
+    );
+    assert!(f.bulwark(&["list", "-q"]).stdout.is_empty());
+}
+
+#[test]
+fn bad_ids_and_signals_are_refused() {
+    let f = Fixture::new("true");
+    let bundle = f.bundle();
+    for id in ["../x", "", "a/b"] {
+        let out = f.bulwark(&["create", "-b", bundle.to_str().unwrap(), id]);
+        assert_eq!(out.status.code(), Some(1), "{id:?}");
+    }
+    assert_eq!(f.bulwark(&["kill", "nope", "TERM"]).status.code(), Some(1));
+    assert!(f
+        .bulwark(&["create", "-b", bundle.to_str().unwrap(), "s1"])
+        .status
+        .success());
+    assert_eq!(
+        f.bulwark(&["kill", "s1", "NOTASIGNAL"]).status.code(),
+        Some(1)
+    );
+    assert!(f.bulwark(&["delete", "--force", "s1"]).status.success());
+}
