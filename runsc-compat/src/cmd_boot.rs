@@ -178,6 +178,8 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
     if let Ok(at) = fs.lookup(&cx, None, path.as_bytes(), true) {
         fs.set_exe(at);
     }
+    let argv: Vec<Vec<u8>> = args.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    fs.set_cmdline(sentry::vfs::path::cmdline(&argv));
     let spec = InitSpec {
         path: path.as_bytes(),
         argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),

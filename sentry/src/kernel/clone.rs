@@ -214,12 +214,14 @@ impl Task {
             self.kernel.platform.max_user_address(),
         )?);
         let ctx = exec_context(&self.kernel, &self.creds)?;
+        let cmdline = crate::vfs::path::cmdline(&argv);
         let loaded = loader::load(&mm, &resolver, exe, path, argv, envp, &ctx)?;
 
         // The point of no return: the other threads go, the new image takes over.
         self.kill_other_threads();
         self.mm = mm;
         self.fs.set_exe(exe_path);
+        self.fs.set_cmdline(cmdline);
         self.fds.close_on_exec();
         let actions = {
             let sighand = self.group.sighand();

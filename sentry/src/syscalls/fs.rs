@@ -34,6 +34,7 @@ pub fn cx(task: &Task) -> Cx {
         fds: Some(Arc::clone(&task.fds)),
         mm: Some(Arc::clone(&task.mm)),
         fs: Some(Arc::clone(&task.fs)),
+        group: Some(Arc::clone(&task.group)),
     }
 }
 

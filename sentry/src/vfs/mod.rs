@@ -98,6 +98,8 @@ pub struct Cx {
     pub fds: Option<Arc<FdTable>>,
     pub mm: Option<Arc<MemoryManager>>,
     pub fs: Option<Arc<FsContext>>,
+    /// The caller's process, for `/proc/self/stat`.
+    pub group: Option<Arc<crate::kernel::ThreadGroup>>,
 }
 
 impl Cx {

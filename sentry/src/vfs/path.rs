@@ -237,6 +237,17 @@ struct FsState {
     cwd: Path,
     umask: u32,
     exe: Option<Path>,
+    cmdline: Vec<u8>,
+}
+
+/// `argv` as `/proc/PID/cmdline` shows it: each argument followed by a NUL.
+pub fn cmdline(argv: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in argv {
+        out.extend_from_slice(a);
+        out.push(0);
+    }
+    out
 }
 
 impl FsContext {
@@ -249,6 +260,7 @@ impl FsContext {
                 root,
                 umask: 0o022,
                 exe: None,
+                cmdline: Vec::new(),
             }),
         })
     }
@@ -293,6 +305,16 @@ impl FsContext {
 
     pub fn set_exe(&self, exe: Path) {
         self.lock().exe = Some(exe);
+    }
+
+    /// The arguments of the last `execve`, for `/proc/self/cmdline`. (A snapshot: a
+    /// program that rewrites its argv in memory is not reflected.)
+    pub fn cmdline(&self) -> Vec<u8> {
+        self.lock().cmdline.clone()
+    }
+
+    pub fn set_cmdline(&self, cmdline: Vec<u8>) {
+        self.lock().cmdline = cmdline;
     }
 
     /// Resolves `path` from `start` (`None`: the working directory, or the root for an
