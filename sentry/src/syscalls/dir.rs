@@ -348,3 +348,18 @@ pub fn fchdir(task: &mut Task, fd: i32) -> SysResult<i64> {
     let at = file.path().cloned().ok_or(Errno::ENOTDIR)?;
     set_cwd(task, at)
 }
+
+pub fn chroot(task: &mut Task, path: UserAddr) -> SysResult<i64> {
+    let at = lookup_at(task, AT_FDCWD, path, 0)?;
+    let stat = at.inode().stat()?;
+    if stat.mode & S_IFMT != S_IFDIR {
+        return Err(Errno::ENOTDIR);
+    }
+    permitted(&stat, &task.creds, MAY_EXEC)?;
+    if task.creds.euid != 0 {
+        // CAP_SYS_CHROOT is root's.
+        return Err(Errno::EPERM);
+    }
+    task.fs.set_root(at);
+    Ok(0)
+}

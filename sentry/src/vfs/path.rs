@@ -289,6 +289,11 @@ impl FsContext {
         self.lock().cwd = cwd;
     }
 
+    /// `chroot`: lookups start at `root` and `..` stops there.
+    pub fn set_root(&self, root: Path) {
+        self.lock().root = root;
+    }
+
     pub fn umask(&self) -> u32 {
         self.lock().umask
     }
