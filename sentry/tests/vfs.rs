@@ -20,7 +20,9 @@ const FILES: &str = r#"
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/select.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -199,7 +201,17 @@ int main(int argc, char **argv) {
     T(ioctl(p[0], FIONREAD, &avail) == 0 && avail == 5);
     T(ioctl(p[0], TCGETS, buf));
     T(lseek(p[0], 0, SEEK_SET));
+    struct pollfd pf[3] = {{p[0], POLLIN, 0}, {p[1], POLLOUT, 0}, {-1, POLLIN, 0}};
+    T(poll(pf, 3, 0));
+    T(pf[0].revents + 100 * pf[1].revents + 10000 * pf[2].revents);
+    fd_set rs;
+    FD_ZERO(&rs);
+    FD_SET(p[0], &rs);
+    struct timeval tv = {0, 0};
+    T(select(p[0] + 1, &rs, NULL, NULL, &tv));
     T(close(p[1]));
+    T(poll(pf, 1, 0));
+    T(pf[0].revents);
     T(read(p[0], buf, sizeof buf));
     T(read(p[0], buf, sizeof buf));
     T(close(p[0]));

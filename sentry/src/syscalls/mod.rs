@@ -15,6 +15,7 @@ mod mm;
 mod mmap_file;
 pub mod names;
 mod open;
+mod poll;
 mod process;
 mod signal;
 mod stat;
@@ -121,6 +122,7 @@ syscall_table! {
     4 => stat::stat(path: UserAddr, statbuf: UserAddr),
     5 => stat::fstat(fd: i32, statbuf: UserAddr),
     6 => stat::lstat(path: UserAddr, statbuf: UserAddr),
+    7 => poll::poll(ufds: UserAddr, nfds: u32, timeout: i32),
     8 => fs::lseek(fd: i32, offset: i64, whence: i32),
     9 => mm::mmap(addr: UserAddr, len: u64, prot: u64, flags: u64, fd: i32, offset: u64),
     10 => mm::mprotect(addr: UserAddr, len: u64, prot: u64),
@@ -136,6 +138,7 @@ syscall_table! {
     20 => fs::writev(fd: i32, iov: UserAddr, iovcnt: i32),
     21 => stat::access(path: UserAddr, mode: i32),
     22 => fd::pipe(fds: UserAddr),
+    23 => poll::select(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, timeout: UserAddr),
     24 => time::sched_yield(),
     25 => mm::mremap(old: UserAddr, old_len: u64, new_len: u64, flags: u64, new_addr: UserAddr),
     26 => mm::msync(addr: UserAddr, len: u64, flags: i32),
@@ -237,6 +240,8 @@ syscall_table! {
     267 => stat::readlinkat(dirfd: i32, path: UserAddr, buf: UserAddr, size: i32),
     268 => attr::fchmodat(dirfd: i32, path: UserAddr, mode: u32),
     269 => stat::faccessat(dirfd: i32, path: UserAddr, mode: i32),
+    270 => poll::pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, tsp: UserAddr, sig: UserAddr),
+    271 => poll::ppoll(ufds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize),
     273 => process::set_robust_list(head: UserAddr, len: u64),
     280 => attr::utimensat(dirfd: i32, path: UserAddr, times: UserAddr, flags: i32),
     285 => fs::fallocate(fd: i32, mode: i32, offset: i64, len: i64),

@@ -33,6 +33,13 @@ pub const O_TMPFILE: i32 = 0o20200000;
 /// The status flags `F_SETFL` may change.
 pub const SETFL_MASK: i32 = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
 
+pub const POLLIN: u16 = 0x1;
+pub const POLLPRI: u16 = 0x2;
+pub const POLLOUT: u16 = 0x4;
+pub const POLLERR: u16 = 0x8;
+pub const POLLHUP: u16 = 0x10;
+pub const POLLNVAL: u16 = 0x20;
+
 pub const SEEK_SET: i32 = 0;
 pub const SEEK_CUR: i32 = 1;
 pub const SEEK_END: i32 = 2;
@@ -114,6 +121,12 @@ pub trait FileDescription: Send + Sync {
     /// waits on it, interruptibly, in the syscall layer.
     fn wait_queue(&self) -> Option<&crate::kernel::wait::WaitQueue> {
         None
+    }
+
+    /// What `poll` reports (`POLLIN`, `POLLOUT`, `POLLHUP`, `POLLERR` bits): a file
+    /// whose reads and writes never wait is always ready.
+    fn readiness(&self) -> u16 {
+        POLLIN | POLLOUT
     }
 
     /// Whether readiness must be polled for: the wait queue is never notified (a host

@@ -96,6 +96,19 @@ impl FileDescription for HostFile {
         true
     }
 
+    fn readiness(&self) -> u16 {
+        let mut fds = [PollFd::new(&self.file, PollFlags::IN | PollFlags::OUT)];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match rustix::event::poll(&mut fds, Some(&zero)) {
+            Ok(0) => 0,
+            Ok(_) => fds[0].revents().bits(),
+            Err(_) => super::file::POLLERR,
+        }
+    }
+
     fn stat(&self) -> SysResult<Stat> {
         let m = self.file.metadata().map_err(|e| host_errno(&e))?;
         Ok(Stat {

@@ -265,6 +265,28 @@ impl FileDescription for PipeEnd {
         Some(&self.pipe.queue)
     }
 
+    fn readiness(&self) -> u16 {
+        use super::file::{POLLERR, POLLHUP, POLLIN, POLLOUT};
+        let s = self.pipe.lock();
+        let mut r = 0;
+        if self.reader {
+            if !s.buf.is_empty() {
+                r |= POLLIN;
+            }
+            if s.writers == 0 {
+                r |= POLLHUP;
+            }
+        }
+        if self.writer {
+            if s.readers == 0 {
+                r |= POLLERR;
+            } else if PIPE_CAPACITY - s.buf.len() >= PIPE_BUF {
+                r |= POLLOUT;
+            }
+        }
+        r
+    }
+
     fn readable_bytes(&self) -> SysResult<usize> {
         Ok(self.pipe.lock().buf.len())
     }

@@ -1,0 +1,362 @@
+//! Readiness: poll, ppoll, select, pselect6.
+//!
+//! Each description reports its readiness; a caller with nothing ready waits on the wait
+//! queues of the descriptions that have one (pipes), looking again every few milliseconds
+//! when one must be polled (the caller's host stdio), until the timeout or a signal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use super::open::nofile_limit;
+use crate::errno::{Errno, SysResult};
+use crate::kernel::signal::SigSet;
+use crate::kernel::Task;
+use crate::mm::{UserAddr, UserPtr};
+use crate::vfs::file::{FileDescription, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI};
+
+/// How often a wait that involves a polled descriptor looks again.
+const POLL_PERIOD: Duration = Duration::from_millis(10);
+/// `POLLRDNORM`/`POLLWRNORM`, which Linux reports with `POLLIN`/`POLLOUT`.
+const POLLRDNORM: u16 = 0x40;
+const POLLWRNORM: u16 = 0x100;
+
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct PollFd {
+    fd: i32,
+    events: i16,
+    revents: i16,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+/// What one entry waits for: the file (or `None` for a bad descriptor) and the events.
+struct Entry {
+    file: Option<Arc<dyn FileDescription>>,
+    events: u16,
+}
+
+fn ready(e: &Entry) -> u16 {
+    let Some(file) = &e.file else {
+        return POLLNVAL;
+    };
+    let mut r = file.readiness();
+    if r & POLLIN != 0 {
+        r |= POLLRDNORM;
+    }
+    if r & POLLOUT != 0 {
+        r |= POLLWRNORM;
+    }
+    r & (e.events | POLLERR | POLLHUP)
+}
+
+/// Waits until some entry is ready or `deadline`; returns each entry's ready events.
+fn wait(task: &Task, entries: &[Entry], deadline: Option<Instant>) -> SysResult<Vec<u16>> {
+    let check = || -> Vec<u16> { entries.iter().map(ready).collect() };
+    let first = check();
+    if first.iter().any(|&r| r != 0) || deadline.is_some_and(|d| d <= Instant::now()) {
+        return Ok(first);
+    }
+    let polled = entries
+        .iter()
+        .filter_map(|e| e.file.as_ref())
+        .any(|f| f.needs_polling());
+    let _registered: Vec<_> = entries
+        .iter()
+        .filter_map(|e| e.file.as_ref())
+        .filter_map(|f| f.wait_queue())
+        .map(|q| q.register(&task.handle.waker))
+        .collect();
+    loop {
+        let until = if polled {
+            let next = Instant::now() + POLL_PERIOD;
+            Some(deadline.map_or(next, |d| d.min(next)))
+        } else {
+            deadline
+        };
+        let r = task.block_until(until, || {
+            let now = check();
+            Ok(now.iter().any(|&r| r != 0).then_some(now))
+        });
+        match r {
+            Ok(now) => return Ok(now),
+            Err(Errno::ETIMEDOUT) => {
+                if deadline.is_some_and(|d| d <= Instant::now()) {
+                    return Ok(check());
+                }
+            }
+            // Not restarted after a handler, as Linux's poll and select.
+            Err(Errno::ERESTARTSYS) => return Err(Errno::ERESTARTNOHAND),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn entries_of(task: &Task, fds: &[PollFd]) -> Vec<Entry> {
+    fds.iter()
+        .map(|p| Entry {
+            file: if p.fd < 0 {
+                None
+            } else {
+                task.fds.get(p.fd).ok()
+            },
+            events: u16::from_ne_bytes(p.events.to_ne_bytes()),
+        })
+        .collect()
+}
+
+fn do_poll(task: &Task, ufds: UserAddr, nfds: u32, deadline: Option<Instant>) -> SysResult<i64> {
+    if u64::from(nfds) > nofile_limit(task) {
+        return Err(Errno::EINVAL);
+    }
+    let ptr = UserPtr::<PollFd>::new(ufds);
+    let mut fds = Vec::with_capacity(nfds as usize);
+    for i in 0..u64::from(nfds) {
+        fds.push(task.mm.read(ptr.offset(i)?)?);
+    }
+    let mut entries = entries_of(task, &fds);
+    // A negative fd is ignored: no events, never ready.
+    for (e, p) in entries.iter_mut().zip(&fds) {
+        if p.fd < 0 {
+            e.events = 0;
+        }
+    }
+    let skip: Vec<bool> = fds.iter().map(|p| p.fd < 0).collect();
+    let ready_now = wait(task, &entries, deadline)?;
+    let mut count = 0;
+    for (i, p) in fds.iter_mut().enumerate() {
+        let r = if skip[i] { 0 } else { ready_now[i] };
+        p.revents = i16::from_ne_bytes(r.to_ne_bytes());
+        if r != 0 {
+            count += 1;
+        }
+        task.mm.write(ptr.offset(i as u64)?, p)?;
+    }
+    Ok(count)
+}
+
+fn deadline_ms(timeout: i32) -> Option<Instant> {
+    u64::try_from(timeout)
+        .ok()
+        .map(|ms| Instant::now() + Duration::from_millis(ms))
+}
+
+fn read_timespec(task: &Task, at: UserAddr) -> SysResult<Option<Instant>> {
+    if at.is_null() {
+        return Ok(None);
+    }
+    let ts: Timespec = task.mm.read(UserPtr::new(at))?;
+    if ts.sec < 0 || !(0..1_000_000_000).contains(&ts.nsec) {
+        return Err(Errno::EINVAL);
+    }
+    let d = Duration::new(
+        u64::try_from(ts.sec).unwrap_or(0),
+        u32::try_from(ts.nsec).unwrap_or(0),
+    );
+    Ok(Some(Instant::now().checked_add(d).unwrap_or_else(|| {
+        Instant::now() + Duration::from_secs(1 << 32)
+    })))
+}
+
+/// Runs `f` with the signal mask `mask` (if given), restoring the old mask unless a
+/// signal interrupted the call (then signal delivery restores it after the handler).
+fn with_mask(
+    task: &Task,
+    mask: Option<SigSet>,
+    f: impl FnOnce() -> SysResult<i64>,
+) -> SysResult<i64> {
+    let Some(mask) = mask else {
+        return f();
+    };
+    let old = {
+        let mut s = task.handle.signals();
+        let old = s.mask;
+        s.saved_mask = Some(old);
+        s.mask = mask.blockable();
+        old
+    };
+    let r = f();
+    if r != Err(Errno::ERESTARTNOHAND) {
+        let mut s = task.handle.signals();
+        s.mask = old;
+        s.saved_mask = None;
+    }
+    r
+}
+
+fn read_sigmask(task: &Task, set: UserAddr, size: usize) -> SysResult<Option<SigSet>> {
+    if set.is_null() {
+        return Ok(None);
+    }
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(SigSet(task.mm.read(UserPtr::<u64>::new(set))?)))
+}
+
+pub fn poll(task: &mut Task, ufds: UserAddr, nfds: u32, timeout: i32) -> SysResult<i64> {
+    do_poll(task, ufds, nfds, deadline_ms(timeout))
+}
+
+pub fn ppoll(
+    task: &mut Task,
+    ufds: UserAddr,
+    nfds: u32,
+    tsp: UserAddr,
+    sigmask: UserAddr,
+    sigsetsize: usize,
+) -> SysResult<i64> {
+    let deadline = read_timespec(task, tsp)?;
+    let mask = read_sigmask(task, sigmask, sigsetsize)?;
+    with_mask(task, mask, || do_poll(task, ufds, nfds, deadline))
+}
+
+/// The descriptors of an `fd_set` of `nfds` bits.
+fn read_fd_set(task: &Task, at: UserAddr, nfds: usize) -> SysResult<Vec<u64>> {
+    let words = nfds.div_ceil(64);
+    if at.is_null() {
+        return Ok(vec![0; words]);
+    }
+    let ptr = UserPtr::<u64>::new(at);
+    (0..words as u64)
+        .map(|i| task.mm.read(ptr.offset(i)?))
+        .collect()
+}
+
+fn do_select(
+    task: &Task,
+    nfds: i32,
+    sets: [UserAddr; 3],
+    deadline: Option<Instant>,
+) -> SysResult<i64> {
+    let nfds = usize::try_from(nfds).map_err(|_| Errno::EINVAL)?;
+    if nfds as u64 > nofile_limit(task).max(1024) {
+        return Err(Errno::EINVAL);
+    }
+    let [r, w, x] = [
+        read_fd_set(task, sets[0], nfds)?,
+        read_fd_set(task, sets[1], nfds)?,
+        read_fd_set(task, sets[2], nfds)?,
+    ];
+    let bit = |set: &[u64], fd: usize| set[fd / 64] >> (fd % 64) & 1 == 1;
+    let mut fds = Vec::new();
+    let mut entries = Vec::new();
+    for fd in 0..nfds {
+        let mut events = 0;
+        if bit(&r, fd) {
+            events |= POLLIN;
+        }
+        if bit(&w, fd) {
+            events |= POLLOUT;
+        }
+        if bit(&x, fd) {
+            events |= POLLPRI;
+        }
+        if events == 0 {
+            continue;
+        }
+        let file = task.fds.get(i32::try_from(fd).map_err(|_| Errno::EBADF)?)?;
+        fds.push(fd);
+        entries.push(Entry {
+            file: Some(file),
+            events,
+        });
+    }
+    let ready_now = wait(task, &entries, deadline)?;
+    let (mut ro, mut wo, mut xo) = (
+        vec![0u64; r.len()],
+        vec![0u64; w.len()],
+        vec![0u64; x.len()],
+    );
+    let mut count = 0i64;
+    for (&fd, &rd) in fds.iter().zip(&ready_now) {
+        let set = |out: &mut Vec<u64>| out[fd / 64] |= 1 << (fd % 64);
+        if bit(&r, fd) && rd & (POLLIN | POLLHUP | POLLERR) != 0 {
+            set(&mut ro);
+            count += 1;
+        }
+        if bit(&w, fd) && rd & (POLLOUT | POLLERR) != 0 {
+            set(&mut wo);
+            count += 1;
+        }
+        if bit(&x, fd) && rd & POLLPRI != 0 {
+            set(&mut xo);
+            count += 1;
+        }
+    }
+    for (at, out) in [(sets[0], ro), (sets[1], wo), (sets[2], xo)] {
+        if !at.is_null() {
+            task.mm.copy_out(at, out.as_bytes())?;
+        }
+    }
+    Ok(count)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct Timeval {
+    sec: i64,
+    usec: i64,
+}
+
+pub fn select(
+    task: &mut Task,
+    nfds: i32,
+    readfds: UserAddr,
+    writefds: UserAddr,
+    exceptfds: UserAddr,
+    timeout: UserAddr,
+) -> SysResult<i64> {
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        let tv: Timeval = task.mm.read(UserPtr::new(timeout))?;
+        if tv.sec < 0 || !(0..1_000_000).contains(&tv.usec) {
+            return Err(Errno::EINVAL);
+        }
+        let d = Duration::from_secs(u64::try_from(tv.sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(tv.usec).unwrap_or(0));
+        Instant::now().checked_add(d)
+    };
+    do_select(task, nfds, [readfds, writefds, exceptfds], deadline)
+}
+
+/// `pselect6`'s sixth argument: `{ const sigset_t *ss; size_t ss_len; }`.
+#[repr(C)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+struct SigsetArg {
+    ss: u64,
+    len: u64,
+}
+
+pub fn pselect6(
+    task: &mut Task,
+    nfds: i32,
+    readfds: UserAddr,
+    writefds: UserAddr,
+    exceptfds: UserAddr,
+    tsp: UserAddr,
+    sig: UserAddr,
+) -> SysResult<i64> {
+    let deadline = read_timespec(task, tsp)?;
+    let mask = if sig.is_null() {
+        None
+    } else {
+        let arg: SigsetArg = task.mm.read(UserPtr::new(sig))?;
+        read_sigmask(
+            task,
+            UserAddr::new(arg.ss),
+            usize::try_from(arg.len).unwrap_or(0),
+        )?
+    };
+    with_mask(task, mask, || {
+        do_select(task, nfds, [readfds, writefds, exceptfds], deadline)
+    })
+}
