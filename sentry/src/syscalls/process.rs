@@ -201,16 +201,9 @@ pub fn wait4(
         stopped: options & WUNTRACED != 0,
         continued: options & WCONTINUED != 0,
     };
-    let waker = std::sync::Arc::clone(&task.handle.waker);
-    let _reg = group.child_events.register(&waker);
-    let found = task.block_until(None, || {
-        match find_child(task, &group, which, events, options)? {
-            Some(r) => Ok(Some(Some(r))),
-            None if options & WNOHANG != 0 => Ok(Some(None)),
-            None => Ok(None),
-        }
-    })?;
-    let Some(r) = found else { return Ok(0) };
+    let Some(r) = wait_child(task, which, events, options)? else {
+        return Ok(0);
+    };
     if !status.is_null() {
         task.mm.write(UserPtr::<i32>::new(status), &r.status)?;
     }
@@ -219,6 +212,24 @@ pub fn wait4(
         task.mm.copy_out(rusage, &[0u8; 144])?;
     }
     Ok(i64::from(r.pid))
+}
+
+/// Waits (unless `WNOHANG`) until a child matching `which` has one of `events` to report.
+fn wait_child(
+    task: &Task,
+    which: Which,
+    events: Events,
+    options: i32,
+) -> SysResult<Option<Reaped>> {
+    let group = std::sync::Arc::clone(&task.group);
+    let _reg = group.child_events.register(&task.handle.waker);
+    task.block_until(None, || {
+        match find_child(task, &group, which, events, options)? {
+            Some(r) => Ok(Some(Some(r))),
+            None if options & WNOHANG != 0 => Ok(Some(None)),
+            None => Ok(None),
+        }
+    })
 }
 
 /// Which children a wait is for.
@@ -352,15 +363,7 @@ pub fn waitid(
         stopped: options & WSTOPPED != 0,
         continued: options & WCONTINUED != 0,
     };
-    let waker = std::sync::Arc::clone(&task.handle.waker);
-    let _reg = group.child_events.register(&waker);
-    let found = task.block_until(None, || {
-        match find_child(task, &group, which, events, options)? {
-            Some(r) => Ok(Some(Some(r))),
-            None if options & WNOHANG != 0 => Ok(Some(None)),
-            None => Ok(None),
-        }
-    })?;
+    let found = wait_child(task, which, events, options)?;
     if !infop.is_null() {
         let info = match &found {
             Some(r) => SigInfo {
