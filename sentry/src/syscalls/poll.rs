@@ -16,6 +16,8 @@ use crate::kernel::Task;
 use crate::mm::{UserAddr, UserPtr};
 use crate::vfs::file::{FileDescription, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI};
 
+/// Linux's `nr_open` default: no process has more descriptors, whatever its limit says.
+const NR_OPEN: u64 = 1 << 20;
 /// How often a wait that involves a polled descriptor looks again.
 const POLL_PERIOD: Duration = Duration::from_millis(10);
 /// `POLLRDNORM`/`POLLWRNORM`, which Linux reports with `POLLIN`/`POLLOUT`.
@@ -113,11 +115,11 @@ fn entries_of(task: &Task, fds: &[PollFd]) -> Vec<Entry> {
 }
 
 fn do_poll(task: &Task, ufds: UserAddr, nfds: u32, deadline: Option<Instant>) -> SysResult<i64> {
-    if u64::from(nfds) > nofile_limit(task) {
+    if u64::from(nfds) > nofile_limit(task).min(NR_OPEN) {
         return Err(Errno::EINVAL);
     }
     let ptr = UserPtr::<PollFd>::new(ufds);
-    let mut fds = Vec::with_capacity(nfds as usize);
+    let mut fds = Vec::new();
     for i in 0..u64::from(nfds) {
         fds.push(task.mm.read(ptr.offset(i)?)?);
     }
@@ -237,7 +239,7 @@ fn do_select(
     deadline: Option<Instant>,
 ) -> SysResult<i64> {
     let nfds = usize::try_from(nfds).map_err(|_| Errno::EINVAL)?;
-    if nfds as u64 > nofile_limit(task).max(1024) {
+    if nfds as u64 > nofile_limit(task).clamp(1024, NR_OPEN) {
         return Err(Errno::EINVAL);
     }
     let [r, w, x] = [
