@@ -319,7 +319,12 @@ pub fn getdents(task: &mut Task, fd: i32, buf: UserAddr, count: u32) -> SysResul
 }
 
 pub fn getcwd(task: &mut Task, buf: UserAddr, size: usize) -> SysResult<i64> {
-    let mut name = task.fs.cwd().name_from(&task.fs.root());
+    let cwd = task.fs.cwd();
+    if cwd.inode().stat()?.nlink == 0 {
+        // The working directory was removed.
+        return Err(Errno::ENOENT);
+    }
+    let mut name = cwd.name_from(&task.fs.root());
     name.push(0);
     if name.len() > size {
         return Err(Errno::ERANGE);

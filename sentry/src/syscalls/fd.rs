@@ -16,6 +16,7 @@ const F_SETFD: i32 = 2;
 const F_GETFL: i32 = 3;
 const F_SETFL: i32 = 4;
 const F_DUPFD_CLOEXEC: i32 = 1030;
+const F_SETPIPE_SZ: i32 = 1031;
 const F_GETPIPE_SZ: i32 = 1032;
 const FD_CLOEXEC: u64 = 1;
 
@@ -82,8 +83,10 @@ pub fn fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> SysResult<i64> {
             ));
             Ok(0)
         }
-        F_GETPIPE_SZ if file.readable_bytes().is_ok() && file.inode().is_none() => {
-            Ok(pipe::PIPE_CAPACITY as i64)
+        F_GETPIPE_SZ => Ok(file.pipe_size()? as i64),
+        F_SETPIPE_SZ => {
+            let size = usize::try_from(arg & 0xffff_ffff).map_err(|_| Errno::EINVAL)?;
+            Ok(file.set_pipe_size(size)? as i64)
         }
         F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
             super::lock::fcntl_lock(task, fd, cmd, UserAddr::new(arg))

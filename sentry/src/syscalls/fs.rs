@@ -425,13 +425,34 @@ pub fn fallocate(task: &mut Task, fd: i32, mode: i32, offset: i64, len: i64) -> 
     if inode.mode() & S_IFMT != S_IFREG {
         return Err(Errno::ENODEV);
     }
-    if mode != 0 {
-        // Punching holes and the other modes are not served yet.
-        log::warn!("fallocate mode {mode:#x}: EOPNOTSUPP");
-        return Err(Errno::EOPNOTSUPP);
-    }
+    const FALLOC_FL_KEEP_SIZE: i32 = 1;
+    const FALLOC_FL_PUNCH_HOLE: i32 = 2;
     let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
     let end = u64::try_from(end).map_err(|_| Errno::EFBIG)?;
+    let start = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+    match mode {
+        0 => {}
+        // Space is taken when written (the memory file is sparse): nothing to reserve.
+        FALLOC_FL_KEEP_SIZE => return Ok(0),
+        m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {
+            // The range reads as zeros; the size stays.
+            let size = inode.size();
+            let stop = end.min(size);
+            let mut at = start;
+            let zeros = vec![0u8; CHUNK];
+            while at < stop {
+                let n = usize::try_from((stop - at).min(CHUNK as u64)).unwrap_or(CHUNK);
+                inode.write_at(at, &zeros[..n])?;
+                at += n as u64;
+            }
+            return Ok(0);
+        }
+        FALLOC_FL_PUNCH_HOLE => return Err(Errno::EOPNOTSUPP),
+        _ => {
+            log::warn!("fallocate mode {mode:#x}: EOPNOTSUPP");
+            return Err(Errno::EOPNOTSUPP);
+        }
+    }
     if end > inode.size() {
         inode.setattr(&SetAttr {
             size: Some(end),
@@ -459,6 +480,11 @@ pub fn sendfile(
 ) -> SysResult<i64> {
     let input = file_for_io(task, in_fd)?;
     let output = file_for_io(task, out_fd)?;
+    if input.flags() & O_ACCMODE == crate::vfs::file::O_WRONLY
+        || output.flags() & O_ACCMODE == O_RDONLY
+    {
+        return Err(Errno::EBADF);
+    }
     let count = count.min(MAX_RW_COUNT);
     let ptr = UserPtr::<i64>::new(offset);
     let mut pos = if offset.is_null() {
@@ -548,12 +574,20 @@ pub fn pwritev2(
     _off_hi: i64,
     flags: i32,
 ) -> SysResult<i64> {
-    if flags & !(RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT) != 0 {
-        // RWF_APPEND and newer flags are not served yet.
-        if flags & RWF_APPEND != 0 {
-            log::warn!("pwritev2(RWF_APPEND): EOPNOTSUPP");
-        }
+    if flags & !(RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND) != 0 {
         return Err(Errno::EOPNOTSUPP);
+    }
+    if flags & RWF_APPEND != 0 {
+        // As O_APPEND for this one call: at the end, whatever the offset.
+        let file = task.fds.get(fd)?;
+        if let Some(inode) = file.inode().filter(|i| i.mode() & S_IFMT == S_IFREG) {
+            let end = i64::try_from(inode.size()).map_err(|_| Errno::EFBIG)?;
+            if off == -1 {
+                file.seek(0, crate::vfs::file::SEEK_END)?;
+                return writev(task, fd, iov, iovcnt);
+            }
+            return pwritev(task, fd, iov, iovcnt, end);
+        }
     }
     if off == -1 {
         return writev(task, fd, iov, iovcnt);

@@ -217,7 +217,9 @@ pub fn ppoll(
 ) -> SysResult<i64> {
     let deadline = read_timespec(task, tsp)?;
     let mask = read_sigmask(task, sigmask, sigsetsize)?;
-    with_mask(task, mask, || do_poll(task, ufds, nfds, deadline))
+    let r = with_mask(task, mask, || do_poll(task, ufds, nfds, deadline))?;
+    write_left(task, tsp, deadline)?;
+    Ok(r)
 }
 
 /// The descriptors of an `fd_set` of `nfds` bits.
@@ -327,7 +329,30 @@ pub fn select(
             + Duration::from_micros(u64::try_from(tv.usec).unwrap_or(0));
         Instant::now().checked_add(d)
     };
-    do_select(task, nfds, [readfds, writefds, exceptfds], deadline)
+    let r = do_select(task, nfds, [readfds, writefds, exceptfds], deadline)?;
+    if let Some(d) = deadline {
+        // Linux writes back the time left.
+        let left = d.saturating_duration_since(Instant::now());
+        let tv = Timeval {
+            sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            usec: i64::from(left.subsec_micros()),
+        };
+        task.mm.write(UserPtr::new(timeout), &tv)?;
+    }
+    Ok(r)
+}
+
+/// Writes back the time left until `deadline` (ppoll, pselect6).
+fn write_left(task: &Task, at: UserAddr, deadline: Option<Instant>) -> SysResult<()> {
+    if let Some(d) = deadline {
+        let left = d.saturating_duration_since(Instant::now());
+        let ts = Timespec {
+            sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            nsec: i64::from(left.subsec_nanos()),
+        };
+        task.mm.write(UserPtr::new(at), &ts)?;
+    }
+    Ok(())
 }
 
 /// `pselect6`'s sixth argument: `{ const sigset_t *ss; size_t ss_len; }`.
@@ -358,7 +383,9 @@ pub fn pselect6(
             usize::try_from(arg.len).unwrap_or(0),
         )?
     };
-    with_mask(task, mask, || {
+    let r = with_mask(task, mask, || {
         do_select(task, nfds, [readfds, writefds, exceptfds], deadline)
-    })
+    })?;
+    write_left(task, tsp, deadline)?;
+    Ok(r)
 }

@@ -56,8 +56,11 @@ impl Inode for AnonInode {
         &self,
         _cx: &Cx,
         _path: &Path,
-        _flags: i32,
+        flags: i32,
     ) -> SysResult<Option<Arc<dyn FileDescription>>> {
-        Ok(Some(Arc::clone(&self.file)))
+        match self.file.reopen(flags) {
+            Some(reopened) => reopened.map(Some),
+            None => Ok(Some(Arc::clone(&self.file))),
+        }
     }
 }

@@ -129,6 +129,22 @@ pub trait FileDescription: Send + Sync {
         POLLIN | POLLOUT
     }
 
+    /// `F_GETPIPE_SZ`/`F_SETPIPE_SZ`: a pipe's capacity (`EBADF` for other files).
+    fn pipe_size(&self) -> SysResult<usize> {
+        Err(Errno::EBADF)
+    }
+
+    fn set_pipe_size(&self, _size: usize) -> SysResult<usize> {
+        Err(Errno::EBADF)
+    }
+
+    /// Opening `/proc/self/fd/N` of a pathless description: a new description of the
+    /// same object with `flags`, where the object allows one (a pipe); `None`: the
+    /// description itself.
+    fn reopen(&self, _flags: i32) -> Option<SysResult<Arc<dyn FileDescription>>> {
+        None
+    }
+
     /// Whether readiness must be polled for: the wait queue is never notified (a host
     /// descriptor), so a blocked caller looks again every few milliseconds.
     fn needs_polling(&self) -> bool {
@@ -359,6 +375,11 @@ impl FileDescription for InodeFile {
             return Err(Errno::EBADF);
         }
         let mut off = self.offset();
+        if self.inode_ref().is_stream() {
+            // /dev/null, /dev/zero and the like: every seek lands at 0, as Linux's.
+            *off = 0;
+            return Ok(0);
+        }
         let is_dir = self.inode_ref().mode() & super::S_IFMT == super::S_IFDIR;
         let size = i64::try_from(self.size()).map_err(|_| Errno::EOVERFLOW)?;
         let cur = i64::try_from(*off).map_err(|_| Errno::EOVERFLOW)?;

@@ -18,12 +18,45 @@ use crate::kernel::wait::WaitQueue;
 pub const PIPE_CAPACITY: usize = 64 * 1024;
 /// Writes up to this size are atomic.
 pub const PIPE_BUF: usize = 4096;
+/// Linux's default `/proc/sys/fs/pipe-max-size`.
+pub const PIPE_MAX_SIZE: usize = 1 << 20;
+
+/// A new end of an existing pipe with `flags`' access mode, never waiting for the other
+/// side (reopening through `/proc/self/fd`).
+fn reopen_end(pipe: &Arc<Pipe>, flags: i32, path: Option<super::Path>) -> SysResult<Arc<PipeEnd>> {
+    let acc = flags & super::file::O_ACCMODE;
+    let (reader, writer) = match acc {
+        O_RDONLY => (true, false),
+        O_WRONLY => (false, true),
+        _ => (true, true),
+    };
+    let mut s = pipe.lock();
+    if reader {
+        s.readers += 1;
+        s.read_opens += 1;
+    }
+    if writer {
+        s.writers += 1;
+        s.write_opens += 1;
+    }
+    drop(s);
+    pipe.notify();
+    Ok(Arc::new(PipeEnd {
+        pipe: Arc::clone(pipe),
+        reader,
+        writer,
+        flags: AtomicI32::new(acc | (flags & O_NONBLOCK)),
+        path,
+    }))
+}
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 const PIPEFS_DEV: u64 = 0xc;
 
 struct State {
     buf: VecDeque<u8>,
+    /// `F_SETPIPE_SZ`: 64 KiB unless changed.
+    capacity: usize,
     readers: usize,
     writers: usize,
     /// How many read and write opens there have been (a FIFO's blocking open waits for
@@ -72,6 +105,7 @@ impl Pipe {
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(State {
                 buf: VecDeque::new(),
+                capacity: PIPE_CAPACITY,
                 readers: 0,
                 writers: 0,
                 read_opens: 0,
@@ -136,6 +170,7 @@ pub fn pipe(flags: i32) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
         ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
         state: Mutex::new(State {
             buf: VecDeque::new(),
+            capacity: PIPE_CAPACITY,
             readers: 1,
             writers: 1,
             read_opens: 1,
@@ -210,7 +245,7 @@ impl FileDescription for PipeEnd {
             // The caller sends SIGPIPE with EPIPE.
             return Err(Errno::EPIPE);
         }
-        let space = PIPE_CAPACITY - s.buf.len();
+        let space = s.capacity.saturating_sub(s.buf.len());
         // A write of at most PIPE_BUF bytes goes in whole or not at all.
         let fits = if buf.len() <= PIPE_BUF {
             space >= buf.len()
@@ -280,11 +315,41 @@ impl FileDescription for PipeEnd {
         if self.writer {
             if s.readers == 0 {
                 r |= POLLERR;
-            } else if PIPE_CAPACITY - s.buf.len() >= PIPE_BUF {
+            } else if s.capacity.saturating_sub(s.buf.len()) >= PIPE_BUF.min(s.capacity) {
                 r |= POLLOUT;
             }
         }
         r
+    }
+
+    fn pipe_size(&self) -> SysResult<usize> {
+        Ok(self.pipe.lock().capacity)
+    }
+
+    fn set_pipe_size(&self, size: usize) -> SysResult<usize> {
+        // At least a page, a power of two; more than pipe-max-size needs a privilege
+        // the sandbox does not grant.
+        let size = size
+            .max(4096)
+            .checked_next_power_of_two()
+            .ok_or(Errno::EPERM)?;
+        if size > PIPE_MAX_SIZE {
+            return Err(Errno::EPERM);
+        }
+        let mut s = self.pipe.lock();
+        if s.buf.len() > size {
+            return Err(Errno::EBUSY);
+        }
+        s.capacity = size;
+        drop(s);
+        self.pipe.notify();
+        Ok(size)
+    }
+
+    fn reopen(&self, flags: i32) -> Option<SysResult<Arc<dyn FileDescription>>> {
+        Some(
+            reopen_end(&self.pipe, flags, self.path.clone()).map(|e| e as Arc<dyn FileDescription>),
+        )
     }
 
     fn readable_bytes(&self) -> SysResult<usize> {

@@ -300,7 +300,15 @@ impl Inode for ProcInode {
                     .map_err(|_| Errno::ENOENT)?;
                 let root = cx.fs.as_ref().ok_or(Errno::ENOENT)?.root();
                 Ok(match file.path() {
-                    Some(p) => p.name_from(&root),
+                    Some(p) => {
+                        let mut name = p.name_from(&root);
+                        let gone = p.inode().mode() & S_IFMT != S_IFDIR
+                            && p.inode().stat().is_ok_and(|s| s.nlink == 0);
+                        if gone && !name.ends_with(b" (deleted)") {
+                            name.extend_from_slice(b" (deleted)");
+                        }
+                        name
+                    }
                     None => file.anon_name(),
                 })
             }
