@@ -38,6 +38,8 @@ enum Node {
     RootLink,
     FdDir,
     Fd(i32),
+    FdInfoDir,
+    FdInfo(i32),
 }
 
 /// The filesystem: shared state of every procfs inode.
@@ -105,6 +107,7 @@ const GLOBAL_FILES: &[(&str, Generator)] = &[
 ];
 
 const PID_FILES: &[(&str, Generator)] = &[
+    ("limits", limits),
     ("cmdline", |_, cx| {
         Ok(cx.fs.as_ref().map(|f| f.cmdline()).unwrap_or_default())
     }),
@@ -127,6 +130,7 @@ impl ProcInode {
             b"cwd" => Node::Cwd,
             b"root" => Node::RootLink,
             b"fd" => Node::FdDir,
+            b"fdinfo" => Node::FdInfoDir,
             _ => {
                 let _ = cx;
                 PID_FILES
@@ -174,7 +178,8 @@ impl Inode for ProcInode {
     fn stat(&self) -> SysResult<Stat> {
         let mode = match self.node {
             Node::Root | Node::Pid => S_IFDIR | 0o555,
-            Node::FdDir => S_IFDIR | 0o500,
+            Node::FdDir | Node::FdInfoDir => S_IFDIR | 0o500,
+            Node::FdInfo(_) => S_IFREG | 0o444,
             Node::File(_) => S_IFREG | 0o444,
             Node::SelfLink => S_IFLNK | 0o777,
             Node::Exe | Node::Cwd | Node::RootLink | Node::Fd(_) => S_IFLNK | 0o777,
@@ -217,7 +222,7 @@ impl Inode for ProcInode {
                     .ok_or(Errno::ENOENT)?,
             },
             Node::Pid => self.pid_child(cx, name)?,
-            Node::FdDir => {
+            Node::FdDir | Node::FdInfoDir => {
                 let fd: i32 = std::str::from_utf8(name)
                     .ok()
                     .and_then(|s| s.parse().ok())
@@ -227,12 +232,17 @@ impl Inode for ProcInode {
                     .ok_or(Errno::ENOENT)?
                     .get(fd)
                     .map_err(|_| Errno::ENOENT)?;
-                Node::Fd(fd)
+                if matches!(self.node, Node::FdDir) {
+                    Node::Fd(fd)
+                } else {
+                    Node::FdInfo(fd)
+                }
             }
             _ => return Err(Errno::ENOTDIR),
         };
         let n = match node {
             Node::Fd(fd) => 0x1000 + u64::from(fd.unsigned_abs()),
+            Node::FdInfo(fd) => 0x1_0000 + u64::from(fd.unsigned_abs()),
             _ => {
                 name.iter()
                     .fold(7u64, |h, &b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
@@ -273,18 +283,25 @@ impl Inode for ProcInode {
                     e("cwd", DT_LNK),
                     e("root", DT_LNK),
                     e("fd", DT_DIR),
+                    e("fdinfo", DT_DIR),
                 ];
                 v.extend(PID_FILES.iter().map(|(n, _)| e(n, DT_REG)));
                 v
             }
-            Node::FdDir => cx
-                .fds
-                .as_ref()
-                .map(|t| t.fds())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|fd| e(&fd.to_string(), DT_LNK))
-                .collect(),
+            Node::FdDir | Node::FdInfoDir => {
+                let kind = if matches!(self.node, Node::FdDir) {
+                    DT_LNK
+                } else {
+                    DT_REG
+                };
+                cx.fds
+                    .as_ref()
+                    .map(|t| t.fds())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|fd| e(&fd.to_string(), kind))
+                    .collect()
+            }
             _ => return Err(Errno::ENOTDIR),
         })
     }
@@ -344,7 +361,16 @@ impl Inode for ProcInode {
                     data,
                 ))))
             }
-            Node::Root | Node::Pid | Node::FdDir => {
+            Node::FdInfo(fd) => {
+                let data = fdinfo(cx, fd)?;
+                Ok(Some(Arc::new(InodeFile::with_snapshot(
+                    cx,
+                    path.clone(),
+                    flags,
+                    data,
+                ))))
+            }
+            Node::Root | Node::Pid | Node::FdDir | Node::FdInfoDir => {
                 let entries = self.readdir(cx)?;
                 Ok(Some(Arc::new(InodeFile::with_listing(
                     cx,
@@ -466,6 +492,66 @@ fn mounts(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     Ok(out)
 }
 
+/// `/proc/self/fdinfo/N`: the description's offset, flags (with `O_CLOEXEC` for the
+/// descriptor's flag, as Linux shows it) and mount.
+fn fdinfo(cx: &Cx, fd: i32) -> SysResult<Vec<u8>> {
+    let fds = cx.fds.as_ref().ok_or(Errno::ENOENT)?;
+    let file = fds.get(fd).map_err(|_| Errno::ENOENT)?;
+    let pos = file.seek(0, super::file::SEEK_CUR).unwrap_or(0);
+    let mut flags = file.flags();
+    if fds.cloexec(fd).unwrap_or(false) {
+        flags |= super::file::O_CLOEXEC;
+    }
+    let flags = u32::from_ne_bytes(flags.to_ne_bytes());
+    let mnt = file.path().map_or(0, |p| p.mount.id);
+    let ino = file.stat().map_or(0, |s| s.ino);
+    Ok(format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes())
+}
+
+/// `/proc/self/limits`.
+fn limits(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
+    const NAMES: [(&str, &str); 16] = [
+        ("Max cpu time", "seconds"),
+        ("Max file size", "bytes"),
+        ("Max data size", "bytes"),
+        ("Max stack size", "bytes"),
+        ("Max core file size", "bytes"),
+        ("Max resident set", "bytes"),
+        ("Max processes", "processes"),
+        ("Max open files", "files"),
+        ("Max locked memory", "bytes"),
+        ("Max address space", "bytes"),
+        ("Max file locks", "locks"),
+        ("Max pending signals", "signals"),
+        ("Max msgqueue size", "bytes"),
+        ("Max nice priority", ""),
+        ("Max realtime priority", ""),
+        ("Max realtime timeout", "us"),
+    ];
+    let group = cx.group.as_ref().ok_or(Errno::ENOENT)?;
+    let limits = group.limits().clone();
+    let show = |v: u64| {
+        if v == crate::kernel::RLIM_INFINITY {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut out = format!(
+        "{:<26}{:<21}{:<21}{:<10}\n",
+        "Limit", "Soft Limit", "Hard Limit", "Units"
+    );
+    for (i, (name, unit)) in (0u32..).zip(NAMES) {
+        let l = limits.get(i)?;
+        out.push_str(&format!(
+            "{name:<26}{:<21}{:<21}{unit:<10}\n",
+            show(l.cur),
+            show(l.max)
+        ));
+    }
+    Ok(out.into_bytes())
+}
+
 fn mountinfo(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     let fs = cx.fs.as_ref().ok_or(Errno::ENOENT)?;
     let root = fs.root();
@@ -545,10 +631,13 @@ fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     let vm = cx.mm.as_ref().map_or(0, |mm| {
         mm.vmas().iter().map(|v| v.end - v.start).sum::<u64>() / 1024
     });
+    let (ppid, threads) = cx.group.as_ref().map_or((0, 1), |g| {
+        (g.parent().map_or(0, |p| p.tgid), g.state().threads.len())
+    });
     Ok(format!(
         "Name:\t{name}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\n\
-         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nVmSize:\t{vm:8} kB\n\
-         Threads:\t1\n",
+         PPid:\t{ppid}\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
+         VmSize:\t{vm:8} kB\nThreads:\t{threads}\n",
         cx.fs.as_ref().map_or(0o022, |f| f.umask()),
         cx.tgid,
         cx.tid,
