@@ -195,14 +195,67 @@ fn read_into(
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
         };
-        task.mm
-            .copy_out(buf.checked_add(done as u64)?, &data[..n])?;
-        done += n;
+        let at = buf.checked_add(done as u64)?;
+        let copied = copy_out_prefix(task, at, &data[..n]);
+        done += copied;
+        if copied < n {
+            // A fault part way: what was copied is the result (the bytes read past it
+            // are lost, as for a stream on Linux).
+            return if done == 0 {
+                Err(Errno::EFAULT)
+            } else {
+                Ok(done as i64)
+            };
+        }
         if n < want {
             break;
         }
     }
     Ok(done as i64)
+}
+
+/// Copies `data` to application memory at `at` page by page; returns how much was
+/// copied before the first page that faults.
+fn copy_out_prefix(task: &Task, at: UserAddr, data: &[u8]) -> usize {
+    if task.mm.copy_out(at, data).is_ok() {
+        return data.len();
+    }
+    let mut done = 0usize;
+    while done < data.len() {
+        let Ok(here) = at.checked_add(done as u64) else {
+            break;
+        };
+        let to_page = usize::try_from(crate::mm::PAGE_SIZE - here.get() % crate::mm::PAGE_SIZE)
+            .unwrap_or(data.len());
+        let n = to_page.min(data.len() - done);
+        if task.mm.copy_out(here, &data[done..done + n]).is_err() {
+            break;
+        }
+        done += n;
+    }
+    done
+}
+
+/// Copies from application memory at `at` into `data` page by page; returns how much
+/// was copied before the first page that faults.
+fn copy_in_prefix(task: &Task, at: UserAddr, data: &mut [u8]) -> usize {
+    if task.mm.copy_in(at, data).is_ok() {
+        return data.len();
+    }
+    let mut done = 0usize;
+    while done < data.len() {
+        let Ok(here) = at.checked_add(done as u64) else {
+            break;
+        };
+        let to_page = usize::try_from(crate::mm::PAGE_SIZE - here.get() % crate::mm::PAGE_SIZE)
+            .unwrap_or(data.len());
+        let n = to_page.min(data.len() - done);
+        if task.mm.copy_in(here, &mut data[done..done + n]).is_err() {
+            break;
+        }
+        done += n;
+    }
+    done
 }
 
 pub fn write(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> SysResult<i64> {
@@ -240,10 +293,17 @@ fn write_from(
         let n = (count - done).min(CHUNK);
         let mut data = vec![0u8; n];
         let at = buf.checked_add(done as u64)?;
-        if let Err(e) = task.mm.copy_in(at, &mut data) {
-            return if done > 0 { Ok(done) } else { Err(e) };
+        let readable = copy_in_prefix(task, at, &mut data);
+        if readable == 0 {
+            return if done > 0 {
+                Ok(done)
+            } else {
+                Err(Errno::EFAULT)
+            };
         }
-        match f(&data) {
+        // A fault part way writes what could be read, as Linux does.
+        let n = readable;
+        match f(&data[..n]) {
             Ok(written) => {
                 done += written;
                 if written < n {
