@@ -45,7 +45,7 @@ pub struct StaticDir {
     dev: u64,
     ino: u64,
     mode: u32,
-    children: BTreeMap<Vec<u8>, Arc<dyn Inode>>,
+    children: std::sync::Mutex<BTreeMap<Vec<u8>, Arc<dyn Inode>>>,
 }
 
 impl StaticDir {
@@ -54,11 +54,21 @@ impl StaticDir {
             dev,
             ino: new_ino(),
             mode: S_IFDIR | mode,
-            children: children
-                .into_iter()
-                .map(|(n, i)| (n.as_bytes().to_vec(), i))
-                .collect(),
+            children: std::sync::Mutex::new(
+                children
+                    .into_iter()
+                    .map(|(n, i)| (n.as_bytes().to_vec(), i))
+                    .collect(),
+            ),
         })
+    }
+
+    /// Adds a child while the tree is being built.
+    pub fn add(&self, name: &str, inode: Arc<dyn Inode>) {
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.as_bytes().to_vec(), inode);
     }
 }
 
@@ -76,11 +86,18 @@ impl Inode for StaticDir {
         Ok(synthetic_stat(self.dev, self.ino, self.mode, 0, 0))
     }
     fn lookup(&self, _cx: &Cx, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
-        self.children.get(name).cloned().ok_or(Errno::ENOENT)
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or(Errno::ENOENT)
     }
     fn readdir(&self, _cx: &Cx) -> SysResult<Vec<DirEntry>> {
         Ok(self
             .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .map(|(n, i)| DirEntry {
                 ino: i.ino(),

@@ -77,9 +77,38 @@ impl ProcFs {
                         ("version", f(&format!("{UTS_VERSION}\n"))),
                     ]),
                 ),
+                ("fs", d(vec![("nr_open", f(&format!("{}\n", 1 << 20)))])),
                 ("vm", d(vec![("overcommit_memory", f("0\n"))])),
             ],
         );
+        // kernel/random: boot_id is fixed for the sandbox's life, uuid new at each open.
+        let random = StaticDir::new(
+            dev,
+            0o555,
+            vec![
+                ("boot_id", f(&format!("{}\n", uuid()))),
+                (
+                    "uuid",
+                    Arc::new(RandomUuid {
+                        dev,
+                        ino: 0x20_0000,
+                    }) as Arc<dyn Inode>,
+                ),
+            ],
+        );
+        let sys = {
+            let kernel = sys.lookup(&Cx::root(), b"kernel").ok();
+            let kernel = kernel
+                .as_ref()
+                .and_then(|k| k.as_any().downcast_ref::<StaticDir>());
+            match kernel {
+                Some(k) => {
+                    k.add("random", random);
+                    sys
+                }
+                None => sys,
+            }
+        };
         let fs = Arc::new(Self {
             dev,
             memory: Arc::clone(memory),
@@ -386,6 +415,70 @@ impl Inode for ProcInode {
         // Reached only through a description opened without a snapshot: empty.
         let _ = (offset, buf);
         Ok(0)
+    }
+}
+
+/// A random (version 4) UUID, as `/proc/sys/kernel/random/uuid` gives.
+fn uuid() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        return String::new();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    )
+}
+
+/// `/proc/sys/kernel/random/uuid`: a new UUID at each open.
+struct RandomUuid {
+    dev: u64,
+    ino: u64,
+}
+
+impl Inode for RandomUuid {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn dev(&self) -> u64 {
+        self.dev
+    }
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(Stat {
+            dev: self.dev,
+            ino: self.ino,
+            nlink: 1,
+            mode: S_IFREG | 0o444,
+            blksize: 1024,
+            ..Stat::default()
+        })
+    }
+    fn open(
+        &self,
+        cx: &Cx,
+        path: &Path,
+        flags: i32,
+    ) -> SysResult<Option<Arc<dyn FileDescription>>> {
+        if flags & super::file::O_ACCMODE != super::file::O_RDONLY {
+            return Err(Errno::EACCES);
+        }
+        let data = format!("{}\n", uuid()).into_bytes();
+        Ok(Some(Arc::new(InodeFile::with_snapshot(
+            cx,
+            path.clone(),
+            flags,
+            data,
+        ))))
     }
 }
 
