@@ -306,6 +306,11 @@ pub trait Inode: Send + Sync {
         Ok(())
     }
 
+    /// The extended attributes, where the filesystem keeps them (`EOPNOTSUPP` if not).
+    fn xattrs(&self) -> Option<&std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, Vec<u8>>>> {
+        None
+    }
+
     /// The file's advisory locks; `None` where the filesystem keeps none (`ENOLCK`).
     fn locks(&self) -> Option<&lock::FileLocks> {
         None

@@ -103,6 +103,8 @@ pub struct MemInode {
     body: Body,
     this: Weak<MemInode>,
     locks: crate::vfs::lock::FileLocks,
+    /// Extended attributes set in the sandbox (a lower node's own are not shown).
+    xattrs: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -188,6 +190,7 @@ impl MemFs {
             body,
             this: this.clone(),
             locks: crate::vfs::lock::FileLocks::default(),
+            xattrs: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -522,6 +525,10 @@ impl Inode for MemInode {
 
     fn locks(&self) -> Option<&crate::vfs::lock::FileLocks> {
         Some(&self.locks)
+    }
+
+    fn xattrs(&self) -> Option<&Mutex<BTreeMap<Vec<u8>, Vec<u8>>>> {
+        Some(&self.xattrs)
     }
 
     fn prepare_write(&self) -> SysResult<()> {
