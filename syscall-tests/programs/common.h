@@ -174,14 +174,23 @@ static ssize_t get_file(const char *path, char *buf, size_t size) {
 static void t_noop(int sig) { (void)sig; }
 
 /* Arms SIGALRM after `secs` with a handler that only interrupts: a case that would block
- * forever gets EINTR instead, and the program goes on to its next case. */
-static void arm_timeout(unsigned secs) {
+ * forever gets EINTR instead, and the program goes on to its next case. Returns 0, or -1
+ * when the kernel refused (then the caller must not block). */
+static int arm_timeout(unsigned secs) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = t_noop;
-    sigaction(SIGALRM, &sa, NULL);
-    alarm(secs);
+    if (sigaction(SIGALRM, &sa, NULL) != 0) return -1;
+    return RAW(SYS_alarm, secs) == -1 ? -1 : 0;
 }
+
+/* Prefix for a case that blocks: runs it bounded by SIGALRM, or fails it without running
+ * it when no timeout can be armed. Usage: BOUNDED("name", 5) CHECK("name", ...); */
+#define BOUNDED(name, secs)                                                                \
+    if (arm_timeout(secs) != 0)                                                            \
+        t_fail(name, "cannot arm SIGALRM to bound a blocking call (errno %s)",             \
+               t_errname(errno));                                                          \
+    else
 
 /* Runs fn in a forked child; returns the child's wait status (or -1). */
 static int in_child(int (*fn)(void)) {

@@ -1,5 +1,5 @@
 /* Copy-on-write across fork. */
-/* syscalls: fork mmap */
+/* syscalls: fork */
 #include "common.h"
 
 int main(void) {

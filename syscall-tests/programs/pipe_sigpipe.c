@@ -1,5 +1,5 @@
 /* SIGPIPE delivery on a broken pipe and blocking wakeups. */
-/* syscalls: write read */
+/* syscalls: */
 #include "common.h"
 
 static volatile int got;
@@ -43,7 +43,7 @@ int main(void) {
         _exit(0);
     }
     char buf[8];
-    arm_timeout(5);
+    BOUNDED("read_blocks_until_data", 5)
     EXPECT_EQ("read_blocks_until_data", read(p[0], buf, sizeof buf), 4);
     alarm(0);
     waitpid(c, NULL, 0);
@@ -52,7 +52,7 @@ int main(void) {
         usleep(50000);
         _exit(0);
     }
-    arm_timeout(2);
+    BOUNDED("blocked_read_eintr", 2)
     EXPECT_ERR("blocked_read_eintr", read(p[0], buf, sizeof buf), EINTR);
     waitpid(c, NULL, 0);
     return DONE();

@@ -1,5 +1,5 @@
 /* /proc/self/fd, fdinfo, maps, limits, task. */
-/* syscalls: readlink openat getdents64 */
+/* syscalls: */
 #include "common.h"
 #include <dirent.h>
 #include <pthread.h>

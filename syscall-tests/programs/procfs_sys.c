@@ -1,5 +1,5 @@
 /* System-wide /proc files programs read. */
-/* syscalls: openat read */
+/* syscalls: */
 #include "common.h"
 #include <dirent.h>
 

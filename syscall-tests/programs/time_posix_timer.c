@@ -12,11 +12,10 @@ int main(void) {
     timer_t t;
     EXPECT_OK("timer_create", timer_create(CLOCK_MONOTONIC, &sev, &t));
     struct itimerspec its = {{0, 0}, {0, 30000000}}, cur;
-    EXPECT_OK("timer_settime", timer_settime(t, 0, &its, NULL));
+    int armed = timer_settime(t, 0, &its, NULL) == 0;
+    CHECK("timer_settime", armed);
     CHECK("timer_gettime_pending", timer_gettime(t, &cur) == 0 && cur.it_value.tv_nsec > 0);
-    arm_timeout(5);
-    for (int i = 0; i < 1000 && !fired; i++) pause();
-    alarm(0);
+    for (int i = 0; armed && i < 1000 && !fired; i++) pause(); /* only while the timer is armed */
     CHECK("timer_fires_with_value", fired == 1 && val == 5);
     sigset_t s;
     sigemptyset(&s);

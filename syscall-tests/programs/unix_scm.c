@@ -33,23 +33,23 @@ int main(void) {
     int sv[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     int p[2];
-    pipe(p);
+    pipe2(p, O_NONBLOCK); /* a lost descriptor gives EAGAIN, not a hang */
     EXPECT_EQ("sendmsg_scm_rights", send_fd(sv[0], p[1]), 1);
-    int got = recv_fd(sv[1], 0);
+    int got = recv_fd(sv[1], MSG_DONTWAIT);
     CHECK("recvmsg_scm_rights", got >= 0 && got != p[1]);
     CHECK("passed_fd_works", write(got, "z", 1) == 1);
     char c;
     CHECK("passed_fd_same_pipe", read(p[0], &c, 1) == 1 && c == 'z');
     send_fd(sv[0], p[1]);
-    got = recv_fd(sv[1], MSG_CMSG_CLOEXEC);
+    got = recv_fd(sv[1], MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     CHECK("msg_cmsg_cloexec", got >= 0 && fcntl(got, F_GETFD) == FD_CLOEXEC);
     EXPECT_ERR("sendmsg_bad_fd", send_fd(sv[0], 999), EBADF);
+    send_fd(sv[0], p[1]);
     pid_t ch = fork();
     if (ch == 0) {
-        int f = recv_fd(sv[1], 0);
+        int f = recv_fd(sv[1], MSG_DONTWAIT);
         _exit(f >= 0 && write(f, "c", 1) == 1 ? 0 : 1);
     }
-    send_fd(sv[0], p[1]);
     int st;
     waitpid(ch, &st, 0);
     CHECK("fd_passed_to_child", WIFEXITED(st) && WEXITSTATUS(st) == 0 && read(p[0], &c, 1) == 1 && c == 'c');
@@ -58,14 +58,14 @@ int main(void) {
     struct iovec iov = {&small, 1};
     char cbuf[4];
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-    recvmsg(sv[1], &mh, 0);
+    recvmsg(sv[1], &mh, MSG_DONTWAIT);
     CHECK("msg_ctrunc", mh.msg_flags & MSG_CTRUNC);
     int on = 1;
     EXPECT_OK("so_passcred", setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof on));
     write(sv[0], "x", 1);
     union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(struct ucred))]; } u;
     struct msghdr m2 = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
-    recvmsg(sv[1], &m2, 0);
+    recvmsg(sv[1], &m2, MSG_DONTWAIT);
     struct cmsghdr *cm = CMSG_FIRSTHDR(&m2);
     struct ucred cr = {0};
     if (cm && cm->cmsg_type == SCM_CREDENTIALS) memcpy(&cr, CMSG_DATA(cm), sizeof cr);
@@ -74,12 +74,12 @@ int main(void) {
     int d[2];
     socketpair(AF_UNIX, SOCK_DGRAM, 0, d);
     EXPECT_EQ("dgram_scm_rights", send_fd(d[0], p[0]), 1);
-    CHECK("dgram_recv_fd", recv_fd(d[1], 0) >= 0);
+    CHECK("dgram_recv_fd", recv_fd(d[1], MSG_DONTWAIT) >= 0);
     int spair[2];
     socketpair(AF_UNIX, SOCK_STREAM, 0, spair);
     EXPECT_EQ("pass_socket_over_itself", send_fd(spair[0], spair[0]), 1);
     close(spair[0]);
-    int back = recv_fd(spair[1], 0);
+    int back = recv_fd(spair[1], MSG_DONTWAIT);
     CHECK("received_own_peer", back >= 0);
     return DONE();
 }
