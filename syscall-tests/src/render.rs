@@ -33,7 +33,9 @@ fn count(n: Option<usize>, of: usize) -> String {
 }
 
 fn percent(n: usize, of: usize) -> String {
-    (n * 100).checked_div(of).map_or_else(|| "-".to_string(), |p| format!("{p}%"))
+    (n * 100)
+        .checked_div(of)
+        .map_or_else(|| "-".to_string(), |p| format!("{p}%"))
 }
 
 impl Report {
