@@ -18,6 +18,7 @@ mod open;
 mod poll;
 mod process;
 mod signal;
+mod splice;
 mod stat;
 mod time;
 mod xattr;
@@ -243,6 +244,8 @@ syscall_table! {
     270 => poll::pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, tsp: UserAddr, sig: UserAddr),
     271 => poll::ppoll(ufds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize),
     273 => process::set_robust_list(head: UserAddr, len: u64),
+    275 => splice::splice(fd_in: i32, off_in: UserAddr, fd_out: i32, off_out: UserAddr, len: usize, flags: u32),
+    276 => splice::tee(fd_in: i32, fd_out: i32, len: usize, flags: u32),
     280 => attr::utimensat(dirfd: i32, path: UserAddr, times: UserAddr, flags: i32),
     285 => fs::fallocate(fd: i32, mode: i32, offset: i64, len: i64),
     292 => fd::dup3(old: i32, new: i32, flags: i32),

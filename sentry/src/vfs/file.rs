@@ -129,6 +129,12 @@ pub trait FileDescription: Send + Sync {
         POLLIN | POLLOUT
     }
 
+    /// `tee`: copies buffered bytes without consuming them (pipes only); `EAGAIN` when
+    /// there are none yet.
+    fn peek(&self, _buf: &mut [u8]) -> SysResult<usize> {
+        Err(Errno::EINVAL)
+    }
+
     /// `F_GETPIPE_SZ`/`F_SETPIPE_SZ`: a pipe's capacity (`EBADF` for other files).
     fn pipe_size(&self) -> SysResult<usize> {
         Err(Errno::EBADF)

@@ -322,6 +322,25 @@ impl FileDescription for PipeEnd {
         r
     }
 
+    fn peek(&self, buf: &mut [u8]) -> SysResult<usize> {
+        if !self.reader {
+            return Err(Errno::EBADF);
+        }
+        let s = self.pipe.lock();
+        if s.buf.is_empty() {
+            return if s.writers == 0 {
+                Ok(0)
+            } else {
+                Err(Errno::EAGAIN)
+            };
+        }
+        let n = buf.len().min(s.buf.len());
+        for (dst, src) in buf.iter_mut().zip(s.buf.iter()) {
+            *dst = *src;
+        }
+        Ok(n)
+    }
+
     fn pipe_size(&self) -> SysResult<usize> {
         Ok(self.pipe.lock().capacity)
     }
