@@ -219,6 +219,7 @@ impl Task {
 
         // The point of no return: the other threads go, the new image takes over.
         self.kill_other_threads();
+        self.delete_timers(false);
         self.mm = mm;
         self.fs.set_exe(exe_path);
         self.fs.set_cmdline(cmdline);

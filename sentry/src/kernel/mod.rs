@@ -8,6 +8,7 @@ pub mod process;
 pub mod signal;
 pub mod signal_frame;
 mod task;
+pub mod timer;
 pub mod wait;
 
 use std::collections::BTreeMap;
@@ -73,6 +74,9 @@ pub struct Kernel {
     next_id: AtomicI32,
     tables: Mutex<Tables>,
     pub futexes: futex::Futexes,
+    pub timers: Arc<timer::Timers>,
+    /// When the sandbox started (`sysinfo`'s uptime, /proc/uptime).
+    started: std::time::Instant,
     /// The vDSO mapped into every program (none if it could not be set up).
     pub vdso: Option<Arc<crate::vdso::Vdso>>,
     /// uname's nodename (`sethostname`, the OCI spec's `hostname`).
@@ -104,10 +108,17 @@ impl Kernel {
             next_id: AtomicI32::new(1),
             tables: Mutex::new(Tables::default()),
             futexes: futex::Futexes::default(),
+            timers: Arc::new(timer::Timers::default()),
+            started: std::time::Instant::now(),
             strace: std::sync::atomic::AtomicBool::new(false),
             hostname: Mutex::new(b"bulwark".to_vec()),
             resolver: Mutex::new(None),
         })
+    }
+
+    /// Time since the sandbox started.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     pub fn hostname(&self) -> Vec<u8> {

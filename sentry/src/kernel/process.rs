@@ -107,6 +107,11 @@ pub struct ThreadGroup {
     pub child_events: WaitQueue,
     /// Notified when this group becomes a zombie.
     pub exited: WaitQueue,
+    /// `ITIMER_REAL` (`alarm`, `setitimer`): the kernel timer behind it, once made.
+    pub itimer_real: Mutex<Option<u64>>,
+    /// POSIX timers: the process's timer IDs to kernel timers (and whether the timer's
+    /// clock is the realtime one).
+    pub posix_timers: Mutex<std::collections::BTreeMap<i32, (u64, bool)>>,
 }
 
 impl ThreadGroup {
@@ -143,6 +148,8 @@ impl ThreadGroup {
             }),
             child_events: WaitQueue::default(),
             exited: WaitQueue::default(),
+            itimer_real: Mutex::new(None),
+            posix_timers: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 

@@ -563,6 +563,7 @@ impl Task {
             return;
         }
         let final_status = self.group.state().exiting.unwrap_or(status);
+        self.delete_timers(true);
         self.reparent_children();
         let (parent, exit_signal) = {
             let s = self.group.state();
@@ -659,6 +660,32 @@ impl Task {
         }
         if pending != 0 {
             release(pending);
+        }
+    }
+
+    /// Deletes the process's POSIX timers (at exit and exec) and, with `itimer`, its
+    /// `ITIMER_REAL` (at exit only: it survives exec).
+    pub(super) fn delete_timers(&self, itimer: bool) {
+        let posix = std::mem::take(
+            &mut *self
+                .group
+                .posix_timers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (id, _) in posix.values() {
+            self.kernel.timers.delete(*id);
+        }
+        if itimer {
+            if let Some(id) = self
+                .group
+                .itimer_real
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                self.kernel.timers.delete(id);
+            }
         }
     }
 

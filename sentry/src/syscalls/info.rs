@@ -85,3 +85,41 @@ pub fn getrandom(task: &mut Task, buf: UserAddr, len: usize, flags: u32) -> SysR
     }
     Ok(done as i64)
 }
+
+/// `struct sysinfo` (x86-64: 112 bytes).
+#[repr(C)]
+#[derive(Default, zerocopy::IntoBytes, zerocopy::Immutable)]
+struct SysInfo {
+    uptime: i64,
+    loads: [u64; 3],
+    totalram: u64,
+    freeram: u64,
+    sharedram: u64,
+    bufferram: u64,
+    totalswap: u64,
+    freeswap: u64,
+    procs: u16,
+    pad: [u16; 3],
+    totalhigh: u64,
+    freehigh: u64,
+    mem_unit: u32,
+    reserved: [u8; 4],
+}
+
+const _: () = assert!(std::mem::size_of::<SysInfo>() == 112);
+
+pub fn sysinfo(task: &mut Task, info: UserAddr) -> SysResult<i64> {
+    let memory = task.kernel.memory();
+    let total = memory.size();
+    let procs = task.kernel.tables().threads.len();
+    let s = SysInfo {
+        uptime: i64::try_from(task.kernel.uptime().as_secs()).unwrap_or(0),
+        totalram: total,
+        freeram: total.saturating_sub(memory.allocated()),
+        procs: u16::try_from(procs).unwrap_or(u16::MAX),
+        mem_unit: 1,
+        ..SysInfo::default()
+    };
+    task.mm.copy_out(info, zerocopy::IntoBytes::as_bytes(&s))?;
+    Ok(0)
+}

@@ -21,6 +21,7 @@ mod signal;
 mod splice;
 mod stat;
 mod time;
+mod timer;
 mod xattr;
 
 use std::collections::HashSet;
@@ -149,6 +150,9 @@ syscall_table! {
     33 => fd::dup2(old: i32, new: i32),
     34 => signal::pause(),
     35 => time::nanosleep(req: UserAddr, rem: UserAddr),
+    36 => timer::getitimer(which: i32, curr: UserAddr),
+    37 => timer::alarm(seconds: u32),
+    38 => timer::setitimer(which: i32, new: UserAddr, old: UserAddr),
     39 => process::getpid(),
     40 => fs::sendfile(out_fd: i32, in_fd: i32, offset: UserAddr, count: usize),
     56 => process::clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64),
@@ -184,6 +188,7 @@ syscall_table! {
     94 => attr::lchown(path: UserAddr, uid: u32, gid: u32),
     95 => attr::umask(mask: u32),
     96 => time::gettimeofday(tv: UserAddr, tz: UserAddr),
+    99 => info::sysinfo(info: UserAddr),
     102 => process::getuid(),
     104 => process::getgid(),
     107 => process::geteuid(),
@@ -195,6 +200,7 @@ syscall_table! {
     121 => process::getpgid(pid: i32),
     124 => process::getsid(pid: i32),
     127 => signal::rt_sigpending(set: UserAddr, sigsetsize: usize),
+    128 => signal::rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, sigsetsize: usize),
     129 => signal::rt_sigqueueinfo(tgid: i32, sig: i32, info: UserAddr),
     130 => signal::rt_sigsuspend(set: UserAddr, sigsetsize: usize),
     131 => signal::sigaltstack(ss: UserAddr, old: UserAddr),
@@ -223,6 +229,11 @@ syscall_table! {
     217 => dir::getdents64(fd: i32, buf: UserAddr, count: u32),
     218 => process::set_tid_address(addr: UserAddr),
     221 => fs::fadvise64(fd: i32, offset: i64, len: i64, advice: i32),
+    222 => timer::timer_create(clock: i32, sevp: UserAddr, timerid: UserAddr),
+    223 => timer::timer_settime(id: i32, flags: i32, new: UserAddr, old: UserAddr),
+    224 => timer::timer_gettime(id: i32, curr: UserAddr),
+    225 => timer::timer_getoverrun(id: i32),
+    226 => timer::timer_delete(id: i32),
     228 => time::clock_gettime(id: i32, tp: UserAddr),
     229 => time::clock_getres(id: i32, res: UserAddr),
     230 => time::clock_nanosleep(id: i32, flags: i32, req: UserAddr, rem: UserAddr),

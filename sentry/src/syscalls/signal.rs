@@ -343,3 +343,37 @@ pub fn rt_tgsigqueueinfo(
     let info = queued_info(task, sig, uinfo)?;
     send_to_thread(task, Some(tgid), tid, sig, info)
 }
+
+pub fn rt_sigtimedwait(
+    task: &mut Task,
+    set: UserAddr,
+    info: UserAddr,
+    timeout: UserAddr,
+    sigsetsize: usize,
+) -> SysResult<i64> {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let wanted = SigSet(task.mm.read(UserPtr::<u64>::new(set))?).blockable();
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        Some(std::time::Instant::now() + super::time::read_timespec(task, timeout)?)
+    };
+    // Everything outside `wanted` counts as blocked for the dequeue.
+    let others = SigSet(!wanted.0);
+    let found = task.block_until(deadline, || {
+        let own = task.handle.signals().pending.pop(others);
+        Ok(own.or_else(|| task.group.state().pending.pop(others)))
+    });
+    let got = match found {
+        Ok(i) => i,
+        Err(Errno::ETIMEDOUT) => return Err(Errno::EAGAIN),
+        Err(Errno::ERESTARTSYS) => return Err(Errno::EINTR),
+        Err(e) => return Err(e),
+    };
+    if !info.is_null() {
+        task.mm.copy_out(info, &got.bytes())?;
+    }
+    Ok(i64::from(got.signo))
+}

@@ -1,0 +1,314 @@
+//! Timers that signal: alarm, setitimer/getitimer, and the POSIX timer calls.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use super::time::{Clock, Timespec};
+use crate::errno::{Errno, SysResult};
+use crate::kernel::signal::{check_signal, SigInfo, SIGALRM};
+use crate::kernel::timer::Target;
+use crate::kernel::Task;
+use crate::mm::{UserAddr, UserPtr};
+
+const ITIMER_REAL: i32 = 0;
+const ITIMER_VIRTUAL: i32 = 1;
+const ITIMER_PROF: i32 = 2;
+const SI_TIMER: i32 = -2;
+const SIGEV_SIGNAL: i32 = 0;
+const SIGEV_NONE: i32 = 1;
+const SIGEV_THREAD_ID: i32 = 4;
+const TIMER_ABSTIME: i32 = 1;
+/// Linux's limit on a process's POSIX timers is RLIMIT_SIGPENDING; a fixed bound here.
+const MAX_TIMERS: usize = 4096;
+
+/// `struct itimerval`: interval then value, each a `timeval`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+struct ItimerVal {
+    interval_sec: i64,
+    interval_usec: i64,
+    value_sec: i64,
+    value_usec: i64,
+}
+
+/// `struct itimerspec`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+struct ItimerSpec {
+    interval: Timespec,
+    value: Timespec,
+}
+
+fn timeval(sec: i64, usec: i64) -> SysResult<Duration> {
+    if sec < 0 || !(0..1_000_000).contains(&usec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(
+        sec.unsigned_abs(),
+        u32::try_from(usec * 1000).unwrap_or(0),
+    ))
+}
+
+fn timespec(t: Timespec) -> SysResult<Duration> {
+    if t.sec < 0 || !(0..1_000_000_000).contains(&t.nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(
+        t.sec.unsigned_abs(),
+        u32::try_from(t.nsec).unwrap_or(0),
+    ))
+}
+
+fn to_timespec(d: Duration) -> Timespec {
+    Timespec {
+        sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+/// The process's `ITIMER_REAL` kernel timer, made on first use.
+fn itimer(task: &Task) -> u64 {
+    let mut slot = task
+        .group
+        .itimer_real
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    *slot.get_or_insert_with(|| {
+        let target = Target::Process(Arc::downgrade(&task.group));
+        task.kernel.timers.create(target, SigInfo::kernel(SIGALRM))
+    })
+}
+
+fn check_which(which: i32) -> SysResult<()> {
+    match which {
+        ITIMER_REAL => Ok(()),
+        ITIMER_VIRTUAL | ITIMER_PROF => {
+            // These count CPU time the Sentry does not account per process yet.
+            log::warn!("setitimer/getitimer {which}: not implemented (ENOSYS)");
+            Err(Errno::ENOSYS)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn itimerval(left: Duration, interval: Duration) -> ItimerVal {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    // A running timer never reports zero left (Linux rounds it up to 1 µs).
+    let left = if left.is_zero() {
+        left
+    } else {
+        left.max(Duration::from_micros(1))
+    };
+    ItimerVal {
+        interval_sec: secs(interval),
+        interval_usec: i64::from(interval.subsec_micros()),
+        value_sec: secs(left),
+        value_usec: i64::from(left.subsec_micros()),
+    }
+}
+
+pub fn getitimer(task: &mut Task, which: i32, curr: UserAddr) -> SysResult<i64> {
+    check_which(which)?;
+    let (left, interval) = task.kernel.timers.get(itimer(task)).unwrap_or_default();
+    task.mm
+        .write(UserPtr::new(curr), &itimerval(left, interval))?;
+    Ok(0)
+}
+
+pub fn setitimer(task: &mut Task, which: i32, new: UserAddr, old: UserAddr) -> SysResult<i64> {
+    check_which(which)?;
+    let v: ItimerVal = if new.is_null() {
+        ItimerVal::default()
+    } else {
+        task.mm.read(UserPtr::new(new))?
+    };
+    let value = timeval(v.value_sec, v.value_usec)?;
+    let interval = timeval(v.interval_sec, v.interval_usec)?;
+    let deadline = (!value.is_zero()).then(|| Instant::now() + value);
+    let id = itimer(task);
+    let (left, old_interval) = task
+        .kernel
+        .timers
+        .set(id, deadline, interval)
+        .unwrap_or_default();
+    if !old.is_null() {
+        task.mm
+            .write(UserPtr::new(old), &itimerval(left, old_interval))?;
+    }
+    Ok(0)
+}
+
+pub fn alarm(task: &mut Task, seconds: u32) -> SysResult<i64> {
+    let deadline = (seconds != 0).then(|| Instant::now() + Duration::from_secs(u64::from(seconds)));
+    let (left, _) = task
+        .kernel
+        .timers
+        .set(itimer(task), deadline, Duration::ZERO)
+        .unwrap_or_default();
+    // The old alarm's seconds, rounded to the nearest, and at least 1 if it was set.
+    let mut secs = left.as_secs() + u64::from(left.subsec_millis() >= 500);
+    if secs == 0 && !left.is_zero() {
+        secs = 1;
+    }
+    Ok(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+/// `struct sigevent` (the fields Bulwark reads).
+#[repr(C)]
+#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+struct SigEvent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    pad: [i32; 11],
+}
+
+const _: () = assert!(std::mem::size_of::<SigEvent>() == 64);
+
+fn timer_clock(clock: i32) -> SysResult<Clock> {
+    match clock {
+        0 | 8 | 11 => Ok(Clock::Realtime),
+        1 | 4 | 7 | 9 => Ok(Clock::Monotonic),
+        2 | 3 => {
+            log::warn!("timer_create on a CPU-time clock: not implemented (EINVAL)");
+            Err(Errno::EINVAL)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn timer_create(
+    task: &mut Task,
+    clock: i32,
+    sevp: UserAddr,
+    timerid: UserAddr,
+) -> SysResult<i64> {
+    let realtime = timer_clock(clock)? == Clock::Realtime;
+    let mut timers = task
+        .group
+        .posix_timers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if timers.len() >= MAX_TIMERS {
+        return Err(Errno::EAGAIN);
+    }
+    let user_id = (0..).find(|i| !timers.contains_key(i)).unwrap_or(0);
+    let ev = if sevp.is_null() {
+        SigEvent {
+            value: u64::try_from(user_id).unwrap_or(0),
+            signo: SIGALRM,
+            notify: SIGEV_SIGNAL,
+            ..SigEvent::default()
+        }
+    } else {
+        task.mm.read(UserPtr::new(sevp))?
+    };
+    let target = match ev.notify {
+        SIGEV_NONE => Target::Nothing,
+        SIGEV_SIGNAL => Target::Process(Arc::downgrade(&task.group)),
+        SIGEV_THREAD_ID => {
+            let (handle, group) = task.kernel.thread(ev.tid).ok_or(Errno::EINVAL)?;
+            if !Arc::ptr_eq(&group, &task.group) {
+                return Err(Errno::EINVAL);
+            }
+            Target::Thread(Arc::downgrade(&handle))
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if ev.notify != SIGEV_NONE {
+        check_signal(ev.signo)?;
+    }
+    let info = SigInfo {
+        signo: ev.signo,
+        code: SI_TIMER,
+        pid: user_id,
+        value: ev.value,
+        ..SigInfo::default()
+    };
+    let id = task.kernel.timers.create(target, info);
+    timers.insert(user_id, (id, realtime));
+    drop(timers);
+    task.mm.write(UserPtr::<i32>::new(timerid), &user_id)?;
+    Ok(0)
+}
+
+/// The kernel timer behind the process's timer `id`, and whether it runs on realtime.
+fn kernel_timer(task: &Task, id: i32) -> SysResult<(u64, bool)> {
+    let timers = task
+        .group
+        .posix_timers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    timers.get(&id).copied().ok_or(Errno::EINVAL)
+}
+
+pub fn timer_settime(
+    task: &mut Task,
+    id: i32,
+    flags: i32,
+    new: UserAddr,
+    old: UserAddr,
+) -> SysResult<i64> {
+    let (kid, realtime) = kernel_timer(task, id)?;
+    let spec: ItimerSpec = task.mm.read(UserPtr::new(new))?;
+    let value = timespec(spec.value)?;
+    let interval = timespec(spec.interval)?;
+    let deadline = if value.is_zero() {
+        None
+    } else if flags & TIMER_ABSTIME != 0 {
+        // Absolute on the timer's own clock.
+        let clock = if realtime {
+            Clock::Realtime
+        } else {
+            Clock::Monotonic
+        };
+        Some(clock.deadline(value))
+    } else {
+        Some(Instant::now() + value)
+    };
+    let (left, old_interval) = task
+        .kernel
+        .timers
+        .set(kid, deadline, interval)
+        .ok_or(Errno::EINVAL)?;
+    if !old.is_null() {
+        let o = ItimerSpec {
+            interval: to_timespec(old_interval),
+            value: to_timespec(left),
+        };
+        task.mm.write(UserPtr::new(old), &o)?;
+    }
+    Ok(0)
+}
+
+pub fn timer_gettime(task: &mut Task, id: i32, curr: UserAddr) -> SysResult<i64> {
+    let (kid, _) = kernel_timer(task, id)?;
+    let (left, interval) = task.kernel.timers.get(kid).ok_or(Errno::EINVAL)?;
+    let c = ItimerSpec {
+        interval: to_timespec(interval),
+        value: to_timespec(left),
+    };
+    task.mm.write(UserPtr::new(curr), &c)?;
+    Ok(0)
+}
+
+pub fn timer_getoverrun(task: &mut Task, id: i32) -> SysResult<i64> {
+    let (kid, _) = kernel_timer(task, id)?;
+    let n = task.kernel.timers.overrun(kid).ok_or(Errno::EINVAL)?;
+    Ok(i64::try_from(n.min(i32::MAX as u64)).unwrap_or(0))
+}
+
+pub fn timer_delete(task: &mut Task, id: i32) -> SysResult<i64> {
+    let (kid, _) = task
+        .group
+        .posix_timers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id)
+        .ok_or(Errno::EINVAL)?;
+    task.kernel.timers.delete(kid);
+    Ok(0)
+}
