@@ -225,6 +225,9 @@ pub struct MapFlags {
     pub fixed_noreplace: bool,
     pub populate: bool,
     pub growsdown: bool,
+    /// What `mprotect` may raise the permissions to (`None`: anything). A shared mapping
+    /// of a file opened read-only may never become writable.
+    pub max_perms: Option<Perms>,
 }
 
 /// One application address space.
@@ -315,6 +318,9 @@ impl MemoryManager {
             .checked_next_multiple_of(PAGE_SIZE)
             .filter(|&l| l != 0)
             .ok_or(Errno::ENOMEM)?;
+        if flags.max_perms.is_some_and(|max| !max.contains(perms)) {
+            return Err(Errno::EACCES);
+        }
         let mut inner = self.lock();
         if len > inner.user_end {
             return Err(Errno::ENOMEM);
@@ -348,6 +354,7 @@ impl MemoryManager {
         let end = start + len;
         self.remove_range(&mut inner, start, end)?;
         let mut vma = Vma::anonymous(start, end, perms);
+        vma.max_perms = flags.max_perms.unwrap_or(Perms::all());
         vma.shared = flags.shared;
         vma.growsdown = flags.growsdown;
         vma.object = object;

@@ -321,3 +321,23 @@ fn growsdown_stack_extends_on_fault() {
         Err(Fault::MapErr)
     );
 }
+
+#[test]
+fn a_read_only_shared_mapping_stays_read_only() {
+    let (mm, _) = setup();
+    let flags = MapFlags {
+        shared: true,
+        max_perms: Some(Perms::all() - Perms::WRITE),
+        ..MapFlags::default()
+    };
+    let a = mm
+        .mmap(UserAddr::NULL, PAGE_SIZE, Perms::READ, flags, None)
+        .unwrap();
+    assert_eq!(mm.mprotect(a, PAGE_SIZE, RW), Err(Errno::EACCES));
+    assert_eq!(
+        mm.mmap(UserAddr::NULL, PAGE_SIZE, RW, flags, None),
+        Err(Errno::EACCES)
+    );
+    mm.mprotect(a, PAGE_SIZE, Perms::READ | Perms::EXEC)
+        .unwrap();
+}

@@ -97,17 +97,22 @@ pub fn mmap(
         // No huge pages are reserved in the sandbox, as on a host with none configured.
         return Err(Errno::ENOMEM);
     }
-    let map_flags = MapFlags {
+    let mut map_flags = MapFlags {
         shared,
         fixed: flags & MAP_FIXED != 0,
         fixed_noreplace: flags & MAP_FIXED_NOREPLACE != 0 && flags & MAP_FIXED == 0,
         populate: flags & MAP_POPULATE != 0,
         growsdown: flags & MAP_GROWSDOWN != 0,
+        max_perms: None,
     };
     if flags & MAP_ANONYMOUS == 0 {
-        let Some(object) =
-            super::mmap_file::object(task, fd, shared, prot & PROT_WRITE != 0, len, offset)?
-        else {
+        let (object, writable) =
+            super::mmap_file::object(task, fd, shared, prot & PROT_WRITE != 0, len, offset)?;
+        if shared && !writable {
+            // mprotect may not make it writable later either.
+            map_flags.max_perms = Some(Perms::all() - Perms::WRITE);
+        }
+        let Some(object) = object else {
             // /dev/zero: anonymous memory.
             let at = task.mm.mmap(addr, len, perms, map_flags, None)?;
             return Ok(at.get() as i64);

@@ -9,7 +9,8 @@ use crate::vfs::dev::is_dev_zero;
 use crate::vfs::exec::Named;
 use crate::vfs::file::{O_ACCMODE, O_APPEND, O_PATH, O_RDWR, O_WRONLY};
 
-/// The object to map for `fd`, or `None` for `/dev/zero` (anonymous memory).
+/// The object to map for `fd` (`None` for `/dev/zero`: anonymous memory), and whether the
+/// descriptor allows writing through a shared mapping (which `mprotect` must respect).
 pub fn object(
     task: &Task,
     fd: i32,
@@ -17,7 +18,7 @@ pub fn object(
     write: bool,
     len: u64,
     offset: u64,
-) -> SysResult<Option<Arc<dyn MemoryObject>>> {
+) -> SysResult<(Option<Arc<dyn MemoryObject>>, bool)> {
     let file = task.fds.get(fd)?;
     let flags = file.flags();
     if flags & O_PATH != 0 {
@@ -27,17 +28,18 @@ pub fn object(
     if acc == O_WRONLY {
         return Err(Errno::EACCES);
     }
-    if shared && write && (acc != O_RDWR || flags & O_APPEND != 0) {
+    let writable = acc == O_RDWR && flags & O_APPEND == 0;
+    if shared && write && !writable {
         return Err(Errno::EACCES);
     }
     offset.checked_add(len).ok_or(Errno::EOVERFLOW)?;
     if file.inode().is_some_and(is_dev_zero) {
-        return Ok(None);
+        return Ok((None, true));
     }
     let inner = file.memory_object()?;
     let name = match file.path() {
         Some(p) => String::from_utf8_lossy(&p.name_from(&task.fs.root())).into_owned(),
         None => inner.name(),
     };
-    Ok(Some(Arc::new(Named { inner, name })))
+    Ok((Some(Arc::new(Named { inner, name })), writable))
 }
