@@ -16,6 +16,8 @@ pub enum Verdict {
     Unexpected,
     /// Listed as failing, but passed: the entry must go.
     NowPasses,
+    /// Listed as flaky: passed or failed, it is not judged.
+    Flaky,
 }
 
 /// One case's result on one platform.
@@ -42,12 +44,13 @@ pub fn compare(
     let mut results = Vec::new();
     let mut all_passed = true;
     let mut push = |case: &str, observed: Option<String>| {
-        let listed = expected.find(program, case, platform).is_some();
-        let verdict = match (&observed, listed) {
-            (None, false) => Verdict::Pass,
-            (None, true) => Verdict::NowPasses,
-            (Some(_), true) => Verdict::KnownFailure,
-            (Some(_), false) => Verdict::Unexpected,
+        let entry = expected.find(program, case, platform);
+        let verdict = match (&observed, entry) {
+            (_, Some(e)) if e.is_flaky() => Verdict::Flaky,
+            (None, None) => Verdict::Pass,
+            (None, Some(_)) => Verdict::NowPasses,
+            (Some(_), Some(_)) => Verdict::KnownFailure,
+            (Some(_), None) => Verdict::Unexpected,
         };
         results.push(CaseResult {
             program: program.to_string(),
@@ -94,6 +97,7 @@ pub fn stale_entries<'a>(
         .filter(|e| e.program == program && e.applies_to(platform))
         .filter(|e| {
             e.case != EXIT_CASE
+                && e.case != "*"
                 && native
                     .case(&e.case)
                     .is_none_or(|c| c.outcome != Outcome::Ok)
@@ -152,7 +156,7 @@ pub fn regenerate(old: &Expected, results: &[CaseResult], platforms: &[String]) 
         let judged = results
             .iter()
             .any(|r| r.program == e.program && r.case == e.case);
-        if !judged {
+        if !judged || e.is_flaky() {
             entries.push(e.clone());
             continue;
         }
@@ -242,6 +246,21 @@ mod tests {
         let expected = Expected::parse("p a # r\n").unwrap();
         let r = compare("p", &native, "kvm", &bulwark, &expected);
         assert_eq!(r[1].verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn flaky_entries_are_not_judged_and_survive_regeneration() {
+        let native = run("ok a\nok b\n", Termination::Exited(0));
+        let crashed = run("ok a\n", Termination::Signaled(11));
+        let expected = Expected::parse("p * @kvm # flaky: crashes now and then\n").unwrap();
+        for bulwark in [&native, &crashed] {
+            let r = compare("p", &native, "kvm", bulwark, &expected);
+            assert!(r.iter().all(|r| r.verdict == Verdict::Flaky), "{r:?}");
+        }
+        let r = compare("p", &native, "kvm", &crashed, &expected);
+        let new = regenerate(&expected, &r, &["kvm".to_string()]);
+        assert_eq!(new.entries, expected.entries);
+        assert!(stale_entries(&expected, "p", &native, "kvm").is_empty());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! ```
 //!
 //! `#` starts the reason, which is required. Blank lines and lines starting with `#` are
-//! comments.
+//! comments. The case `*` stands for every case of the program. A reason starting with
+//! `flaky` marks cases whose result varies from run to run: they are run and counted but
+//! judged neither way (and kept as they are when the file is regenerated).
 
 use std::fmt::Write as _;
 
@@ -24,6 +26,16 @@ impl Entry {
     pub fn applies_to(&self, platform: &str) -> bool {
         self.platforms.is_empty() || self.platforms.iter().any(|p| p == platform)
     }
+
+    /// Whether it names `case` (itself, or `*`).
+    pub fn names(&self, case: &str) -> bool {
+        self.case == case || self.case == "*"
+    }
+
+    /// Whether the result varies from run to run (the reason starts with `flaky`).
+    pub fn is_flaky(&self) -> bool {
+        self.reason.starts_with("flaky")
+    }
 }
 
 /// The parsed file.
@@ -39,7 +51,8 @@ pub const HEADER: &str = "\
 # A case failing under Bulwark that is not listed fails the run, and so does a listed case
 # that passes. Regenerate after Sentry changes with
 #   BULWARK_UPDATE_EXPECTED=1 cargo test --release -p syscall-tests
-# and replace the generic reasons where you know better.
+# and replace the generic reasons where you know better. Case `*` means every case of the
+# program; a reason starting with `flaky` means the result varies and is not judged.
 ";
 
 impl Expected {
@@ -93,7 +106,9 @@ impl Expected {
     pub fn find(&self, program: &str, case: &str, platform: &str) -> Option<&Entry> {
         self.entries
             .iter()
-            .find(|e| e.program == program && e.case == case && e.applies_to(platform))
+            .filter(|e| e.program == program && e.names(case) && e.applies_to(platform))
+            // A flaky entry wins over a plain one for the same case.
+            .max_by_key(|e| e.is_flaky())
     }
 
     /// The file's text, with the header.
@@ -153,6 +168,14 @@ mod tests {
         assert_eq!(e.entries[1].reason, "r 2");
         let e = Expected::parse("a b @kvm # r").unwrap();
         assert!(e.find("a", "b", "systrap").is_none());
+    }
+
+    #[test]
+    fn wildcard_and_flaky_entries() {
+        let e = Expected::parse("p * @kvm # flaky: crashes sometimes\n").unwrap();
+        let entry = e.find("p", "any_case", "kvm").unwrap();
+        assert!(entry.is_flaky());
+        assert!(e.find("p", "any_case", "systrap").is_none());
     }
 
     #[test]

@@ -308,6 +308,11 @@ fn syscall_suite() {
         .iter()
         .filter(|r| r.verdict == Verdict::KnownFailure)
         .count();
+    let flaky = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Flaky)
+        .count();
+    println!("flaky (not judged): {flaky}");
     let exits = results
         .iter()
         .filter(|r| r.case == EXIT_CASE && r.verdict != Verdict::Pass)
