@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process_group, Pid, Signal};
@@ -11,6 +12,8 @@ use crate::output::{parse, Run, Termination};
 
 /// How many bytes of stderr a run keeps (its end).
 const STDERR_TAIL: usize = 2000;
+/// How long to wait for the output pipes to close once the program's group is gone.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Runs `cmd` in a process group of its own, kills the whole group after `limit` (and
 /// once the program has exited, so that no stray child outlives its run), and parses
@@ -33,15 +36,26 @@ pub fn run(mut cmd: Command, limit: Duration) -> Run {
         }
     };
     let group = i32::try_from(child.id()).ok().and_then(Pid::from_raw);
+    // Readers append to shared buffers, so that a process outside the group that keeps a
+    // pipe open cannot hold the run: what was read by then is used.
     let reader = |stream: Option<Box<dyn Read + Send>>| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let shared = Arc::clone(&buf);
         std::thread::spawn(move || {
-            let mut buf = Vec::new();
             if let Some(mut s) = stream {
-                // A read error only shortens what is shown; the cases read so far stand.
-                let _ = s.read_to_end(&mut buf);
+                let mut chunk = [0u8; 8192];
+                // A read error ends the stream; the cases read so far stand.
+                while let Ok(n @ 1..) = s.read(&mut chunk) {
+                    shared
+                        .lock()
+                        .expect("buffer lock")
+                        .extend_from_slice(&chunk[..n]);
+                }
             }
-            buf
-        })
+            let _ = done_tx.send(());
+        });
+        (buf, done_rx)
     };
     let stdout = reader(
         child
@@ -80,8 +94,14 @@ pub fn run(mut cmd: Command, limit: Duration) -> Run {
         }
     };
     kill_group();
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
+    let collect = |(buf, done): (Arc<Mutex<Vec<u8>>>, mpsc::Receiver<()>)| {
+        // Disconnected (the reader panicked) or timed out: take what is there.
+        let _ = done.recv_timeout(DRAIN_LIMIT);
+        let bytes = buf.lock().expect("buffer lock").clone();
+        bytes
+    };
+    let stdout = collect(stdout);
+    let stderr = collect(stderr);
     let stderr = String::from_utf8_lossy(&stderr);
     let mut cut = stderr.len().saturating_sub(STDERR_TAIL);
     while !stderr.is_char_boundary(cut) {
@@ -125,6 +145,17 @@ mod tests {
         assert_eq!(r.termination, Termination::TimedOut(0));
         assert_eq!(r.cases.len(), 1);
         assert!(r.elapsed < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_process_outside_the_group_cannot_hold_the_run() {
+        let r = run(
+            sh("echo ok a; setsid sleep 8 & exit 0"),
+            Duration::from_secs(20),
+        );
+        assert_eq!(r.termination, Termination::Exited(0));
+        assert_eq!(r.cases.len(), 1);
+        assert!(r.elapsed < Duration::from_secs(7), "{:?}", r.elapsed);
     }
 
     #[test]
