@@ -94,9 +94,10 @@ pub fn run(mut cmd: Command, limit: Duration) -> Run {
         }
     };
     kill_group();
+    let drain_deadline = Instant::now() + DRAIN_LIMIT;
     let collect = |(buf, done): (Arc<Mutex<Vec<u8>>>, mpsc::Receiver<()>)| {
         // Disconnected (the reader panicked) or timed out: take what is there.
-        let _ = done.recv_timeout(DRAIN_LIMIT);
+        let _ = done.recv_timeout(drain_deadline.saturating_duration_since(Instant::now()));
         let bytes = buf.lock().expect("buffer lock").clone();
         bytes
     };
