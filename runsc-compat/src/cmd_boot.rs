@@ -161,7 +161,6 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         fs: Arc::clone(&fs),
         cx: cx.clone(),
     });
-    kernel.set_resolver(Arc::clone(&tree) as Arc<dyn Resolver + Send + Sync>);
 
     let program = &args.argv[0];
     let path_var = args

@@ -3,48 +3,13 @@
 //! output is deterministic.
 
 use std::io::Read;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BUSYBOX: &str = "/bin/busybox";
-
-/// The platforms to test: every one the host has. In CI a missing /dev/kvm fails the run.
-fn platforms() -> Vec<&'static str> {
-    let available = platform::available();
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    assert!(
-        available.contains(&"systrap"),
-        "systrap must work everywhere"
-    );
-    if !available.contains(&"kvm") {
-        assert!(!ci, "CI needs /dev/kvm for the KVM platform");
-        eprintln!("platform kvm not available here: NOT TESTED");
-    }
-    available
-}
-
-fn ensure_busybox() {
-    if !Path::new(BUSYBOX).exists() {
-        let status = Command::new("sh")
-            .args(["-c", "apt-get install -y -qq busybox-static >/dev/null"])
-            .status()
-            .expect("apt-get");
-        assert!(status.success(), "installing busybox-static");
-    }
-}
-
-/// Runs `args` under `bulwark do` on `platform`.
-fn bulwark(platform: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .arg(format!("--platform={platform}"))
-        .arg("do")
-        .arg("--")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running bulwark")
-}
+use common::{bulwark_do as bulwark, ensure_busybox, platforms, BUSYBOX};
 
 fn native(args: &[&str]) -> Output {
     Command::new(args[0])

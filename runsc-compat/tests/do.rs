@@ -2,46 +2,11 @@
 //! Gofer with a writable in-memory overlay (writes vanish at exit), procfs, devfs, and
 //! dynamically linked programs loading their libraries through the VFS.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-const BUSYBOX: &str = "/bin/busybox";
-
-/// Every platform the host has (systrap always; kvm unless missing outside CI).
-fn platforms() -> Vec<&'static str> {
-    let available = platform::available();
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    assert!(
-        available.contains(&"systrap"),
-        "systrap must work everywhere"
-    );
-    if !available.contains(&"kvm") {
-        assert!(!ci, "CI needs /dev/kvm for the KVM platform");
-        eprintln!("platform kvm not available here: NOT TESTED");
-    }
-    available
-}
-
-fn ensure_busybox() {
-    if !Path::new(BUSYBOX).exists() {
-        let status = Command::new("sh")
-            .args(["-c", "apt-get install -y -qq busybox-static >/dev/null"])
-            .status()
-            .expect("apt-get");
-        assert!(status.success(), "installing busybox-static");
-    }
-}
-
-fn bulwark_do(platform: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .arg(format!("--platform={platform}"))
-        .arg("do")
-        .arg("--")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running bulwark")
-}
+use common::{bulwark_do, ensure_busybox, platforms, BUSYBOX};
 
 /// Runs `line` with busybox sh under each platform; returns each stdout after checking
 /// the exit status is 0.

@@ -22,8 +22,6 @@ pub use limits::{Limits, Rlimit, RLIMIT_NLIMITS, RLIM_INFINITY};
 pub use process::{TaskHandle, ThreadGroup};
 pub use task::{InitSpec, Task, VforkDone};
 
-use crate::loader::Resolver;
-
 /// How a task or thread group ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -83,8 +81,6 @@ pub struct Kernel {
     hostname: Mutex<Vec<u8>>,
     /// `--strace`: log every syscall with its arguments and result.
     pub strace: std::sync::atomic::AtomicBool,
-    /// Finds executables for `execve` (set by whoever sets up the root filesystem).
-    resolver: Mutex<Option<Arc<dyn Resolver + Send + Sync>>>,
 }
 
 /// Processes and threads by ID (the sandbox's own PID namespace).
@@ -112,7 +108,6 @@ impl Kernel {
             started: std::time::Instant::now(),
             strace: std::sync::atomic::AtomicBool::new(false),
             hostname: Mutex::new(b"bulwark".to_vec()),
-            resolver: Mutex::new(None),
         })
     }
 
@@ -134,17 +129,6 @@ impl Kernel {
 
     pub fn tables(&self) -> MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn set_resolver(&self, resolver: Arc<dyn Resolver + Send + Sync>) {
-        *self.resolver.lock().unwrap_or_else(|e| e.into_inner()) = Some(resolver);
-    }
-
-    pub fn resolver(&self) -> Option<Arc<dyn Resolver + Send + Sync>> {
-        self.resolver
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     /// The process with ID `tgid`, if it exists (zombies included).
