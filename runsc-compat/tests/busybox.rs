@@ -83,7 +83,9 @@ fn proc_self_status_and_ps() {
             "{p}:\n{text}"
         );
         assert!(text.lines().any(|l| l.starts_with("Pid:")), "{p}:\n{text}");
-        let out = bulwark(p, &[BUSYBOX, "ps"]);
+        // ps lists every process of the sandbox, not only itself.
+        let line = "busybox sleep 5 & busybox ps; kill $!";
+        let out = bulwark(p, &[BUSYBOX, "sh", "-c", line]);
         assert!(
             out.status.success(),
             "{p}: ps: {}",
@@ -91,8 +93,12 @@ fn proc_self_status_and_ps() {
         );
         let text = stdout(&out);
         assert!(
-            text.contains("PID") && text.contains("ps"),
+            text.contains("PID") && text.contains("busybox ps"),
             "{p}: ps:\n{text}"
+        );
+        assert!(
+            text.contains("sleep 5"),
+            "{p}: ps shows the other process:\n{text}"
         );
     }
 }

@@ -176,6 +176,9 @@ impl Task {
         }
         let vfork = (flags & CLONE_VFORK != 0).then(|| Arc::new(VforkDone::default()));
         child.vfork_parent = vfork.clone();
+        if flags & CLONE_THREAD == 0 {
+            child.publish_view();
+        }
         std::thread::Builder::new()
             .name(format!("task-{tid}"))
             .spawn(move || {
@@ -221,6 +224,7 @@ impl Task {
         self.kill_other_threads();
         self.delete_timers(false);
         self.mm = mm;
+        self.publish_view();
         self.fs.set_exe(exe_path);
         self.fs.set_cmdline(cmdline);
         self.fds.close_on_exec();

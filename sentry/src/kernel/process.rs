@@ -69,6 +69,16 @@ impl TaskHandle {
     }
 }
 
+/// What procfs shows of a process: its leader's credentials, descriptors, memory and
+/// filesystem context, kept current at creation, exec and credential changes.
+#[derive(Clone)]
+pub struct ProcessView {
+    pub creds: super::Credentials,
+    pub fds: Arc<super::FdTable>,
+    pub mm: Arc<crate::mm::MemoryManager>,
+    pub fs: Arc<crate::vfs::FsContext>,
+}
+
 /// A stop or continue a parent has not yet collected with `wait`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobEvent {
@@ -109,6 +119,8 @@ pub struct ThreadGroup {
     pub exited: WaitQueue,
     /// `ITIMER_REAL` (`alarm`, `setitimer`): the kernel timer behind it, once made.
     pub itimer_real: Mutex<Option<u64>>,
+    /// What procfs shows of it (`None` once it has exited).
+    pub view: Mutex<Option<ProcessView>>,
     /// POSIX timers: the process's timer IDs to kernel timers (and whether the timer's
     /// clock is the realtime one).
     pub posix_timers: Mutex<std::collections::BTreeMap<i32, (u64, bool)>>,
@@ -149,6 +161,7 @@ impl ThreadGroup {
             child_events: WaitQueue::default(),
             exited: WaitQueue::default(),
             itimer_real: Mutex::new(None),
+            view: Mutex::new(None),
             posix_timers: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
@@ -167,6 +180,14 @@ impl ThreadGroup {
 
     pub fn parent(&self) -> Option<Arc<ThreadGroup>> {
         self.state().parent.upgrade()
+    }
+
+    pub fn view(&self) -> Option<ProcessView> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_view(&self, view: Option<ProcessView>) {
+        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
     }
 
     /// Starts the exit of every thread with `status` (the first cause wins).

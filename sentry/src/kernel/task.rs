@@ -119,7 +119,7 @@ impl Task {
                 .insert(tid, (Arc::downgrade(&handle), Arc::downgrade(&group)));
             tables.init = Some(Arc::clone(&group));
         }
-        Ok(Self {
+        let task = Self {
             kernel: Arc::clone(kernel),
             handle,
             group,
@@ -138,7 +138,9 @@ impl Task {
             exit: None,
             restart: None,
             vfork_parent: None,
-        })
+        };
+        task.publish_view();
+        Ok(task)
     }
 
     /// A new task from its parts (for `clone`).
@@ -176,6 +178,16 @@ impl Task {
 
     pub fn tid(&self) -> i32 {
         self.handle.tid()
+    }
+
+    /// Publishes this task's state as its process's procfs view.
+    pub fn publish_view(&self) {
+        self.group.set_view(Some(super::process::ProcessView {
+            creds: self.creds,
+            fds: Arc::clone(&self.fds),
+            mm: Arc::clone(&self.mm),
+            fs: Arc::clone(&self.fs),
+        }));
     }
 
     pub fn tgid(&self) -> i32 {
@@ -577,6 +589,7 @@ impl Task {
                 .get(SIGCHLD);
             exit_signal == SIGCHLD && (a.handler == SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
         });
+        self.group.set_view(None);
         self.group.state().zombie = Some(final_status);
         self.group.exited.notify_all();
         if let Some(parent) = parent {

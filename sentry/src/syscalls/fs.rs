@@ -35,6 +35,7 @@ pub fn cx(task: &Task) -> Cx {
         mm: Some(Arc::clone(&task.mm)),
         fs: Some(Arc::clone(&task.fs)),
         group: Some(Arc::clone(&task.group)),
+        kernel: Some(Arc::clone(&task.kernel)),
     }
 }
 

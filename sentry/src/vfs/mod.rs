@@ -100,6 +100,31 @@ pub struct Cx {
     pub fs: Option<Arc<FsContext>>,
     /// The caller's process, for `/proc/self/stat`.
     pub group: Option<Arc<crate::kernel::ThreadGroup>>,
+    /// The kernel, for what procfs shows of other processes.
+    pub kernel: Option<Arc<crate::kernel::Kernel>>,
+}
+
+impl Cx {
+    /// What procfs shows for process `tgid`: the caller itself, or another process of the
+    /// sandbox as its procfs view has it (`ENOENT` if there is none, or it has exited).
+    pub fn for_process(&self, tgid: i32) -> SysResult<Cx> {
+        if tgid == self.tgid {
+            return Ok(self.clone());
+        }
+        let kernel = self.kernel.as_ref().ok_or(Errno::ENOENT)?;
+        let group = kernel.group(tgid).ok_or(Errno::ENOENT)?;
+        let view = group.view().ok_or(Errno::ENOENT)?;
+        Ok(Cx {
+            creds: view.creds,
+            tgid,
+            tid: tgid,
+            fds: Some(view.fds),
+            mm: Some(view.mm),
+            fs: Some(view.fs),
+            group: Some(group),
+            kernel: self.kernel.clone(),
+        })
+    }
 }
 
 impl Cx {

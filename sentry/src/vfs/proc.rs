@@ -54,6 +54,8 @@ pub struct ProcInode {
     fs: Arc<ProcFs>,
     node: Node,
     ino: u64,
+    /// The process a `/proc/PID` node (and what is under it) describes; 0 above that.
+    pid: i32,
 }
 
 impl ProcFs {
@@ -114,14 +116,15 @@ impl ProcFs {
             memory: Arc::clone(memory),
             sys,
         });
-        fs.inode(Node::Root, 1)
+        fs.inode(Node::Root, 1, 0)
     }
 
-    fn inode(self: &Arc<Self>, node: Node, ino: u64) -> Arc<ProcInode> {
+    fn inode(self: &Arc<Self>, node: Node, ino: u64, pid: i32) -> Arc<ProcInode> {
         Arc::new(ProcInode {
             fs: Arc::clone(self),
             node,
             ino,
+            pid,
         })
     }
 }
@@ -148,6 +151,15 @@ const PID_FILES: &[(&str, Generator)] = &[
     ("status", status),
 ];
 
+/// A `/proc` entry name as a process ID.
+fn pid_of(name: &[u8]) -> Option<i32> {
+    std::str::from_utf8(name)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&p: &i32| p > 0)
+}
+
 fn pid_ino(tgid: i32, n: u64) -> u64 {
     (u64::from(tgid.unsigned_abs()) << 16) | n
 }
@@ -171,7 +183,16 @@ impl ProcInode {
         })
     }
 
+    /// The process this node describes, as a caller context procfs generators read.
+    fn target(&self, cx: &Cx) -> SysResult<Cx> {
+        if self.pid == 0 {
+            return Ok(cx.clone());
+        }
+        cx.for_process(self.pid)
+    }
+
     fn location(&self, cx: &Cx) -> SysResult<Path> {
+        let cx = &self.target(cx)?;
         let fs = cx.fs.as_ref().ok_or(Errno::ENOENT)?;
         match self.node {
             Node::Exe => fs.exe().ok_or(Errno::ENOENT),
@@ -243,7 +264,7 @@ impl Inode for ProcInode {
                 b"mounts" => {
                     return Ok(StaticLink::new(self.fs.dev, "self/mounts") as Arc<dyn Inode>)
                 }
-                _ if name == cx.tgid.to_string().as_bytes() => Node::Pid,
+                _ if pid_of(name).is_some_and(|p| cx.for_process(p).is_ok()) => Node::Pid,
                 _ => GLOBAL_FILES
                     .iter()
                     .find(|(n, _)| n.as_bytes() == name)
@@ -256,7 +277,8 @@ impl Inode for ProcInode {
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .ok_or(Errno::ENOENT)?;
-                cx.fds
+                self.target(cx)?
+                    .fds
                     .as_ref()
                     .ok_or(Errno::ENOENT)?
                     .get(fd)
@@ -278,12 +300,18 @@ impl Inode for ProcInode {
                     & 0xfff
             }
         };
+        // A /proc/PID directory and what is under it describe process PID.
+        let pid = match (self.node, node) {
+            (Node::Root, Node::Pid) => pid_of(name).unwrap_or(0),
+            (Node::Root, _) => 0,
+            _ => self.pid,
+        };
         let ino = if matches!(self.node, Node::Root) && !matches!(node, Node::Pid) {
             n | 0x10_0000
         } else {
-            pid_ino(cx.tgid, n)
+            pid_ino(if pid == 0 { cx.tgid } else { pid }, n)
         };
-        Ok(self.fs.inode(node, ino) as Arc<dyn Inode>)
+        Ok(self.fs.inode(node, ino, pid) as Arc<dyn Inode>)
     }
     fn readdir(&self, cx: &Cx) -> SysResult<Vec<DirEntry>> {
         let e = |name: &str, kind| DirEntry {
@@ -297,12 +325,23 @@ impl Inode for ProcInode {
         };
         Ok(match self.node {
             Node::Root => {
-                let mut v = vec![
-                    e(&cx.tgid.to_string(), DT_DIR),
-                    e("self", DT_LNK),
-                    e("mounts", DT_LNK),
-                    e("sys", DT_DIR),
-                ];
+                let mut pids: Vec<i32> = cx
+                    .kernel
+                    .as_ref()
+                    .map(|k| {
+                        k.groups()
+                            .iter()
+                            .filter(|g| g.view().is_some())
+                            .map(|g| g.tgid)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !pids.contains(&cx.tgid) {
+                    pids.push(cx.tgid);
+                }
+                pids.sort_unstable();
+                let mut v: Vec<DirEntry> = pids.iter().map(|p| e(&p.to_string(), DT_DIR)).collect();
+                v.extend([e("self", DT_LNK), e("mounts", DT_LNK), e("sys", DT_DIR)]);
                 v.extend(GLOBAL_FILES.iter().map(|(n, _)| e(n, DT_REG)));
                 v
             }
@@ -323,7 +362,8 @@ impl Inode for ProcInode {
                 } else {
                     DT_REG
                 };
-                cx.fds
+                self.target(cx)?
+                    .fds
                     .as_ref()
                     .map(|t| t.fds())
                     .unwrap_or_default()
@@ -335,8 +375,11 @@ impl Inode for ProcInode {
         })
     }
     fn readlink(&self, cx: &Cx) -> SysResult<Vec<u8>> {
+        if matches!(self.node, Node::SelfLink) {
+            return Ok(cx.tgid.to_string().into_bytes());
+        }
+        let cx = &self.target(cx)?;
         match self.node {
-            Node::SelfLink => Ok(cx.tgid.to_string().into_bytes()),
             Node::Fd(fd) => {
                 let file = cx
                     .fds
@@ -382,7 +425,7 @@ impl Inode for ProcInode {
                 if flags & super::file::O_ACCMODE != super::file::O_RDONLY {
                     return Err(Errno::EACCES);
                 }
-                let data = generate(&self.fs, cx)?;
+                let data = generate(&self.fs, &self.target(cx)?)?;
                 Ok(Some(Arc::new(InodeFile::with_snapshot(
                     cx,
                     path.clone(),
@@ -391,7 +434,7 @@ impl Inode for ProcInode {
                 ))))
             }
             Node::FdInfo(fd) => {
-                let data = fdinfo(cx, fd)?;
+                let data = fdinfo(&self.target(cx)?, fd)?;
                 Ok(Some(Arc::new(InodeFile::with_snapshot(
                     cx,
                     path.clone(),
