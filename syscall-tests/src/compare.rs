@@ -3,6 +3,14 @@
 use crate::expected::{reason_for, Entry, Expected};
 use crate::output::{Outcome, Run, Termination};
 
+/// Whether a reason was written by [`reason_for`] (and may be replaced when regenerating),
+/// rather than by a person.
+fn is_generated(reason: &str) -> bool {
+    ["not implemented yet", "observed:", "the program died"]
+        .iter()
+        .any(|p| reason.starts_with(p))
+}
+
 /// The pseudo-case that checks how the program ended.
 pub const EXIT_CASE: &str = "exit_status";
 
@@ -129,9 +137,7 @@ pub fn regenerate(old: &Expected, results: &[CaseResult], platforms: &[String]) 
         let reason = |r: &CaseResult| {
             old.find(program, case, &r.platform)
                 .map(|e| e.reason.clone())
-                .filter(|reason| {
-                    !reason.starts_with("not implemented yet") && !reason.starts_with("observed:")
-                })
+                .filter(|reason| !is_generated(reason))
                 .unwrap_or_else(|| reason_for(&r.observed))
         };
         if failing.len() == platforms.len() {

@@ -138,8 +138,10 @@ pub fn reason_for(observed: &str) -> String {
         .collect();
     let text = if one_line.contains("ENOSYS") {
         "not implemented yet (ENOSYS)".to_string()
-    } else if one_line.starts_with("not reached") {
+    } else if one_line.starts_with("not reached (exit status 1)") {
         format!("not implemented yet ({one_line})")
+    } else if one_line.starts_with("not reached") {
+        format!("the program died before this case ({one_line})")
     } else {
         format!("observed: {one_line}")
     };
@@ -202,6 +204,7 @@ mod tests {
             "not implemented yet (ENOSYS)"
         );
         assert!(reason_for("not reached (exit status 1)").starts_with("not implemented yet"));
+        assert!(reason_for("not reached (exit status 139)").starts_with("the program died"));
         let long = reason_for(&"y".repeat(300));
         assert!(long.len() <= 110 && !long.contains('\n'));
         assert!(!reason_for("a # b\nc").contains('#'));
