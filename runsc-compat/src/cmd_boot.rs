@@ -178,11 +178,13 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         fs.set_exe(at);
     }
     let argv: Vec<Vec<u8>> = args.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let envp: Vec<Vec<u8>> = args.env.iter().map(|e| e.as_bytes().to_vec()).collect();
     fs.set_cmdline(sentry::vfs::path::cmdline(&argv));
+    fs.set_environ(sentry::vfs::path::cmdline(&envp));
     let spec = InitSpec {
         path: path.as_bytes(),
-        argv: args.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        envp: args.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        argv,
+        envp,
         creds,
         stdio,
         fs: Arc::clone(&fs),

@@ -37,6 +37,17 @@ const CLONE_NAMESPACES: u64 = 0x0200_0000
     | CLONE_NEWNS
     | 0x80;
 
+/// What `execveat` runs.
+pub enum ExecTarget {
+    /// The path argument, resolved from `start` (`None`: the working directory).
+    Path {
+        start: Option<crate::vfs::Path>,
+        follow: bool,
+    },
+    /// The file a descriptor refers to (`AT_EMPTY_PATH` with an empty path: `fexecve`).
+    Exactly(crate::vfs::Path),
+}
+
 /// The arguments of `clone`/`clone3`.
 pub struct CloneArgs {
     pub flags: u64,
@@ -203,9 +214,31 @@ impl Task {
 
     /// Replaces the process's program, as `execve` does after reading its arguments.
     pub fn exec(&mut self, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult<i64> {
+        self.exec_at(
+            ExecTarget::Path {
+                start: None,
+                follow: true,
+            },
+            path,
+            argv,
+            envp,
+        )
+    }
+
+    /// `execveat`: the program is `path` from `target`, or the directory entry itself.
+    pub fn exec_at(
+        &mut self,
+        target: ExecTarget,
+        path: &[u8],
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> SysResult<i64> {
         // Through the caller's VFS view: its root, working directory and credentials.
         let resolver = crate::vfs::exec::VfsResolver::for_task(self);
-        let (exe_path, exe) = resolver.open(path)?;
+        let (exe_path, exe) = match target {
+            ExecTarget::Path { start, follow } => resolver.open_at(start.as_ref(), path, follow)?,
+            ExecTarget::Exactly(at) => resolver.check(at)?,
+        };
         let space = self
             .kernel
             .platform
@@ -218,6 +251,7 @@ impl Task {
         )?);
         let ctx = exec_context(&self.kernel, &self.creds)?;
         let cmdline = crate::vfs::path::cmdline(&argv);
+        let environ = crate::vfs::path::cmdline(&envp);
         let loaded = loader::load(&mm, &resolver, exe, path, argv, envp, &ctx)?;
 
         // The point of no return: the other threads go, the new image takes over.
@@ -227,6 +261,7 @@ impl Task {
         self.publish_view();
         self.fs.set_exe(exe_path);
         self.fs.set_cmdline(cmdline);
+        self.fs.set_environ(environ);
         self.fds.close_on_exec();
         let actions = {
             let sighand = self.group.sighand();

@@ -591,6 +591,11 @@ impl MemoryManager {
         Ok((offset + (addr.get() - page), shared))
     }
 
+    /// Pages the Sentry holds for this address space (`/proc/PID/statm`'s resident).
+    pub fn resident_pages(&self) -> u64 {
+        self.lock().pages.len() as u64
+    }
+
     /// The VMAs, for `/proc/PID/maps`, `mincore` and tests.
     pub fn vmas(&self) -> Vec<Vma> {
         self.lock().vmas.values().cloned().collect()

@@ -161,6 +161,39 @@ pub fn execve(task: &mut Task, path: UserAddr, argv: UserAddr, envp: UserAddr) -
     task.exec(&path, argv, envp)
 }
 
+/// `execveat` flags.
+const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
+const AT_EMPTY_PATH: i32 = 0x1000;
+
+pub fn execveat(
+    task: &mut Task,
+    dirfd: i32,
+    path: UserAddr,
+    argv: UserAddr,
+    envp: UserAddr,
+    flags: i32,
+) -> SysResult<i64> {
+    use crate::kernel::clone::ExecTarget;
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name = task.mm.read_c_string(path, 4095)?;
+    let argv = read_strings(task, argv)?;
+    let envp = read_strings(task, envp)?;
+    if name.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        // fexecve: the program is the descriptor's file; Linux names it /dev/fd/N.
+        let at = task.fds.get(dirfd)?.path().cloned().ok_or(Errno::EACCES)?;
+        let shown = format!("/dev/fd/{dirfd}").into_bytes();
+        return task.exec_at(ExecTarget::Exactly(at), &shown, argv, envp);
+    }
+    let start = super::fs::dir_of(task, dirfd, &name)?;
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    task.exec_at(ExecTarget::Path { start, follow }, &name, argv, envp)
+}
+
 const WNOHANG: i32 = 1;
 const WUNTRACED: i32 = 2;
 const WCONTINUED: i32 = 8;

@@ -66,7 +66,23 @@ impl VfsResolver {
 
     /// Finds and checks the executable at `path`, returning where it is too.
     pub fn open(&self, path: &[u8]) -> SysResult<(Path, Arc<dyn Executable>)> {
-        let at = self.fs.lookup(&self.cx, None, path, true)?;
+        self.open_at(None, path, true)
+    }
+
+    /// As [`VfsResolver::open`], with `path` relative to `start` (`execveat`'s directory)
+    /// and a final symlink followed only with `follow`.
+    pub fn open_at(
+        &self,
+        start: Option<&Path>,
+        path: &[u8],
+        follow: bool,
+    ) -> SysResult<(Path, Arc<dyn Executable>)> {
+        let at = self.fs.lookup(&self.cx, start, path, follow)?;
+        self.check(at)
+    }
+
+    /// Checks that `at` is an executable the caller may run.
+    pub fn check(&self, at: Path) -> SysResult<(Path, Arc<dyn Executable>)> {
         let stat = at.inode().stat()?;
         if stat.mode & S_IFMT != S_IFREG {
             return Err(Errno::EACCES);

@@ -109,7 +109,12 @@ impl Cx {
     /// sandbox as its procfs view has it (`ENOENT` if there is none, or it has exited).
     pub fn for_process(&self, tgid: i32) -> SysResult<Cx> {
         if tgid == self.tgid {
-            return Ok(self.clone());
+            // The process's own directory shows the process (its main thread), whichever
+            // thread asks.
+            return Ok(Cx {
+                tid: tgid,
+                ..self.clone()
+            });
         }
         let kernel = self.kernel.as_ref().ok_or(Errno::ENOENT)?;
         let group = kernel.group(tgid).ok_or(Errno::ENOENT)?;

@@ -238,6 +238,7 @@ struct FsState {
     umask: u32,
     exe: Option<Path>,
     cmdline: Vec<u8>,
+    environ: Vec<u8>,
 }
 
 /// `argv` as `/proc/PID/cmdline` shows it: each argument followed by a NUL.
@@ -261,6 +262,7 @@ impl FsContext {
                 umask: 0o022,
                 exe: None,
                 cmdline: Vec::new(),
+                environ: Vec::new(),
             }),
         })
     }
@@ -320,6 +322,16 @@ impl FsContext {
 
     pub fn set_cmdline(&self, cmdline: Vec<u8>) {
         self.lock().cmdline = cmdline;
+    }
+
+    /// The environment of the last `execve`, for `/proc/self/environ` (NUL-terminated
+    /// strings; a snapshot, as `cmdline`).
+    pub fn environ(&self) -> Vec<u8> {
+        self.lock().environ.clone()
+    }
+
+    pub fn set_environ(&self, environ: Vec<u8>) {
+        self.lock().environ = environ;
     }
 
     /// Resolves `path` from `start` (`None`: the working directory, or the root for an

@@ -40,6 +40,10 @@ enum Node {
     Fd(i32),
     FdInfoDir,
     FdInfo(i32),
+    /// `/proc/PID/task`: the process's threads.
+    TaskDir,
+    /// `/proc/PID/task/TID`: one thread (the files of its process, seen as that thread).
+    Task,
 }
 
 /// The filesystem: shared state of every procfs inode.
@@ -56,6 +60,8 @@ pub struct ProcInode {
     ino: u64,
     /// The process a `/proc/PID` node (and what is under it) describes; 0 above that.
     pid: i32,
+    /// The thread a `/proc/PID/task/TID` node (and what is under it) describes; 0 else.
+    tid: i32,
 }
 
 impl ProcFs {
@@ -116,15 +122,16 @@ impl ProcFs {
             memory: Arc::clone(memory),
             sys,
         });
-        fs.inode(Node::Root, 1, 0)
+        fs.inode(Node::Root, 1, 0, 0)
     }
 
-    fn inode(self: &Arc<Self>, node: Node, ino: u64, pid: i32) -> Arc<ProcInode> {
+    fn inode(self: &Arc<Self>, node: Node, ino: u64, pid: i32, tid: i32) -> Arc<ProcInode> {
         Arc::new(ProcInode {
             fs: Arc::clone(self),
             node,
             ino,
             pid,
+            tid,
         })
     }
 }
@@ -139,6 +146,10 @@ const GLOBAL_FILES: &[(&str, Generator)] = &[
 ];
 
 const PID_FILES: &[(&str, Generator)] = &[
+    ("environ", |_, cx| {
+        Ok(cx.fs.as_ref().map(|f| f.environ()).unwrap_or_default())
+    }),
+    ("statm", statm),
     ("limits", limits),
     ("cmdline", |_, cx| {
         Ok(cx.fs.as_ref().map(|f| f.cmdline()).unwrap_or_default())
@@ -172,6 +183,7 @@ impl ProcInode {
             b"root" => Node::RootLink,
             b"fd" => Node::FdDir,
             b"fdinfo" => Node::FdInfoDir,
+            b"task" => Node::TaskDir,
             _ => {
                 let _ = cx;
                 PID_FILES
@@ -188,7 +200,20 @@ impl ProcInode {
         if self.pid == 0 {
             return Ok(cx.clone());
         }
-        cx.for_process(self.pid)
+        let mut t = cx.for_process(self.pid)?;
+        if self.tid != 0 {
+            t.tid = self.tid;
+        }
+        Ok(t)
+    }
+
+    /// The thread IDs of the process this node describes.
+    fn threads(&self, cx: &Cx) -> SysResult<Vec<i32>> {
+        let t = self.target(cx)?;
+        let group = t.group.as_ref().ok_or(Errno::ENOENT)?;
+        let mut tids: Vec<i32> = group.state().threads.iter().map(|h| h.tid()).collect();
+        tids.sort_unstable();
+        Ok(tids)
     }
 
     fn location(&self, cx: &Cx) -> SysResult<Path> {
@@ -227,7 +252,7 @@ impl Inode for ProcInode {
     }
     fn stat(&self) -> SysResult<Stat> {
         let mode = match self.node {
-            Node::Root | Node::Pid => S_IFDIR | 0o555,
+            Node::Root | Node::Pid | Node::TaskDir | Node::Task => S_IFDIR | 0o555,
             Node::FdDir | Node::FdInfoDir => S_IFDIR | 0o500,
             Node::FdInfo(_) => S_IFREG | 0o444,
             Node::File(_) => S_IFREG | 0o444,
@@ -271,7 +296,14 @@ impl Inode for ProcInode {
                     .map(|&(_, g)| Node::File(g))
                     .ok_or(Errno::ENOENT)?,
             },
-            Node::Pid => self.pid_child(cx, name)?,
+            Node::Pid | Node::Task => self.pid_child(cx, name)?,
+            Node::TaskDir => {
+                let tid = pid_of(name).ok_or(Errno::ENOENT)?;
+                if !self.threads(cx)?.contains(&tid) {
+                    return Err(Errno::ENOENT);
+                }
+                Node::Task
+            }
             Node::FdDir | Node::FdInfoDir => {
                 let fd: i32 = std::str::from_utf8(name)
                     .ok()
@@ -306,12 +338,16 @@ impl Inode for ProcInode {
             (Node::Root, _) => 0,
             _ => self.pid,
         };
+        let tid = match (self.node, node) {
+            (Node::TaskDir, Node::Task) => pid_of(name).unwrap_or(0),
+            _ => self.tid,
+        };
         let ino = if matches!(self.node, Node::Root) && !matches!(node, Node::Pid) {
             n | 0x10_0000
         } else {
             pid_ino(if pid == 0 { cx.tgid } else { pid }, n)
         };
-        Ok(self.fs.inode(node, ino, pid) as Arc<dyn Inode>)
+        Ok(self.fs.inode(node, ino, pid, tid) as Arc<dyn Inode>)
     }
     fn readdir(&self, cx: &Cx) -> SysResult<Vec<DirEntry>> {
         let e = |name: &str, kind| DirEntry {
@@ -345,7 +381,12 @@ impl Inode for ProcInode {
                 v.extend(GLOBAL_FILES.iter().map(|(n, _)| e(n, DT_REG)));
                 v
             }
-            Node::Pid => {
+            Node::TaskDir => self
+                .threads(cx)?
+                .iter()
+                .map(|t| e(&t.to_string(), DT_DIR))
+                .collect(),
+            Node::Pid | Node::Task => {
                 let mut v = vec![
                     e("exe", DT_LNK),
                     e("cwd", DT_LNK),
@@ -442,7 +483,7 @@ impl Inode for ProcInode {
                     data,
                 ))))
             }
-            Node::Root | Node::Pid | Node::FdDir | Node::FdInfoDir => {
+            Node::Root | Node::Pid | Node::FdDir | Node::FdInfoDir | Node::TaskDir | Node::Task => {
                 let entries = self.readdir(cx)?;
                 Ok(Some(Arc::new(InodeFile::with_listing(
                     cx,
@@ -758,6 +799,28 @@ fn stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     // startcode … exit_code: 33 more fields, 52 in all.
     fields.extend(std::iter::repeat_n("0".to_string(), 52 - fields.len()));
     Ok(format!("{}\n", fields.join(" ")).into_bytes())
+}
+
+/// `statm`: size, resident, shared, text, lib, data, dirty, in pages.
+fn statm(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
+    let Some(mm) = cx.mm.as_ref() else {
+        return Ok(b"0 0 0 0 0 0 0\n".to_vec());
+    };
+    let pages = |v: &crate::mm::Vma| (v.end - v.start) / crate::mm::PAGE_SIZE;
+    let vmas = mm.vmas();
+    let size: u64 = vmas.iter().map(pages).sum();
+    let text: u64 = vmas
+        .iter()
+        .filter(|v| v.perms.contains(Perms::EXEC))
+        .map(pages)
+        .sum();
+    let data: u64 = vmas
+        .iter()
+        .filter(|v| !v.shared && v.perms.contains(Perms::WRITE))
+        .map(pages)
+        .sum();
+    let resident = mm.resident_pages();
+    Ok(format!("{size} {resident} 0 {text} 0 {data} 0\n").into_bytes())
 }
 
 fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
