@@ -239,3 +239,9 @@ fn unimplemented_syscall_is_enosys() {
         assert_eq!(stdout(&got), stdout(&want), "{p}");
     }
 }
+
+#[test]
+fn sysfs_counts_cpus_as_natively() {
+    ensure_busybox();
+    same_as_native("busybox cat /sys/devices/system/cpu/online; busybox nproc");
+}

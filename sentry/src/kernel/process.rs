@@ -10,11 +10,25 @@ use super::signal::{Pending, SigActions, SigInfo, SigSet};
 use super::wait::{WaitQueue, Waker};
 use super::{ExitStatus, Limits};
 
+/// The mask of every CPU the sandbox shows (the host's count, at most 64).
+pub fn all_cpus() -> u64 {
+    let n = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(64);
+    if n == 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
 /// What other threads hold of a task: its ID, how to wake it, its signal state.
 pub struct TaskHandle {
     pub tid: Mutex<i32>,
     /// Set to make just this thread exit (the others of an `execve`).
     exit_alone: AtomicBool,
+    /// `sched_setaffinity`: the CPUs the thread may run on (bit N: CPU N).
+    pub affinity: std::sync::atomic::AtomicU64,
     pub waker: Arc<Waker>,
     interrupter: Interrupter,
     signals: Mutex<ThreadSignals>,
@@ -34,6 +48,7 @@ impl TaskHandle {
         Arc::new(Self {
             tid: Mutex::new(tid),
             exit_alone: AtomicBool::new(false),
+            affinity: std::sync::atomic::AtomicU64::new(all_cpus()),
             waker: Waker::new(),
             interrupter,
             signals: Mutex::new(ThreadSignals {

@@ -123,3 +123,55 @@ pub fn sysinfo(task: &mut Task, info: UserAddr) -> SysResult<i64> {
     task.mm.copy_out(info, zerocopy::IntoBytes::as_bytes(&s))?;
     Ok(0)
 }
+
+/// `sizeof(cpumask_t)` as Linux reports it from sched_getaffinity: the CPU count rounded
+/// up to whole longs.
+const CPUMASK_BYTES: usize = 8;
+
+fn affinity_target(task: &Task, pid: i32) -> SysResult<std::sync::Arc<crate::kernel::TaskHandle>> {
+    if pid < 0 {
+        return Err(Errno::ESRCH);
+    }
+    if pid == 0 || pid == task.tid() {
+        return Ok(std::sync::Arc::clone(&task.handle));
+    }
+    task.kernel.thread(pid).map(|(h, _)| h).ok_or(Errno::ESRCH)
+}
+
+pub fn sched_getaffinity(task: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<i64> {
+    if len < CPUMASK_BYTES || !len.is_multiple_of(8) {
+        return Err(Errno::EINVAL);
+    }
+    let bits = affinity_target(task, pid)?
+        .affinity
+        .load(std::sync::atomic::Ordering::Relaxed);
+    task.mm.copy_out(mask, &bits.to_le_bytes())?;
+    Ok(CPUMASK_BYTES as i64)
+}
+
+pub fn sched_setaffinity(task: &mut Task, pid: i32, len: usize, mask: UserAddr) -> SysResult<i64> {
+    let handle = affinity_target(task, pid)?;
+    let mut bytes = vec![0u8; len.min(CPUMASK_BYTES)];
+    task.mm.copy_in(mask, &mut bytes)?;
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(&bytes);
+    let wanted = u64::from_le_bytes(word) & crate::kernel::process::all_cpus();
+    if wanted == 0 {
+        return Err(Errno::EINVAL);
+    }
+    handle
+        .affinity
+        .store(wanted, std::sync::atomic::Ordering::Relaxed);
+    Ok(0)
+}
+
+/// `getcpu`: the sandbox reports CPU 0, node 0, as its vDSO does.
+pub fn getcpu(task: &mut Task, cpu: UserAddr, node: UserAddr) -> SysResult<i64> {
+    if !cpu.is_null() {
+        task.mm.write(UserPtr::<u32>::new(cpu), &0)?;
+    }
+    if !node.is_null() {
+        task.mm.write(UserPtr::<u32>::new(node), &0)?;
+    }
+    Ok(0)
+}

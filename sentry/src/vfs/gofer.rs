@@ -50,6 +50,7 @@ pub fn container_fs(
             "proc",
         ),
         (&b"/dev"[..], super::dev::devfs(), "devtmpfs", "dev"),
+        (&b"/sys"[..], super::sys::sysfs(), "sysfs", "sysfs"),
         (
             &b"/dev/shm"[..],
             MemFs::tmpfs(memory, 0o1777),

@@ -15,6 +15,7 @@ pub mod path;
 pub mod pipe;
 pub mod proc;
 mod stat;
+pub mod sys;
 
 use std::any::Any;
 use std::sync::Arc;
