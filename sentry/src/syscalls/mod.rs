@@ -6,6 +6,7 @@
 
 mod attr;
 mod dir;
+mod event;
 mod fd;
 pub mod fs;
 mod futex;
@@ -260,7 +261,9 @@ syscall_table! {
     275 => splice::splice(fd_in: i32, off_in: UserAddr, fd_out: i32, off_out: UserAddr, len: usize, flags: u32),
     276 => splice::tee(fd_in: i32, fd_out: i32, len: usize, flags: u32),
     280 => attr::utimensat(dirfd: i32, path: UserAddr, times: UserAddr, flags: i32),
+    284 => event::eventfd(initval: u32),
     285 => fs::fallocate(fd: i32, mode: i32, offset: i64, len: i64),
+    290 => event::eventfd2(initval: u32, flags: i32),
     292 => fd::dup3(old: i32, new: i32, flags: i32),
     293 => fd::pipe2(fds: UserAddr, flags: i32),
     295 => fs::preadv(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
