@@ -18,6 +18,15 @@ pub enum Target {
     Thread(Weak<TaskHandle>),
     /// `SIGEV_NONE`: the timer only counts.
     Nothing,
+    /// A timerfd: expirations are added to its count and its readers woken.
+    Counter(Weak<Expirations>),
+}
+
+/// What a timerfd reads: expirations since the last read.
+#[derive(Default)]
+pub struct Expirations {
+    pub count: Mutex<u64>,
+    pub queue: super::wait::WaitQueue,
 }
 
 struct Timer {
@@ -141,7 +150,7 @@ fn run(timers: &Weak<Timers>) {
                 timer.overrun = u64::from(periods - 1);
                 timer.deadline = Some(deadline + timer.interval * periods);
             }
-            fire.push((timer.target.clone(), timer.info));
+            fire.push((timer.target.clone(), timer.info, timer.overrun));
         }
         let next = s.timers.values().filter_map(|t| t.deadline).min();
         // Sleep until the next deadline, or a change; at most a while, to notice the end.
@@ -151,7 +160,7 @@ fn run(timers: &Weak<Timers>) {
             .wait_timeout(s, wait.min(Duration::from_secs(1)))
             .unwrap_or_else(|e| e.into_inner());
         drop(s);
-        for (target, info) in fire {
+        for (target, info, overrun) in fire {
             match target {
                 Target::Process(g) => {
                     if let Some(g) = g.upgrade() {
@@ -165,6 +174,14 @@ fn run(timers: &Weak<Timers>) {
                     }
                 }
                 Target::Nothing => {}
+                Target::Counter(c) => {
+                    if let Some(c) = c.upgrade() {
+                        let mut n = c.count.lock().unwrap_or_else(|e| e.into_inner());
+                        *n = n.saturating_add(1 + overrun);
+                        drop(n);
+                        c.queue.notify_all();
+                    }
+                }
             }
         }
     }

@@ -312,3 +312,75 @@ pub fn timer_delete(task: &mut Task, id: i32) -> SysResult<i64> {
     task.kernel.timers.delete(kid);
     Ok(0)
 }
+
+const TFD_TIMER_ABSTIME: i32 = 1;
+const TFD_TIMER_CANCEL_ON_SET: i32 = 2;
+
+pub fn timerfd_create(task: &mut Task, clock: i32, flags: i32) -> SysResult<i64> {
+    use crate::vfs::file::{O_CLOEXEC, O_NONBLOCK};
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let realtime = match clock {
+        0 | 8 => true,
+        1 | 7 | 9 => false,
+        _ => return Err(Errno::EINVAL),
+    };
+    let file = crate::vfs::timerfd::TimerFd::new(&task.kernel.timers, realtime, flags & O_NONBLOCK);
+    let file: Arc<dyn crate::vfs::FileDescription> = Arc::new(file);
+    super::open::install(task, file, flags & O_CLOEXEC != 0)
+}
+
+pub fn timerfd_settime(
+    task: &mut Task,
+    fd: i32,
+    flags: i32,
+    new: UserAddr,
+    old: UserAddr,
+) -> SysResult<i64> {
+    if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let file = task.fds.get(fd)?;
+    let tfd = file.as_timerfd().ok_or(Errno::EINVAL)?;
+    let spec: ItimerSpec = task.mm.read(UserPtr::new(new))?;
+    let value = timespec(spec.value)?;
+    let interval = timespec(spec.interval)?;
+    let deadline = if value.is_zero() {
+        None
+    } else if flags & TFD_TIMER_ABSTIME != 0 {
+        let clock = if tfd.realtime {
+            Clock::Realtime
+        } else {
+            Clock::Monotonic
+        };
+        Some(clock.deadline(value))
+    } else {
+        Some(Instant::now() + value)
+    };
+    tfd.reset();
+    let (left, old_interval) = tfd
+        .timers()
+        .set(tfd.id, deadline, interval)
+        .ok_or(Errno::EINVAL)?;
+    if !old.is_null() {
+        let o = ItimerSpec {
+            interval: to_timespec(old_interval),
+            value: to_timespec(left),
+        };
+        task.mm.write(UserPtr::new(old), &o)?;
+    }
+    Ok(0)
+}
+
+pub fn timerfd_gettime(task: &mut Task, fd: i32, curr: UserAddr) -> SysResult<i64> {
+    let file = task.fds.get(fd)?;
+    let tfd = file.as_timerfd().ok_or(Errno::EINVAL)?;
+    let (left, interval) = tfd.timers().get(tfd.id).ok_or(Errno::EINVAL)?;
+    let c = ItimerSpec {
+        interval: to_timespec(interval),
+        value: to_timespec(left),
+    };
+    task.mm.write(UserPtr::new(curr), &c)?;
+    Ok(0)
+}

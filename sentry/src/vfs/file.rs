@@ -135,6 +135,11 @@ pub trait FileDescription: Send + Sync {
         Err(Errno::EINVAL)
     }
 
+    /// This description as a timerfd, for `timerfd_settime`/`gettime`.
+    fn as_timerfd(&self) -> Option<&super::timerfd::TimerFd> {
+        None
+    }
+
     /// `F_GETPIPE_SZ`/`F_SETPIPE_SZ`: a pipe's capacity (`EBADF` for other files).
     fn pipe_size(&self) -> SysResult<usize> {
         Err(Errno::EBADF)

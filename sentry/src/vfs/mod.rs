@@ -17,6 +17,7 @@ pub mod pipe;
 pub mod proc;
 mod stat;
 pub mod sys;
+pub mod timerfd;
 
 use std::any::Any;
 use std::sync::Arc;

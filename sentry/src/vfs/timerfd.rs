@@ -1,0 +1,122 @@
+//! `timerfd`: a timer whose expirations are read from a file.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use super::file::{FileDescription, O_RDWR, POLLIN, SETFL_MASK};
+use super::Stat;
+use crate::errno::{Errno, SysResult};
+use crate::kernel::timer::{Expirations, Target, Timers};
+use crate::kernel::wait::WaitQueue;
+
+pub struct TimerFd {
+    timers: Arc<Timers>,
+    /// The kernel timer behind this file.
+    pub id: u64,
+    /// Whether its clock is the realtime one (for absolute times).
+    pub realtime: bool,
+    expirations: Arc<Expirations>,
+    flags: AtomicI32,
+}
+
+impl TimerFd {
+    pub fn new(timers: &Arc<Timers>, realtime: bool, flags: i32) -> Self {
+        let expirations = Arc::new(Expirations::default());
+        let id = timers.create(
+            Target::Counter(Arc::downgrade(&expirations)),
+            Default::default(),
+        );
+        Self {
+            timers: Arc::clone(timers),
+            id,
+            realtime,
+            expirations,
+            flags: AtomicI32::new(O_RDWR | flags),
+        }
+    }
+
+    /// Setting the timer discards expirations not yet read.
+    pub fn reset(&self) {
+        *self
+            .expirations
+            .count
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = 0;
+    }
+
+    pub fn timers(&self) -> &Arc<Timers> {
+        &self.timers
+    }
+}
+
+impl Drop for TimerFd {
+    fn drop(&mut self) {
+        self.timers.delete(self.id);
+    }
+}
+
+impl FileDescription for TimerFd {
+    fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
+        if buf.len() < 8 {
+            return Err(Errno::EINVAL);
+        }
+        let mut count = self
+            .expirations
+            .count
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *count == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        buf[..8].copy_from_slice(&count.to_ne_bytes());
+        *count = 0;
+        Ok(8)
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(Stat {
+            mode: 0o600,
+            nlink: 1,
+            blksize: 4096,
+            ..Stat::default()
+        })
+    }
+
+    fn flags(&self) -> i32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    fn set_flags(&self, flags: i32) {
+        let old = self.flags.load(Ordering::Relaxed);
+        self.flags.store(
+            (old & !SETFL_MASK) | (flags & SETFL_MASK),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn anon_name(&self) -> Vec<u8> {
+        b"anon_inode:[timerfd]".to_vec()
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.expirations.queue)
+    }
+
+    fn readiness(&self) -> u16 {
+        if *self
+            .expirations
+            .count
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            > 0
+        {
+            POLLIN
+        } else {
+            0
+        }
+    }
+
+    fn as_timerfd(&self) -> Option<&TimerFd> {
+        Some(self)
+    }
+}
