@@ -138,6 +138,9 @@ impl ProcFs {
 
 const GLOBAL_FILES: &[(&str, Generator)] = &[
     ("cpuinfo", cpuinfo),
+    ("loadavg", loadavg),
+    ("stat", kernel_stat),
+    ("uptime", uptime),
     ("filesystems", filesystems),
     ("meminfo", meminfo),
     ("version", |_, _| {
@@ -799,6 +802,50 @@ fn stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     // startcode … exit_code: 33 more fields, 52 in all.
     fields.extend(std::iter::repeat_n("0".to_string(), 52 - fields.len()));
     Ok(format!("{}\n", fields.join(" ")).into_bytes())
+}
+
+/// The sandbox's uptime and thread count (from the kernel, when the caller has one).
+fn sandbox_clock(cx: &Cx) -> (std::time::Duration, usize) {
+    cx.kernel
+        .as_ref()
+        .map_or((std::time::Duration::ZERO, 1), |k| {
+            (k.uptime(), k.tables().threads.len().max(1))
+        })
+}
+
+/// `uptime`: seconds since the sandbox started; idle time is not accounted (0).
+fn uptime(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
+    let (up, _) = sandbox_clock(cx);
+    Ok(format!("{}.{:02} 0.00\n", up.as_secs(), up.subsec_millis() / 10).into_bytes())
+}
+
+/// `loadavg`: the load is not accounted (0); runnable/total threads and the last PID.
+fn loadavg(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
+    let (_, threads) = sandbox_clock(cx);
+    let last = cx
+        .kernel
+        .as_ref()
+        .and_then(|k| k.tables().threads.keys().next_back().copied())
+        .unwrap_or(cx.tgid);
+    Ok(format!("0.00 0.00 0.00 1/{threads} {last}\n").into_bytes())
+}
+
+/// `/proc/stat`: CPU time is not accounted per state yet, so the counters are 0; the boot
+/// time and process counts are the sandbox's.
+fn kernel_stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
+    let (up, threads) = sandbox_clock(cx);
+    let now = Time::now().sec;
+    let btime = now - i64::try_from(up.as_secs()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut out = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
+    for i in 0..cpus {
+        let _ = writeln!(out, "cpu{i} 0 0 0 0 0 0 0 0 0 0");
+    }
+    let _ = write!(
+        out,
+        "intr 0\nctxt 0\nbtime {btime}\nprocesses {threads}\nprocs_running 1\nprocs_blocked 0\nsoftirq 0\n"
+    );
+    Ok(out.into_bytes())
 }
 
 /// `statm`: size, resident, shared, text, lib, data, dirty, in pages.
