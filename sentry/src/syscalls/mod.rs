@@ -6,6 +6,7 @@
 
 mod attr;
 mod dir;
+mod epoll;
 mod event;
 mod fd;
 pub mod fs;
@@ -229,6 +230,7 @@ syscall_table! {
     202 => futex::futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32),
     203 => info::sched_setaffinity(pid: i32, len: usize, mask: UserAddr),
     204 => info::sched_getaffinity(pid: i32, len: usize, mask: UserAddr),
+    213 => epoll::epoll_create(size: i32),
     217 => dir::getdents64(fd: i32, buf: UserAddr, count: u32),
     218 => process::set_tid_address(addr: UserAddr),
     221 => fs::fadvise64(fd: i32, offset: i64, len: i64, advice: i32),
@@ -241,6 +243,8 @@ syscall_table! {
     229 => time::clock_getres(id: i32, res: UserAddr),
     230 => time::clock_nanosleep(id: i32, flags: i32, req: UserAddr, rem: UserAddr),
     231 => process::exit_group(status: i32),
+    232 => epoll::epoll_wait(epfd: i32, events: UserAddr, max: i32, timeout: i32),
+    233 => epoll::epoll_ctl(epfd: i32, op: i32, fd: i32, event: UserAddr),
     234 => signal::tgkill(tgid: i32, tid: i32, sig: i32),
     247 => process::waitid(idtype: i32, id: i32, info: UserAddr, options: i32, rusage: UserAddr),
     257 => open::openat(dirfd: i32, path: UserAddr, flags: i32, mode: u32),
@@ -261,12 +265,14 @@ syscall_table! {
     275 => splice::splice(fd_in: i32, off_in: UserAddr, fd_out: i32, off_out: UserAddr, len: usize, flags: u32),
     276 => splice::tee(fd_in: i32, fd_out: i32, len: usize, flags: u32),
     280 => attr::utimensat(dirfd: i32, path: UserAddr, times: UserAddr, flags: i32),
+    281 => epoll::epoll_pwait(epfd: i32, events: UserAddr, max: i32, timeout: i32, sigmask: UserAddr, sigsetsize: usize),
     283 => timer::timerfd_create(clock: i32, flags: i32),
     284 => event::eventfd(initval: u32),
     285 => fs::fallocate(fd: i32, mode: i32, offset: i64, len: i64),
     286 => timer::timerfd_settime(fd: i32, flags: i32, new: UserAddr, old: UserAddr),
     287 => timer::timerfd_gettime(fd: i32, curr: UserAddr),
     290 => event::eventfd2(initval: u32, flags: i32),
+    291 => epoll::epoll_create1(flags: i32),
     292 => fd::dup3(old: i32, new: i32, flags: i32),
     293 => fd::pipe2(fds: UserAddr, flags: i32),
     295 => fs::preadv(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
@@ -286,6 +292,7 @@ syscall_table! {
     436 => open::close_range(first: u32, last: u32, flags: u32),
     437 => open::openat2(dirfd: i32, path: UserAddr, how: UserAddr, size: usize),
     439 => stat::faccessat2(dirfd: i32, path: UserAddr, mode: i32, flags: i32),
+    441 => epoll::epoll_pwait2(epfd: i32, events: UserAddr, max: i32, timeout: UserAddr, sigmask: UserAddr, sigsetsize: usize),
 }
 
 /// Argument names whose value is a path string, which strace shows as text.

@@ -40,12 +40,12 @@ struct Timespec {
 }
 
 /// What one entry waits for: the file (or `None` for a bad descriptor) and the events.
-struct Entry {
-    file: Option<Arc<dyn FileDescription>>,
-    events: u16,
+pub(super) struct Entry {
+    pub(super) file: Option<Arc<dyn FileDescription>>,
+    pub(super) events: u16,
 }
 
-fn ready(e: &Entry) -> u16 {
+pub(super) fn ready(e: &Entry) -> u16 {
     let Some(file) = &e.file else {
         return POLLNVAL;
     };
@@ -60,7 +60,11 @@ fn ready(e: &Entry) -> u16 {
 }
 
 /// Waits until some entry is ready or `deadline`; returns each entry's ready events.
-fn wait(task: &Task, entries: &[Entry], deadline: Option<Instant>) -> SysResult<Vec<u16>> {
+pub(super) fn wait(
+    task: &Task,
+    entries: &[Entry],
+    deadline: Option<Instant>,
+) -> SysResult<Vec<u16>> {
     let check = || -> Vec<u16> { entries.iter().map(ready).collect() };
     let first = check();
     if first.iter().any(|&r| r != 0) || deadline.is_some_and(|d| d <= Instant::now()) {
@@ -144,13 +148,13 @@ fn do_poll(task: &Task, ufds: UserAddr, nfds: u32, deadline: Option<Instant>) ->
     Ok(count)
 }
 
-fn deadline_ms(timeout: i32) -> Option<Instant> {
+pub(super) fn deadline_ms(timeout: i32) -> Option<Instant> {
     u64::try_from(timeout)
         .ok()
         .map(|ms| Instant::now() + Duration::from_millis(ms))
 }
 
-fn read_timespec(task: &Task, at: UserAddr) -> SysResult<Option<Instant>> {
+pub(super) fn read_timespec(task: &Task, at: UserAddr) -> SysResult<Option<Instant>> {
     if at.is_null() {
         return Ok(None);
     }
@@ -169,7 +173,7 @@ fn read_timespec(task: &Task, at: UserAddr) -> SysResult<Option<Instant>> {
 
 /// Runs `f` with the signal mask `mask` (if given), restoring the old mask unless a
 /// signal interrupted the call (then signal delivery restores it after the handler).
-fn with_mask(
+pub(super) fn with_mask(
     task: &Task,
     mask: Option<SigSet>,
     f: impl FnOnce() -> SysResult<i64>,
@@ -193,7 +197,7 @@ fn with_mask(
     r
 }
 
-fn read_sigmask(task: &Task, set: UserAddr, size: usize) -> SysResult<Option<SigSet>> {
+pub(super) fn read_sigmask(task: &Task, set: UserAddr, size: usize) -> SysResult<Option<SigSet>> {
     if set.is_null() {
         return Ok(None);
     }

@@ -135,6 +135,11 @@ pub trait FileDescription: Send + Sync {
         Err(Errno::EINVAL)
     }
 
+    /// This description as an epoll instance, for `epoll_ctl`/`epoll_wait`.
+    fn as_epoll(&self) -> Option<&super::epoll::Epoll> {
+        None
+    }
+
     /// This description as a timerfd, for `timerfd_settime`/`gettime`.
     fn as_timerfd(&self) -> Option<&super::timerfd::TimerFd> {
         None

@@ -5,6 +5,7 @@
 
 mod anon;
 pub mod dev;
+pub mod epoll;
 pub mod eventfd;
 pub mod exec;
 pub mod file;
