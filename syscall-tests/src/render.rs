@@ -137,7 +137,18 @@ pub fn compatibility(
                     .entries
                     .iter()
                     .filter(move |e| e.program == p.name && e.case != EXIT_CASE)
-                    .map(|e| format!("{}:{}", e.program, e.case))
+                    .map(|e| {
+                        if e.is_flaky() {
+                            let on = if e.platforms.is_empty() {
+                                "every platform".to_string()
+                            } else {
+                                e.platforms.join(",")
+                            };
+                            format!("{}:{} (flaky on {on})", e.program, e.case)
+                        } else {
+                            format!("{}:{}", e.program, e.case)
+                        }
+                    })
             })
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
