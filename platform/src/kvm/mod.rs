@@ -318,7 +318,10 @@ impl KvmAddressSpace {
     fn check(&self, addr: u64, len: u64) -> Result<(), PlatformError> {
         let bad = PlatformError::BadRange { addr, len };
         let end = addr.checked_add(len).ok_or(bad)?;
-        if !addr.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) || end > MAX_USER_ADDRESS {
+        if !addr.is_multiple_of(PAGE_SIZE)
+            || !len.is_multiple_of(PAGE_SIZE)
+            || end > MAX_USER_ADDRESS
+        {
             return Err(PlatformError::BadRange { addr, len });
         }
         Ok(())
