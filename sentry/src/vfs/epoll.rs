@@ -41,12 +41,7 @@ impl Epoll {
 
 impl FileDescription for Epoll {
     fn stat(&self) -> SysResult<Stat> {
-        Ok(Stat {
-            mode: 0o600,
-            nlink: 1,
-            blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(super::file::anon_stat())
     }
 
     fn flags(&self) -> i32 {

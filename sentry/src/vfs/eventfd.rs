@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
-use super::file::{FileDescription, O_RDWR, POLLIN, POLLOUT, SETFL_MASK};
+use super::file::{FileDescription, O_RDWR, POLLIN, POLLOUT};
 use super::Stat;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
@@ -71,12 +71,7 @@ impl FileDescription for EventFd {
     }
 
     fn stat(&self) -> SysResult<Stat> {
-        Ok(Stat {
-            mode: 0o600,
-            nlink: 1,
-            blksize: 4096,
-            ..Stat::default()
-        })
+        Ok(super::file::anon_stat())
     }
 
     fn flags(&self) -> i32 {
@@ -84,11 +79,7 @@ impl FileDescription for EventFd {
     }
 
     fn set_flags(&self, flags: i32) {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store(
-            (old & !SETFL_MASK) | (flags & SETFL_MASK),
-            Ordering::Relaxed,
-        );
+        super::file::set_status_flags(&self.flags, flags);
     }
 
     fn anon_name(&self) -> Vec<u8> {

@@ -48,6 +48,25 @@ pub const SEEK_HOLE: i32 = 4;
 
 /// An open file description. Defaults are Linux's answers for a file that lacks the
 /// operation.
+/// `F_SETFL` on stored status flags: only the bits of [`SETFL_MASK`] change.
+pub fn set_status_flags(stored: &std::sync::atomic::AtomicI32, flags: i32) {
+    let old = stored.load(std::sync::atomic::Ordering::Relaxed);
+    stored.store(
+        (old & !SETFL_MASK) | (flags & SETFL_MASK),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// What `fstat` shows of an anonymous-inode file (eventfd, timerfd, epoll).
+pub fn anon_stat() -> Stat {
+    Stat {
+        mode: 0o600,
+        nlink: 1,
+        blksize: 4096,
+        ..Stat::default()
+    }
+}
+
 pub trait FileDescription: Send + Sync {
     /// Reads at the current offset (or from the stream).
     fn read(&self, _buf: &mut [u8]) -> SysResult<usize> {

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::file::{FileDescription, O_NONBLOCK, O_RDONLY, O_WRONLY, SETFL_MASK};
+use super::file::{FileDescription, O_NONBLOCK, O_RDONLY, O_WRONLY};
 use super::{Stat, Time, S_IFIFO};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
@@ -285,11 +285,7 @@ impl FileDescription for PipeEnd {
     }
 
     fn set_flags(&self, flags: i32) {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store(
-            (old & !SETFL_MASK) | (flags & SETFL_MASK),
-            Ordering::Relaxed,
-        );
+        super::file::set_status_flags(&self.flags, flags);
     }
 
     fn path(&self) -> Option<&super::Path> {
