@@ -929,6 +929,46 @@ fn interrupt_before_switch_is_kept(p: &Arc<dyn Platform>) {
     g.run_to_syscall(SYS_EXIT);
 }
 
+/// Interrupts rain on a context making syscalls: whenever one lands, the context must be
+/// in application code (never inside the platform's own exit path), and no syscall may be
+/// lost or run twice.
+fn interrupts_during_syscalls_stop_in_application_code(p: &Arc<dyn Platform>) {
+    const SYSCALLS: u64 = 20_000;
+    let mut g = Guest::new(p, counting_syscalls());
+    let interrupter = g.ctx.interrupter();
+    let done = Arc::new(AtomicBool::new(false));
+    let done2 = Arc::clone(&done);
+    let kicker = thread::spawn(move || {
+        while !done2.load(Ordering::SeqCst) {
+            interrupter.interrupt();
+            thread::yield_now();
+        }
+    });
+    let (mut answered, mut interrupted) = (0u64, 0u64);
+    while answered < SYSCALLS {
+        match g.run() {
+            Exit::Syscall => {
+                answered += 1;
+                assert_eq!(g.regs.rbx, answered, "syscall lost or repeated");
+                g.regs.rax = answered;
+            }
+            Exit::Interrupted => {
+                interrupted += 1;
+                let rip = g.regs.rip;
+                let code_end = CODE + counting_syscalls().len() as u64;
+                assert!(
+                    (CODE..code_end).contains(&rip),
+                    "interrupted at {rip:#x}, outside the application's code"
+                );
+            }
+            other => panic!("after {answered} syscalls: {other:?}, regs {:#x?}", g.regs),
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    kicker.join().unwrap();
+    eprintln!("{}: {interrupted} interrupts over {SYSCALLS} syscalls", p.name());
+}
+
 fn a_million_syscalls(p: &Arc<dyn Platform>) {
     const ITERATIONS: u64 = 1_000_000;
     let mut g = Guest::new(p, counting_syscalls());
@@ -976,5 +1016,6 @@ conformance!(
     eight_threads_run_eight_contexts,
     interrupt_stops_a_spinning_context,
     interrupt_before_switch_is_kept,
+    interrupts_during_syscalls_stop_in_application_code,
     a_million_syscalls,
 );

@@ -583,8 +583,12 @@ impl Vcpu {
             fresh = false;
             match exit {
                 RunExit::Kicked => {
+                    // Everything from the exit page up is the platform's own code: a vCPU
+                    // kicked there (after `syscall`, before the exit page's `out`) must
+                    // finish its exit, or the syscall would be lost and the application
+                    // would be resumed at the exit page.
                     let k = self.regs_after_run()?;
-                    at_user = k.rip < RING0_BASE;
+                    at_user = k.rip < layout::PVM_EXIT_PAGE;
                 }
                 RunExit::Out(port) if port == layout::EXIT_PORT => {
                     let k = self.regs_after_run()?;
