@@ -73,8 +73,6 @@ pub struct Kernel {
     tables: Mutex<Tables>,
     pub futexes: futex::Futexes,
     pub timers: Arc<timer::Timers>,
-    /// When the sandbox started (`sysinfo`'s uptime, /proc/uptime).
-    started: std::time::Instant,
     /// The vDSO mapped into every program (none if it could not be set up).
     pub vdso: Option<Arc<crate::vdso::Vdso>>,
     /// uname's nodename (`sethostname`, the OCI spec's `hostname`).
@@ -105,15 +103,20 @@ impl Kernel {
             tables: Mutex::new(Tables::default()),
             futexes: futex::Futexes::default(),
             timers: Arc::new(timer::Timers::default()),
-            started: std::time::Instant::now(),
             strace: std::sync::atomic::AtomicBool::new(false),
             hostname: Mutex::new(b"bulwark".to_vec()),
         })
     }
 
-    /// Time since the sandbox started.
+    /// The system's uptime as the sandbox sees it: its `CLOCK_BOOTTIME`, which the Sentry
+    /// serves from the host's monotonic clock (so `/proc/uptime` and `sysinfo` agree with
+    /// `clock_gettime`).
     pub fn uptime(&self) -> std::time::Duration {
-        self.started.elapsed()
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        std::time::Duration::new(
+            t.tv_sec.unsigned_abs(),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
     }
 
     pub fn hostname(&self) -> Vec<u8> {

@@ -813,7 +813,7 @@ fn sandbox_clock(cx: &Cx) -> (std::time::Duration, usize) {
         })
 }
 
-/// `uptime`: seconds since the sandbox started; idle time is not accounted (0).
+/// `uptime`: seconds since boot (`CLOCK_BOOTTIME`); idle time is not accounted (0).
 fn uptime(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     let (up, _) = sandbox_clock(cx);
     Ok(format!("{}.{:02} 0.00\n", up.as_secs(), up.subsec_millis() / 10).into_bytes())
