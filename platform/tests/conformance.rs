@@ -966,7 +966,10 @@ fn interrupts_during_syscalls_stop_in_application_code(p: &Arc<dyn Platform>) {
     }
     done.store(true, Ordering::SeqCst);
     kicker.join().unwrap();
-    eprintln!("{}: {interrupted} interrupts over {SYSCALLS} syscalls", p.name());
+    eprintln!(
+        "{}: {interrupted} interrupts over {SYSCALLS} syscalls",
+        p.name()
+    );
 }
 
 fn a_million_syscalls(p: &Arc<dyn Platform>) {

@@ -101,8 +101,19 @@ impl Timers {
         t.deadline = deadline;
         t.interval = interval;
         t.overrun = 0;
+        // A deadline already past fires now, not when the timer thread next looks (an
+        // absolute time in the past, read back at once, has expired on Linux).
+        let now = Instant::now();
+        let fire = if deadline.is_some_and(|d| d <= now) {
+            due(&mut s, now)
+        } else {
+            Vec::new()
+        };
         drop(s);
         self.changed.notify_all();
+        for (target, info, overrun) in fire {
+            deliver(target, info, overrun);
+        }
         Some(old)
     }
 
@@ -134,54 +145,70 @@ fn remaining(deadline: Option<Instant>) -> Duration {
 fn run(timers: &Weak<Timers>) {
     loop {
         let Some(t) = timers.upgrade() else { return };
-        let mut s = t.lock();
-        let now = Instant::now();
-        let mut fire = Vec::new();
-        for timer in s.timers.values_mut() {
-            let Some(deadline) = timer.deadline.filter(|d| *d <= now) else {
-                continue;
-            };
-            if timer.interval.is_zero() {
-                timer.deadline = None;
-            } else {
-                // Catch up whole periods missed; they count as overruns.
-                let behind = now.duration_since(deadline).as_nanos() / timer.interval.as_nanos();
-                let periods = u32::try_from(behind + 1).unwrap_or(u32::MAX);
-                timer.overrun = u64::from(periods - 1);
-                timer.deadline = Some(deadline + timer.interval * periods);
-            }
-            fire.push((timer.target.clone(), timer.info, timer.overrun));
+        let fire = due(&mut t.lock(), Instant::now());
+        // Delivered without the lock held (queueing takes the targets' locks).
+        for (target, info, overrun) in fire {
+            deliver(target, info, overrun);
         }
-        let next = s.timers.values().filter_map(|t| t.deadline).min();
         // Sleep until the next deadline, or a change; at most a while, to notice the end.
-        let wait = next.map_or(Duration::from_secs(1), |d| d.saturating_duration_since(now));
+        // The deadlines are read again under the lock, so a change made while the signals
+        // were being delivered is not missed.
+        let s = t.lock();
+        let now = Instant::now();
+        let next = s.timers.values().filter_map(|t| t.deadline).min();
+        if next.is_some_and(|d| d <= now) {
+            continue;
+        }
+        let wait = next.map_or(Duration::from_secs(1), |d| d.duration_since(now));
         let (s, _) = t
             .changed
             .wait_timeout(s, wait.min(Duration::from_secs(1)))
             .unwrap_or_else(|e| e.into_inner());
         drop(s);
-        for (target, info, overrun) in fire {
-            match target {
-                Target::Process(g) => {
-                    if let Some(g) = g.upgrade() {
-                        g.queue_signal(info);
-                    }
-                }
-                Target::Thread(h) => {
-                    if let Some(h) = h.upgrade() {
-                        h.signals().pending.push(info);
-                        h.kick();
-                    }
-                }
-                Target::Nothing => {}
-                Target::Counter(c) => {
-                    if let Some(c) = c.upgrade() {
-                        let mut n = c.count.lock().unwrap_or_else(|e| e.into_inner());
-                        *n = n.saturating_add(1 + overrun);
-                        drop(n);
-                        c.queue.notify_all();
-                    }
-                }
+    }
+}
+
+/// Takes the timers due at `now`: disarms one-shot ones, re-arms periodic ones (counting
+/// missed periods as overruns), and returns what to deliver.
+fn due(s: &mut State, now: Instant) -> Vec<(Target, SigInfo, u64)> {
+    let mut fire = Vec::new();
+    for timer in s.timers.values_mut() {
+        let Some(deadline) = timer.deadline.filter(|d| *d <= now) else {
+            continue;
+        };
+        if timer.interval.is_zero() {
+            timer.deadline = None;
+        } else {
+            let behind = now.duration_since(deadline).as_nanos() / timer.interval.as_nanos();
+            let periods = u32::try_from(behind + 1).unwrap_or(u32::MAX);
+            timer.overrun = u64::from(periods - 1);
+            timer.deadline = Some(deadline + timer.interval * periods);
+        }
+        fire.push((timer.target.clone(), timer.info, timer.overrun));
+    }
+    fire
+}
+
+fn deliver(target: Target, info: SigInfo, overrun: u64) {
+    match target {
+        Target::Process(g) => {
+            if let Some(g) = g.upgrade() {
+                g.queue_signal(info);
+            }
+        }
+        Target::Thread(h) => {
+            if let Some(h) = h.upgrade() {
+                h.signals().pending.push(info);
+                h.kick();
+            }
+        }
+        Target::Nothing => {}
+        Target::Counter(c) => {
+            if let Some(c) = c.upgrade() {
+                let mut n = c.count.lock().unwrap_or_else(|e| e.into_inner());
+                *n = n.saturating_add(1 + overrun);
+                drop(n);
+                c.queue.notify_all();
             }
         }
     }
@@ -225,5 +252,26 @@ mod tests {
             left <= Duration::from_millis(5),
             "re-armed for the next period"
         );
+    }
+
+    #[test]
+    fn a_one_shot_timer_is_delivered_at_its_deadline() {
+        // Delivery used to wait for the timer thread's next sleep to end (up to 1 s).
+        let timers = Arc::new(Timers::default());
+        let counter = Arc::new(Expirations::default());
+        let id = timers.create(
+            Target::Counter(Arc::downgrade(&counter)),
+            SigInfo::default(),
+        );
+        let start = Instant::now();
+        timers.set(id, Some(start + Duration::from_millis(20)), Duration::ZERO);
+        while *counter.count.lock().unwrap() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_millis(500),
+                "not delivered"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(start.elapsed() >= Duration::from_millis(20));
     }
 }
