@@ -34,7 +34,7 @@ const SHIFT_BITS: u32 = 32;
 
 /// Pages that never change: the image, or the vvar page (which only the Sentry writes).
 #[derive(Debug)]
-struct Pages(Vec<Arc<Page>>);
+struct Pages(Vec<Arc<Page>>, &'static str);
 
 impl MemoryObject for Pages {
     fn page(&self, index: u64) -> SysResult<Option<Arc<Page>>> {
@@ -45,7 +45,7 @@ impl MemoryObject for Pages {
     }
 
     fn name(&self) -> String {
-        "[vdso]".to_string()
+        self.1.to_string()
     }
 }
 
@@ -72,8 +72,8 @@ impl Vdso {
         }
         let vdso = Arc::new(Self {
             memory: Arc::clone(memory),
-            vvar: Arc::new(Pages(vec![vvar])),
-            image: Arc::new(Pages(image)),
+            vvar: Arc::new(Pages(vec![vvar], "[vvar]")),
+            image: Arc::new(Pages(image, "[vdso]")),
         });
         if host_tsc && tsc_is_invariant() {
             let weak = Arc::downgrade(&vdso);

@@ -186,6 +186,7 @@ fn load_elf(
         flags,
         None,
     )?;
+    mm.mark_stack(UserAddr::new(stack_bottom));
     mm.set_mmap_base(UserAddr::new(
         stack_bottom - 8 * 1024 * 1024 - 16 * PAGE_SIZE,
     ));

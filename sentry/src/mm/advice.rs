@@ -1,7 +1,9 @@
 //! The rest of the memory calls: moving and resizing mappings (`mremap`), advice
 //! (`madvise`), `msync` and `mincore`.
 
-use super::{Inner, MemoryManager, PAGE_SIZE};
+use std::sync::Arc;
+
+use super::{Inner, MemoryManager, Vma, PAGE_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::mm::UserAddr;
 
@@ -40,12 +42,16 @@ impl MemoryManager {
         new_len: u64,
         may_move: bool,
         fixed: Option<UserAddr>,
+        dont_unmap: bool,
     ) -> SysResult<UserAddr> {
         if !old.is_page_aligned() || new_len == 0 {
             return Err(Errno::EINVAL);
         }
         let round = |l: u64| l.checked_next_multiple_of(PAGE_SIZE).ok_or(Errno::EINVAL);
         let (old_len, new_len) = (round(old_len)?, round(new_len)?);
+        if dont_unmap && (!may_move || old_len != new_len) {
+            return Err(Errno::EINVAL);
+        }
         let start = old.get();
         let old_end = start.checked_add(old_len).ok_or(Errno::EFAULT)?;
         let mut inner = self.lock();
@@ -55,8 +61,17 @@ impl MemoryManager {
             .range(..=start)
             .next_back()
             .map(|(_, v)| v.clone())
-            .filter(|v| v.end >= old_end && old_len > 0)
+            .filter(|v| v.end > start && v.end >= old_end)
             .ok_or(Errno::EFAULT)?;
+        if old_len == 0 {
+            // A second mapping of the same shared pages; a private one cannot be duplicated.
+            return self.duplicate_shared(&mut inner, &vma, start, new_len, may_move, fixed);
+        }
+        if dont_unmap && vma.shared {
+            // Linux allows it for shared mappings too; the Sentry only for private ones.
+            log::warn!("mremap: MREMAP_DONTUNMAP of a shared mapping is not implemented (EINVAL)");
+            return Err(Errno::EINVAL);
+        }
         if let Some(dest) = fixed {
             if !dest.is_page_aligned() {
                 return Err(Errno::EINVAL);
@@ -68,7 +83,13 @@ impl MemoryManager {
             }
             self.remove_range(&mut inner, d, d + new_len)?;
             return self
-                .move_range(&mut inner, start, old_len, d, new_len)
+                .move_range(&mut inner, start, old_len, d, new_len, dont_unmap)
+                .map(UserAddr::new);
+        }
+        if dont_unmap {
+            let dest = inner.find_free(new_len).ok_or(Errno::ENOMEM)?;
+            return self
+                .move_range(&mut inner, start, old_len, dest, new_len, true)
                 .map(UserAddr::new);
         }
         if new_len <= old_len {
@@ -89,8 +110,44 @@ impl MemoryManager {
             return Err(Errno::ENOMEM);
         }
         let dest = inner.find_free(new_len).ok_or(Errno::ENOMEM)?;
-        self.move_range(&mut inner, start, old_len, dest, new_len)
+        self.move_range(&mut inner, start, old_len, dest, new_len, false)
             .map(UserAddr::new)
+    }
+
+    /// `mremap` with an old size of 0: maps the pages of the shared mapping `vma` from
+    /// `start` a second time, `new_len` bytes of them.
+    fn duplicate_shared(
+        &self,
+        inner: &mut Inner,
+        vma: &Vma,
+        start: u64,
+        new_len: u64,
+        may_move: bool,
+        fixed: Option<UserAddr>,
+    ) -> SysResult<UserAddr> {
+        let Some((object, offset)) = vma.object.as_ref().filter(|_| vma.shared) else {
+            return Err(Errno::EINVAL);
+        };
+        if !may_move {
+            return Err(Errno::ENOMEM);
+        }
+        let dest = match fixed {
+            Some(d) => {
+                let d = d.get();
+                if !inner.in_user(d, new_len) {
+                    return Err(Errno::EINVAL);
+                }
+                self.remove_range(inner, d, d + new_len)?;
+                d
+            }
+            None => inner.find_free(new_len).ok_or(Errno::ENOMEM)?,
+        };
+        let mut copy = vma.clone();
+        copy.start = dest;
+        copy.end = dest + new_len;
+        copy.object = Some((Arc::clone(object), offset + (start - vma.start)));
+        inner.vmas.insert(dest, copy);
+        Ok(UserAddr::new(dest))
     }
 
     /// Moves `[from, from + old_len)` to `to`, giving it `new_len` bytes there (the tail is
@@ -102,10 +159,15 @@ impl MemoryManager {
         old_len: u64,
         to: u64,
         new_len: u64,
+        dont_unmap: bool,
     ) -> SysResult<u64> {
         inner.split_at(from);
         inner.split_at(from + old_len);
         let mut vma = inner.vmas.remove(&from).ok_or(Errno::EFAULT)?;
+        if dont_unmap {
+            // The old range stays mapped, empty: it reads as zeroes (or the file) again.
+            inner.vmas.insert(from, vma.clone());
+        }
         let keep = old_len.min(new_len);
         let delta = to.wrapping_sub(from);
         let pages: Vec<u64> = inner
@@ -364,11 +426,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            mm.mremap(a, 2 * PAGE_SIZE, 4 * PAGE_SIZE, false, None),
+            mm.mremap(a, 2 * PAGE_SIZE, 4 * PAGE_SIZE, false, None, false),
             Err(crate::errno::Errno::ENOMEM)
         );
         let b = mm
-            .mremap(a, 2 * PAGE_SIZE, 4 * PAGE_SIZE, true, None)
+            .mremap(a, 2 * PAGE_SIZE, 4 * PAGE_SIZE, true, None, false)
             .unwrap();
         assert_ne!(a, b);
         let mut buf = [0u8; 7];
@@ -378,14 +440,15 @@ mod tests {
         mm.copy_out(b.checked_add(3 * PAGE_SIZE).unwrap(), b"tail")
             .unwrap();
         assert_eq!(
-            mm.mremap(b, 4 * PAGE_SIZE, PAGE_SIZE, false, None).unwrap(),
+            mm.mremap(b, 4 * PAGE_SIZE, PAGE_SIZE, false, None, false)
+                .unwrap(),
             b
         );
         assert!(mm
             .copy_in(b.checked_add(PAGE_SIZE).unwrap(), &mut buf)
             .is_err());
         assert_eq!(
-            mm.mremap(UserAddr::new(0x1234), 1, 1, true, None),
+            mm.mremap(UserAddr::new(0x1234), 1, 1, true, None, false),
             Err(crate::errno::Errno::EINVAL)
         );
     }

@@ -225,9 +225,30 @@ pub struct MapFlags {
     pub fixed_noreplace: bool,
     pub populate: bool,
     pub growsdown: bool,
+    /// `MAP_NORESERVE`: no commit check for a private writable mapping.
+    pub noreserve: bool,
     /// What `mprotect` may raise the permissions to (`None`: anything). A shared mapping
     /// of a file opened read-only may never become writable.
     pub max_perms: Option<Perms>,
+}
+
+/// The most memory one private writable mapping may commit: the host's RAM and swap, as
+/// Linux's heuristic overcommit (mode 0) refuses a single request larger than that.
+fn commit_limit() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let i = rustix::system::sysinfo();
+        let unit = u64::from(i.mem_unit.max(1));
+        (i.totalram + i.totalswap).saturating_mul(unit)
+    })
+}
+
+/// `ENOMEM` for a request of `len` bytes that no amount of reclaim could back.
+pub fn check_commit(len: u64) -> SysResult<()> {
+    if len > commit_limit() {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
 }
 
 /// One application address space.
@@ -297,6 +318,16 @@ impl MemoryManager {
         self.lock().mmap_base = base.page_down().get();
     }
 
+    /// Marks the mapping that contains `addr` as the main thread's stack (`[stack]`).
+    pub fn mark_stack(&self, addr: UserAddr) {
+        let mut inner = self.lock();
+        if let Some((_, vma)) = inner.vmas.range_mut(..=addr.get()).next_back() {
+            if vma.end > addr.get() {
+                vma.kind = VmaKind::Stack;
+            }
+        }
+    }
+
     /// Sets the start of the heap (just past the loaded program's data).
     pub fn set_brk_start(&self, start: UserAddr) {
         let mut inner = self.lock();
@@ -320,6 +351,9 @@ impl MemoryManager {
             .ok_or(Errno::ENOMEM)?;
         if flags.max_perms.is_some_and(|max| !max.contains(perms)) {
             return Err(Errno::EACCES);
+        }
+        if !flags.shared && !flags.noreserve && perms.contains(Perms::WRITE) {
+            check_commit(len)?;
         }
         let mut inner = self.lock();
         if len > inner.user_end {
@@ -444,7 +478,10 @@ impl MemoryManager {
         };
         let (old_top, new_top) = (old_top.get(), new_top.get());
         if new_top > old_top {
-            if inner.overlaps(old_top, new_top) {
+            // Linux keeps a page free between the break and the next mapping.
+            if check_commit(new_top - old_top).is_err()
+                || inner.overlaps(old_top, new_top.saturating_add(PAGE_SIZE))
+            {
                 return UserAddr::new(old);
             }
             let mut vma = Vma::anonymous(old_top, new_top, Perms::READ | Perms::WRITE);

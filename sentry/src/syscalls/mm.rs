@@ -103,6 +103,7 @@ pub fn mmap(
         fixed_noreplace: flags & MAP_FIXED_NOREPLACE != 0 && flags & MAP_FIXED == 0,
         populate: flags & MAP_POPULATE != 0,
         growsdown: flags & MAP_GROWSDOWN != 0,
+        noreserve: flags & MAP_NORESERVE != 0,
         max_perms: None,
     };
     if flags & MAP_ANONYMOUS == 0 {
@@ -165,19 +166,15 @@ pub fn mremap(
     if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & MREMAP_DONTUNMAP != 0 {
-        log::warn!("mremap: MREMAP_DONTUNMAP not implemented (EINVAL)");
-        return Err(Errno::EINVAL);
-    }
-    if old_len == 0 {
-        // Duplicating a shared mapping (old_size 0) is not implemented.
-        log::warn!("mremap: old_size 0 not implemented (EINVAL)");
-        return Err(Errno::EINVAL);
-    }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr);
-    let at = task
-        .mm
-        .mremap(old, old_len, new_len, flags & MREMAP_MAYMOVE != 0, fixed)?;
+    let at = task.mm.mremap(
+        old,
+        old_len,
+        new_len,
+        flags & MREMAP_MAYMOVE != 0,
+        fixed,
+        flags & MREMAP_DONTUNMAP != 0,
+    )?;
     Ok(at.get() as i64)
 }
 

@@ -365,12 +365,20 @@ pub fn describe_result(result: &SysResult<i64>) -> String {
     }
 }
 
+/// Syscalls whose `ENOSYS` callers handle as routine, logged only under `--debug`:
+/// `rseq` (glibc registers one per thread and runs without it when refused).
+const QUIET_ENOSYS: &[u64] = &[334];
+
 fn unimplemented(nr: u64) -> SysResult<i64> {
     static LOGGED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
     let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
     if logged.get_or_insert_with(HashSet::new).insert(nr) {
         let name = names::name(nr).unwrap_or("unknown");
-        log::warn!("unimplemented syscall {nr} ({name}): ENOSYS");
+        if QUIET_ENOSYS.contains(&nr) {
+            log::debug!("unimplemented syscall {nr} ({name}): ENOSYS (expected by callers)");
+        } else {
+            log::warn!("unimplemented syscall {nr} ({name}): ENOSYS");
+        }
     }
     Err(Errno::ENOSYS)
 }

@@ -122,7 +122,23 @@ impl Cx {
         }
         let kernel = self.kernel.as_ref().ok_or(Errno::ENOENT)?;
         let group = kernel.group(tgid).ok_or(Errno::ENOENT)?;
-        let view = group.view().ok_or(Errno::ENOENT)?;
+        let Some(view) = group.view() else {
+            // A zombie keeps its directory until it is reaped, with nothing left to show
+            // but its state.
+            if group.state().zombie.is_none() {
+                return Err(Errno::ENOENT);
+            }
+            return Ok(Cx {
+                creds: Credentials::default(),
+                tgid,
+                tid: tgid,
+                fds: None,
+                mm: None,
+                fs: None,
+                group: Some(group),
+                kernel: self.kernel.clone(),
+            });
+        };
         Ok(Cx {
             creds: view.creds,
             tgid,

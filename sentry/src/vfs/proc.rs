@@ -30,6 +30,8 @@ type Generator = fn(&ProcFs, &Cx) -> SysResult<Vec<u8>>;
 enum Node {
     Root,
     SelfLink,
+    /// `/proc/thread-self`: `<tgid>/task/<tid>` of the caller.
+    ThreadSelfLink,
     /// `/proc/PID` of the caller's process.
     Pid,
     File(Generator),
@@ -259,7 +261,7 @@ impl Inode for ProcInode {
             Node::FdDir | Node::FdInfoDir => S_IFDIR | 0o500,
             Node::FdInfo(_) => S_IFREG | 0o444,
             Node::File(_) => S_IFREG | 0o444,
-            Node::SelfLink => S_IFLNK | 0o777,
+            Node::SelfLink | Node::ThreadSelfLink => S_IFLNK | 0o777,
             Node::Exe | Node::Cwd | Node::RootLink | Node::Fd(_) => S_IFLNK | 0o777,
         };
         let t = Time::now();
@@ -288,6 +290,7 @@ impl Inode for ProcInode {
         let node = match self.node {
             Node::Root => match name {
                 b"self" => Node::SelfLink,
+                b"thread-self" => Node::ThreadSelfLink,
                 b"sys" => return Ok(Arc::clone(&self.fs.sys) as Arc<dyn Inode>),
                 b"mounts" => {
                     return Ok(StaticLink::new(self.fs.dev, "self/mounts") as Arc<dyn Inode>)
@@ -380,7 +383,12 @@ impl Inode for ProcInode {
                 }
                 pids.sort_unstable();
                 let mut v: Vec<DirEntry> = pids.iter().map(|p| e(&p.to_string(), DT_DIR)).collect();
-                v.extend([e("self", DT_LNK), e("mounts", DT_LNK), e("sys", DT_DIR)]);
+                v.extend([
+                    e("self", DT_LNK),
+                    e("thread-self", DT_LNK),
+                    e("mounts", DT_LNK),
+                    e("sys", DT_DIR),
+                ]);
                 v.extend(GLOBAL_FILES.iter().map(|(n, _)| e(n, DT_REG)));
                 v
             }
@@ -419,8 +427,10 @@ impl Inode for ProcInode {
         })
     }
     fn readlink(&self, cx: &Cx) -> SysResult<Vec<u8>> {
-        if matches!(self.node, Node::SelfLink) {
-            return Ok(cx.tgid.to_string().into_bytes());
+        match self.node {
+            Node::SelfLink => return Ok(cx.tgid.to_string().into_bytes()),
+            Node::ThreadSelfLink => return Ok(format!("{}/task/{}", cx.tgid, cx.tid).into_bytes()),
+            _ => {}
         }
         let cx = &self.target(cx)?;
         match self.node {
@@ -766,15 +776,15 @@ fn comm(cx: &Cx) -> String {
 /// `/proc/self/stat`. What the Sentry does not account yet (CPU times, fault counts,
 /// resident pages) reads 0.
 fn stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
-    let (ppid, pgrp, session, threads, state) = match &cx.group {
+    let (ppid, pgrp, session, threads) = match &cx.group {
         Some(g) => {
             let ppid = g.parent().map_or(0, |p| p.tgid);
             let s = g.state();
-            let state = if s.stopped { 'T' } else { 'R' };
-            (ppid, s.pgid, s.sid, s.threads.len(), state)
+            (ppid, s.pgid, s.sid, s.threads.len())
         }
-        None => (0, cx.tgid, cx.tgid, 1, 'R'),
+        None => (0, cx.tgid, cx.tgid, 1),
     };
+    let state = state(cx).0;
     let vsize: u64 = cx
         .mm
         .as_ref()
@@ -870,23 +880,85 @@ fn statm(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     Ok(format!("{size} {resident} 0 {text} 0 {data} 0\n").into_bytes())
 }
 
+/// The process's state letter and name, as `stat` and `status` show them.
+fn state(cx: &Cx) -> (char, &'static str) {
+    let Some(g) = &cx.group else {
+        return ('R', "running");
+    };
+    let s = g.state();
+    if s.zombie.is_some() {
+        ('Z', "zombie")
+    } else if s.stopped {
+        ('T', "stopped")
+    } else {
+        ('R', "running")
+    }
+}
+
+/// The signal sets `status` shows: pending for the thread, pending for the process,
+/// blocked, ignored, caught.
+fn signal_sets(cx: &Cx) -> [u64; 5] {
+    use crate::kernel::signal::{SIG_DFL, SIG_IGN};
+    let Some(g) = &cx.group else {
+        return [0; 5];
+    };
+    let (thread_pending, blocked) =
+        g.state()
+            .threads
+            .iter()
+            .find(|h| h.tid() == cx.tid)
+            .map_or((0, 0), |h| {
+                let s = h.signals();
+                (s.pending.set().0, s.mask.0)
+            });
+    let shared = g.state().pending.set().0;
+    let actions = g.sighand();
+    let actions = actions.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut ignored, mut caught) = (0u64, 0u64);
+    for sig in 1..=64 {
+        match actions.get(sig).handler {
+            SIG_DFL => {}
+            SIG_IGN => ignored |= 1 << (sig - 1),
+            _ => caught |= 1 << (sig - 1),
+        }
+    }
+    [thread_pending, shared, blocked, ignored, caught]
+}
+
+/// `status`, in Linux's order; what the Sentry does not account (locked and swapped
+/// memory, context switches) reads 0.
 fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
-    let name = comm(cx);
     let c = &cx.creds;
     let fdsize = cx.fds.as_ref().map_or(0, |t| t.fds().len()).max(64);
-    let vm = cx.mm.as_ref().map_or(0, |mm| {
-        mm.vmas().iter().map(|v| v.end - v.start).sum::<u64>() / 1024
+    let kb = |pages: u64| pages * (crate::mm::PAGE_SIZE / 1024);
+    let (vm, rss, stack, data) = cx.mm.as_ref().map_or((0, 0, 0, 0), |mm| {
+        let vmas = mm.vmas();
+        let size = |f: &dyn Fn(&crate::mm::Vma) -> bool| {
+            vmas.iter()
+                .filter(|v| f(v))
+                .map(|v| (v.end - v.start) / 1024)
+                .sum::<u64>()
+        };
+        (
+            size(&|_| true),
+            kb(mm.resident_pages()),
+            size(&|v| v.kind == VmaKind::Stack),
+            size(&|v| v.object.is_none() && v.perms.contains(Perms::WRITE)),
+        )
     });
     let (ppid, threads) = cx.group.as_ref().map_or((0, 1), |g| {
         (g.parent().map_or(0, |p| p.tgid), g.state().threads.len())
     });
-    Ok(format!(
-        "Name:\t{name}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\n\
-         PPid:\t{ppid}\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
-         VmSize:\t{vm:8} kB\nThreads:\t{threads}\n",
-        cx.fs.as_ref().map_or(0o022, |f| f.umask()),
-        cx.tgid,
-        cx.tid,
+    let (letter, name) = state(cx);
+    let umask = cx.fs.as_ref().map_or(0o022, |f| f.umask());
+    let [sig_pnd, shd_pnd, sig_blk, sig_ign, sig_cgt] = signal_sets(cx);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{letter} ({name})\nTgid:\t{tgid}\n\
+         Ngid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\n\
+         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nGroups:\t\n\
+         NStgid:\t{tgid}\nNSpid:\t{tid}\n",
         c.uid,
         c.euid,
         c.suid,
@@ -895,8 +967,26 @@ fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
         c.egid,
         c.sgid,
         c.egid,
-    )
-    .into_bytes())
+        comm = comm(cx),
+        tgid = cx.tgid,
+        tid = cx.tid,
+    );
+    if cx.mm.is_some() {
+        let _ = write!(
+            out,
+            "VmPeak:\t{vm:8} kB\nVmSize:\t{vm:8} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\n\
+             VmHWM:\t{rss:8} kB\nVmRSS:\t{rss:8} kB\nVmData:\t{data:8} kB\n\
+             VmStk:\t{stack:8} kB\nVmSwap:\t       0 kB\n"
+        );
+    }
+    let _ = write!(
+        out,
+        "Threads:\t{threads}\nSigQ:\t0/0\nSigPnd:\t{sig_pnd:016x}\nShdPnd:\t{shd_pnd:016x}\n\
+         SigBlk:\t{sig_blk:016x}\nSigIgn:\t{sig_ign:016x}\nSigCgt:\t{sig_cgt:016x}\n\
+         Cpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+    );
+    Ok(out.into_bytes())
 }
 
 #[cfg(test)]
