@@ -1,9 +1,10 @@
 /* AF_UNIX SOCK_STREAM: socketpair, bind/listen/connect/accept, shutdown. */
-/* syscalls: socketpair socket bind listen connect accept accept4 shutdown getsockname getpeername getsockopt sendto recvfrom */
+/* syscalls: socketpair socket bind listen connect accept accept4 shutdown getsockname getpeername getsockopt setsockopt sendto recvfrom readv writev ioctl */
 #include "common.h"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 
 int main(void) {
     scratch();
@@ -76,5 +77,101 @@ int main(void) {
     close(a);
     EXPECT_EQ("peer_close_eof", read(s2, buf, sizeof buf), 0);
     EXPECT_ERR("bind_efault", bind(s3, BADPTR, sizeof addr), EFAULT);
+    EXPECT_ERR("socket_bad_family", socket(4242, SOCK_STREAM, 0), EAFNOSUPPORT);
+    EXPECT_ERR("connect_isconn", connect(s2, (struct sockaddr *)&addr, sizeof addr), EISCONN);
+    EXPECT_ERR("connect_listener_einval", connect(s, (struct sockaddr *)&addr, sizeof addr), EINVAL);
+    int ub = socket(AF_UNIX, SOCK_STREAM, 0);
+    EXPECT_ERR("listen_unbound_einval", listen(ub, 1), EINVAL);
+    EXPECT_ERR("read_unconnected_einval", read(ub, buf, 1), EINVAL);
+    EXPECT_ERR("send_unconnected_enotconn", send(ub, "x", 1, 0), ENOTCONN);
+    EXPECT_ERR("getpeername_enotconn", getpeername(ub, (struct sockaddr *)&got, &len), ENOTCONN);
+    len = sizeof got;
+    CHECK("getsockname_unbound_len", getsockname(ub, (struct sockaddr *)&got, &len) == 0 && len == sizeof(sa_family_t));
+    EXPECT_OK("bind_autobind", bind(ub, (struct sockaddr *)&addr, sizeof(sa_family_t)));
+    len = sizeof got;
+    CHECK("autobind_abstract_name", getsockname(ub, (struct sockaddr *)&got, &len) == 0 && len == 8 && got.sun_path[0] == 0);
+    int dg = socket(AF_UNIX, SOCK_DGRAM, 0);
+    EXPECT_ERR("connect_wrong_type", connect(dg, (struct sockaddr *)&addr, sizeof addr), EPROTOTYPE);
+    int v = 0;
+    len = sizeof v;
+    CHECK("so_domain", getsockopt(s, SOL_SOCKET, SO_DOMAIN, &v, &len) == 0 && v == AF_UNIX);
+    len = sizeof v;
+    CHECK("so_acceptconn", getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v == 1);
+    len = sizeof v;
+    CHECK("so_error_zero", getsockopt(s2, SOL_SOCKET, SO_ERROR, &v, &len) == 0 && v == 0);
+    v = 65536;
+    setsockopt(s2, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    len = sizeof v;
+    CHECK("so_sndbuf_doubled", getsockopt(s2, SOL_SOCKET, SO_SNDBUF, &v, &len) == 0 && v == 131072);
+    EXPECT_ERR("sockopt_other_level", getsockopt(s2, 6 /* SOL_TCP */, 1, &v, &len), EOPNOTSUPP);
+    int p2[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, p2);
+    struct stat sst;
+    CHECK("fstat_sock", fstat(p2[0], &sst) == 0 && S_ISSOCK(sst.st_mode));
+    char link[64], want[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", p2[0]);
+    ssize_t ln = readlink(link, buf, sizeof buf - 1);
+    snprintf(want, sizeof want, "socket:[%lu]", (unsigned long)sst.st_ino);
+    CHECK("proc_fd_link", ln > 0 && (buf[ln] = 0, !strcmp(buf, want)));
+    write(p2[0], "abcdef", 6);
+    int nread = 0;
+    CHECK("fionread", ioctl(p2[1], FIONREAD, &nread) == 0 && nread == 6);
+    char a1[2], a2[8];
+    struct iovec rv[2] = {{a1, 2}, {a2, 8}};
+    EXPECT_EQ("readv_stream", readv(p2[1], rv, 2), 6);
+    struct pollfd pp = {p2[1], POLLIN | POLLOUT | POLLRDHUP, 0};
+    CHECK("poll_writable", poll(&pp, 1, 0) == 1 && pp.revents == POLLOUT);
+    struct timeval tv = {0, 20000};
+    setsockopt(p2[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    EXPECT_ERR("rcvtimeo_eagain", read(p2[1], buf, 1), EAGAIN);
+    shutdown(p2[0], SHUT_WR);
+    CHECK("poll_rdhup", poll(&pp, 1, 0) == 1 && (pp.revents & (POLLIN | POLLRDHUP)) == (POLLIN | POLLRDHUP) && !(pp.revents & POLLHUP));
+    close(p2[0]);
+    CHECK("poll_hup_after_close", poll(&pp, 1, 0) == 1 && (pp.revents & POLLHUP));
+    EXPECT_ERR("write_closed_peer_epipe", send(p2[1], "x", 1, MSG_NOSIGNAL), EPIPE);
+    int p3[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, p3);
+    write(p3[0], "left", 4);
+    close(p3[1]);
+    EXPECT_ERR("peer_closed_with_unread_econnreset", read(p3[0], buf, sizeof buf), ECONNRESET);
+    EXPECT_EQ("eof_after_econnreset", read(p3[0], buf, sizeof buf), 0);
+    int p4[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, p4);
+    pid_t kid = fork();
+    if (kid == 0) {
+        usleep(20000);
+        write(p4[1], "wa", 2);
+        usleep(20000);
+        write(p4[1], "it", 2);
+        _exit(0);
+    }
+    EXPECT_EQ("recv_waitall", recv(p4[0], buf, 4, MSG_WAITALL), 4);
+    waitpid(kid, NULL, 0);
+    shutdown(p4[0], SHUT_RD);
+    EXPECT_ERR("peer_shut_rd_epipe", send(p4[1], "x", 1, MSG_NOSIGNAL), EPIPE);
+    int bl = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un bla = {AF_UNIX, "backlog"};
+    bind(bl, (struct sockaddr *)&bla, sizeof bla);
+    listen(bl, 0);
+    int c1 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    EXPECT_OK("connect_backlog_first", connect(c1, (struct sockaddr *)&bla, sizeof bla));
+    int c2 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    EXPECT_ERR("connect_backlog_full_eagain", connect(c2, (struct sockaddr *)&bla, sizeof bla), EAGAIN);
+    int acc;
+    struct sockaddr_un from;
+    len = sizeof from;
+    EXPECT_OK("accept4_flags", acc = accept4(bl, (struct sockaddr *)&from, &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    CHECK("accept4_flags_set", (fcntl(acc, F_GETFL) & O_NONBLOCK) && fcntl(acc, F_GETFD) == FD_CLOEXEC);
+    CHECK("accept_unbound_peer_len", len == sizeof(sa_family_t));
+    len = sizeof got;
+    CHECK("accepted_sockname", getsockname(acc, (struct sockaddr *)&got, &len) == 0 && !strcmp(got.sun_path, "backlog"));
+    EXPECT_ERR("accept4_bad_flags", accept4(bl, NULL, NULL, 1), EINVAL);
+    EXPECT_OK("connect_after_accept", connect(c2, (struct sockaddr *)&bla, sizeof bla));
+    unlink("backlog");
+    int c3 = socket(AF_UNIX, SOCK_STREAM, 0);
+    EXPECT_ERR("connect_unlinked_enoent", connect(c3, (struct sockaddr *)&bla, sizeof bla), ENOENT);
+    close(bl);
+    EXPECT_ERR("unaccepted_conn_reset", read(c2, buf, 1), ECONNRESET);
+    EXPECT_EQ("accepted_conn_survives_listener", write(acc, "k", 1), 1);
     return DONE();
 }

@@ -79,6 +79,8 @@ pub struct Kernel {
     hostname: Mutex<Vec<u8>>,
     /// `--strace`: log every syscall with its arguments and result.
     pub strace: std::sync::atomic::AtomicBool,
+    /// The names of the sandbox's Unix sockets.
+    pub unix_names: Arc<crate::vfs::socket::Namespace>,
 }
 
 /// Processes and threads by ID (the sandbox's own PID namespace).
@@ -105,6 +107,7 @@ impl Kernel {
             timers: Arc::new(timer::Timers::default()),
             strace: std::sync::atomic::AtomicBool::new(false),
             hostname: Mutex::new(b"bulwark".to_vec()),
+            unix_names: Arc::default(),
         })
     }
 

@@ -140,7 +140,7 @@ fn write_stream(task: &Task, file: &dyn FileDescription, data: &[u8]) -> SysResu
     Ok(done)
 }
 
-fn send_sigpipe(task: &Task) {
+pub(super) fn send_sigpipe(task: &Task) {
     use crate::kernel::signal::{SigInfo, SIGPIPE};
     let ignored = task
         .group
@@ -155,6 +155,9 @@ fn send_sigpipe(task: &Task) {
 
 pub fn read(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
+    if super::msg::is_socket(&file) {
+        return super::msg::read(task, &file, buf, count);
+    }
     read_into(task, buf, count, |data| {
         blocking(task, &*file, || file.read(data))
     })
@@ -261,6 +264,9 @@ fn copy_in_prefix(task: &Task, at: UserAddr, data: &mut [u8]) -> usize {
 
 pub fn write(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
+    if super::msg::is_socket(&file) {
+        return super::msg::write(task, &file, buf, count);
+    }
     write_from(task, buf, count.min(MAX_RW_COUNT), |d| {
         write_stream(task, &*file, d)
     })
@@ -377,6 +383,9 @@ fn vectored(
 
 pub fn readv(task: &mut Task, fd: i32, iov: UserAddr, iovcnt: i32) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
+    if super::msg::is_socket(&file) {
+        return super::msg::readv(task, &file, iov, iovcnt);
+    }
     vectored(task, iov, iovcnt, |base, len, _| {
         read_into(task, base, len, |d| blocking(task, &*file, || file.read(d)))
     })
@@ -384,6 +393,9 @@ pub fn readv(task: &mut Task, fd: i32, iov: UserAddr, iovcnt: i32) -> SysResult<
 
 pub fn writev(task: &mut Task, fd: i32, iov: UserAddr, iovcnt: i32) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
+    if super::msg::is_socket(&file) {
+        return super::msg::writev(task, &file, iov, iovcnt);
+    }
     vectored(task, iov, iovcnt, |base, len, _| {
         write_from(task, base, len, |d| write_stream(task, &*file, d)).map(|n| n as i64)
     })

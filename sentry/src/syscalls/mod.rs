@@ -15,11 +15,14 @@ mod info;
 mod lock;
 mod mm;
 mod mmap_file;
+mod msg;
 pub mod names;
 mod open;
 mod poll;
 mod process;
 mod signal;
+mod socket;
+mod sockopt;
 mod splice;
 mod stat;
 mod time;
@@ -157,6 +160,21 @@ syscall_table! {
     38 => timer::setitimer(which: i32, new: UserAddr, old: UserAddr),
     39 => process::getpid(),
     40 => fs::sendfile(out_fd: i32, in_fd: i32, offset: UserAddr, count: usize),
+    41 => socket::socket(domain: i32, ty: i32, protocol: i32),
+    42 => socket::connect(fd: i32, addr: UserAddr, addrlen: i32),
+    43 => socket::accept(fd: i32, addr: UserAddr, addrlen: UserAddr),
+    44 => msg::sendto(fd: i32, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, addrlen: i32),
+    45 => msg::recvfrom(fd: i32, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, addrlen: UserAddr),
+    46 => msg::sendmsg(fd: i32, msg: UserAddr, flags: i32),
+    47 => msg::recvmsg(fd: i32, msg: UserAddr, flags: i32),
+    48 => socket::shutdown(fd: i32, how: i32),
+    49 => socket::bind(fd: i32, addr: UserAddr, addrlen: i32),
+    50 => socket::listen(fd: i32, backlog: i32),
+    51 => socket::getsockname(fd: i32, addr: UserAddr, addrlen: UserAddr),
+    52 => socket::getpeername(fd: i32, addr: UserAddr, addrlen: UserAddr),
+    53 => socket::socketpair(domain: i32, ty: i32, protocol: i32, sv: UserAddr),
+    54 => sockopt::setsockopt(fd: i32, level: i32, name: i32, val: UserAddr, len: i32),
+    55 => sockopt::getsockopt(fd: i32, level: i32, name: i32, val: UserAddr, len: UserAddr),
     56 => process::clone(flags: u64, stack: u64, parent_tid: UserAddr, child_tid: UserAddr, tls: u64),
     57 => process::fork(),
     58 => process::vfork(),
@@ -271,6 +289,7 @@ syscall_table! {
     285 => fs::fallocate(fd: i32, mode: i32, offset: i64, len: i64),
     286 => timer::timerfd_settime(fd: i32, flags: i32, new: UserAddr, old: UserAddr),
     287 => timer::timerfd_gettime(fd: i32, curr: UserAddr),
+    288 => socket::accept4(fd: i32, addr: UserAddr, addrlen: UserAddr, flags: i32),
     290 => event::eventfd2(initval: u32, flags: i32),
     291 => epoll::epoll_create1(flags: i32),
     292 => fd::dup3(old: i32, new: i32, flags: i32),
@@ -278,8 +297,10 @@ syscall_table! {
     295 => fs::preadv(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
     296 => fs::pwritev(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
     297 => signal::rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr),
+    299 => msg::recvmmsg(fd: i32, vec: UserAddr, vlen: u32, flags: i32, timeout: UserAddr),
     302 => info::prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr),
     306 => fs::syncfs(fd: i32),
+    307 => msg::sendmmsg(fd: i32, vec: UserAddr, vlen: u32, flags: i32),
     309 => info::getcpu(cpu: UserAddr, node: UserAddr),
     316 => dir::renameat2(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr, flags: u32),
     318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),

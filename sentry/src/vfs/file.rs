@@ -164,6 +164,11 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    /// This description as a Unix socket, for the socket syscalls (`ENOTSOCK` if not).
+    fn as_socket(&self) -> Option<&super::socket::UnixSocket> {
+        None
+    }
+
     /// `F_GETPIPE_SZ`/`F_SETPIPE_SZ`: a pipe's capacity (`EBADF` for other files).
     fn pipe_size(&self) -> SysResult<usize> {
         Err(Errno::EBADF)
