@@ -222,8 +222,23 @@ impl ThreadGroup {
 
     /// Queues a process-directed signal and kicks a thread that does not block it.
     pub fn queue_signal(&self, info: SigInfo) -> bool {
+        // An ignored signal is discarded when it is sent, as on Linux, unless the main
+        // thread blocks it (its action may change before it is unblocked); a pending
+        // ignored signal would otherwise interrupt a blocking syscall.
+        let ignored = self
+            .sighand()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_ignored(info.signo);
         let threads = {
             let mut s = self.state();
+            let blocked = s
+                .threads
+                .first()
+                .is_some_and(|t| t.signals().mask.contains(info.signo));
+            if ignored && !blocked {
+                return true;
+            }
             if !s.pending.push(info) {
                 return false;
             }
