@@ -77,6 +77,8 @@ pub struct Kernel {
     pub vdso: Option<Arc<crate::vdso::Vdso>>,
     /// uname's nodename (`sethostname`, the OCI spec's `hostname`).
     hostname: Mutex<Vec<u8>>,
+    /// uname's domainname (`setdomainname`).
+    domainname: Mutex<Vec<u8>>,
     /// `--strace`: log every syscall with its arguments and result.
     pub strace: std::sync::atomic::AtomicBool,
     /// The names of the sandbox's Unix sockets.
@@ -107,6 +109,7 @@ impl Kernel {
             timers: Arc::new(timer::Timers::default()),
             strace: std::sync::atomic::AtomicBool::new(false),
             hostname: Mutex::new(b"bulwark".to_vec()),
+            domainname: Mutex::new(b"(none)".to_vec()),
             unix_names: Arc::default(),
         })
     }
@@ -131,6 +134,17 @@ impl Kernel {
 
     pub fn set_hostname(&self, name: &[u8]) {
         *self.hostname.lock().unwrap_or_else(|e| e.into_inner()) = name.to_vec();
+    }
+
+    pub fn domainname(&self) -> Vec<u8> {
+        self.domainname
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_domainname(&self, name: &[u8]) {
+        *self.domainname.lock().unwrap_or_else(|e| e.into_inner()) = name.to_vec();
     }
 
     pub fn tables(&self) -> MutexGuard<'_, Tables> {

@@ -16,19 +16,50 @@ const UTS_FIELD: usize = 65;
 pub fn uname(task: &mut Task, buf: UserAddr) -> SysResult<i64> {
     let mut uts = [0u8; UTS_FIELD * 6];
     let hostname = task.kernel.hostname();
+    let domainname = task.kernel.domainname();
     let fields: [&[u8]; 6] = [
         SYSNAME.as_bytes(),
         &hostname,
         RELEASE.as_bytes(),
         VERSION.as_bytes(),
         MACHINE.as_bytes(),
-        b"(none)",
+        &domainname,
     ];
     for (i, bytes) in fields.iter().enumerate() {
         let n = bytes.len().min(UTS_FIELD - 1);
         uts[i * UTS_FIELD..i * UTS_FIELD + n].copy_from_slice(&bytes[..n]);
     }
     task.mm.copy_out(buf, &uts)?;
+    Ok(0)
+}
+
+/// The longest host or domain name (`__NEW_UTS_LEN`).
+const UTS_NAME_MAX: i32 = 64;
+
+/// Reads the new name of `sethostname`/`setdomainname`, checking as Linux does: the
+/// length, then the privilege (the sandbox's root; capabilities are not modelled), then
+/// the buffer.
+fn new_uts_name(task: &Task, name: UserAddr, len: i32) -> SysResult<Vec<u8>> {
+    if !(0..=UTS_NAME_MAX).contains(&len) {
+        return Err(Errno::EINVAL);
+    }
+    if task.creds.euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    task.mm.copy_in(name, &mut buf)?;
+    Ok(buf)
+}
+
+pub fn sethostname(task: &mut Task, name: UserAddr, len: i32) -> SysResult<i64> {
+    let name = new_uts_name(task, name, len)?;
+    task.kernel.set_hostname(&name);
+    Ok(0)
+}
+
+pub fn setdomainname(task: &mut Task, name: UserAddr, len: i32) -> SysResult<i64> {
+    let name = new_uts_name(task, name, len)?;
+    task.kernel.set_domainname(&name);
     Ok(0)
 }
 

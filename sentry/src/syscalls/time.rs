@@ -109,15 +109,53 @@ pub fn read_timespec(task: &Task, addr: UserAddr) -> SysResult<Duration> {
     ))
 }
 
+/// A clock ID for `clock_gettime`/`clock_getres`: a fixed one, or a CPU clock of a
+/// process or thread as `clock_getcpuclockid`/`pthread_getcpuclockid` make them (negative:
+/// the complemented PID above a per-thread bit and two bits of kind).
+fn clock_of(task: &Task, id: i32) -> SysResult<Clock> {
+    if id >= 0 {
+        return Clock::from_id(id);
+    }
+    let (kind, per_thread, pid) = (id & 3, id & 4 != 0, !(id >> 3));
+    if kind == 3 {
+        return Err(Errno::EINVAL);
+    }
+    let exists = pid == 0
+        || if per_thread {
+            // Only a thread of the caller's own process.
+            task.group.state().threads.iter().any(|t| t.tid() == pid)
+        } else {
+            task.kernel.group(pid).is_some()
+        };
+    if !exists {
+        return Err(Errno::EINVAL);
+    }
+    // As for CLOCK_PROCESS_CPUTIME_ID: the Sentry thread's CPU time stands for it.
+    Ok(Clock::ThreadCpu)
+}
+
 pub fn clock_gettime(task: &mut Task, id: i32, tp: UserAddr) -> SysResult<i64> {
-    let now = Clock::from_id(id)?.now();
+    let now = clock_of(task, id)?.now();
     task.mm
         .write(UserPtr::new(tp), &Timespec::from_duration(now))?;
     Ok(0)
 }
 
+/// `clock_settime`: the sandbox may not set the host's clocks (a container lacks
+/// `CAP_SYS_TIME`): `EPERM` for a valid request, after Linux's `EINVAL` checks.
+pub fn clock_settime(task: &mut Task, id: i32, tp: UserAddr) -> SysResult<i64> {
+    let ts: Timespec = task.mm.read(UserPtr::new(tp))?;
+    if clock_of(task, id)? != Clock::Realtime
+        || !(0..1_000_000_000).contains(&ts.nsec)
+        || ts.sec < 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    Err(Errno::EPERM)
+}
+
 pub fn clock_getres(task: &mut Task, id: i32, res: UserAddr) -> SysResult<i64> {
-    let clock = Clock::from_id(id)?;
+    let clock = clock_of(task, id)?;
     if !res.is_null() {
         let coarse = matches!(id, CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE);
         let r = if coarse {
