@@ -46,8 +46,6 @@ pub const SEEK_END: i32 = 2;
 pub const SEEK_DATA: i32 = 3;
 pub const SEEK_HOLE: i32 = 4;
 
-/// An open file description. Defaults are Linux's answers for a file that lacks the
-/// operation.
 /// `F_SETFL` on stored status flags: only the bits of [`SETFL_MASK`] change.
 pub fn set_status_flags(stored: &std::sync::atomic::AtomicI32, flags: i32) {
     let old = stored.load(std::sync::atomic::Ordering::Relaxed);
@@ -67,6 +65,8 @@ pub fn anon_stat() -> Stat {
     }
 }
 
+/// An open file description. Defaults are Linux's answers for a file that lacks the
+/// operation.
 pub trait FileDescription: Send + Sync {
     /// Reads at the current offset (or from the stream).
     fn read(&self, _buf: &mut [u8]) -> SysResult<usize> {
