@@ -1,6 +1,7 @@
 //! The kernel proper: tasks and thread groups, and what they share.
 
 pub mod clone;
+pub mod current;
 mod fd_table;
 pub mod futex;
 mod limits;

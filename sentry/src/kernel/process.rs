@@ -81,6 +81,8 @@ impl TaskHandle {
     pub fn kick(&self) {
         self.waker.wake();
         self.interrupter.interrupt();
+        // Every queued signal kicks a thread of its target: signalfd readers look again.
+        super::signal::SIGNAL_EVENTS.notify_all();
     }
 }
 

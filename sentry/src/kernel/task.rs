@@ -197,6 +197,7 @@ impl Task {
     /// Runs the task until its thread exits, serving its syscalls, faults and signals,
     /// then does the exit's bookkeeping. Returns the thread's exit status.
     pub fn run(mut self) -> ExitStatus {
+        super::current::set(&self.handle, &self.group);
         let status = self.run_loop();
         self.exit_thread(status);
         status

@@ -164,6 +164,11 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    /// This description as a signalfd, for `signalfd` on an existing one.
+    fn as_signalfd(&self) -> Option<&super::signalfd::SignalFd> {
+        None
+    }
+
     /// `F_GETPIPE_SZ`/`F_SETPIPE_SZ`: a pipe's capacity (`EBADF` for other files).
     fn pipe_size(&self) -> SysResult<usize> {
         Err(Errno::EBADF)

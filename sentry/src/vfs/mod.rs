@@ -16,6 +16,7 @@ pub mod memfs;
 pub mod path;
 pub mod pipe;
 pub mod proc;
+pub mod signalfd;
 mod stat;
 pub mod sys;
 pub mod timerfd;
