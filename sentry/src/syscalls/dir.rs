@@ -7,11 +7,15 @@ use super::fs::{
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::UserAddr;
+use crate::vfs::inotify;
 use crate::vfs::path::{same_inode, step};
 use crate::vfs::{
     permitted, Cx, DirEntry, NewNode, Path, MAY_EXEC, MAY_WRITE, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG,
     S_IFSOCK, S_ISVTX,
 };
+
+/// `renameat2` flag: swap the two names.
+const RENAME_EXCHANGE: u32 = 2;
 
 /// The parent directory and last name of `path` relative to `dirfd`.
 fn parent_at(task: &Task, cx: &Cx, dirfd: i32, path: UserAddr) -> SysResult<(Path, Vec<u8>, bool)> {
@@ -66,6 +70,7 @@ pub fn mkdirat(task: &mut Task, dirfd: i32, path: UserAddr, mode: u32) -> SysRes
     let mode = S_IFDIR | (mode & 0o1777 & !task.fs.umask());
     dir.inode()
         .create(&cx, &name, NewNode::Node { mode, rdev: 0 })?;
+    inotify::entry_event(&**dir.inode(), &name, inotify::IN_CREATE, true, 0);
     Ok(0)
 }
 
@@ -91,6 +96,7 @@ pub fn mknodat(task: &mut Task, dirfd: i32, path: UserAddr, mode: u32, dev: u64)
     let mode = kind | (mode & 0o7777 & !task.fs.umask());
     dir.inode()
         .create(&cx, &name, NewNode::Node { mode, rdev: dev })?;
+    inotify::entry_event(&**dir.inode(), &name, inotify::IN_CREATE, false, 0);
     Ok(0)
 }
 
@@ -142,6 +148,7 @@ fn remove(
         return Err(Errno::EBUSY);
     }
     dir.inode().unlink(cx, name, is_dir)?;
+    inotify::removed(&**dir.inode(), name, &**victim.inode());
     Ok(0)
 }
 
@@ -187,9 +194,10 @@ pub fn renameat2(
     may_modify(&cx, &odir)?;
     may_modify(&cx, &ndir)?;
     may_delete(&cx, &odir, &source)?;
-    if let Ok(target) = step(&task.fs.vfs, &cx, &root, &ndir, &nname) {
-        may_delete(&cx, &ndir, &target)?;
-        if is_mountpoint(task, &target) {
+    let target = step(&task.fs.vfs, &cx, &root, &ndir, &nname).ok();
+    if let Some(target) = &target {
+        may_delete(&cx, &ndir, target)?;
+        if is_mountpoint(task, target) {
             return Err(Errno::EBUSY);
         }
     }
@@ -198,6 +206,20 @@ pub fn renameat2(
     }
     odir.inode()
         .rename(&cx, &oname, ndir.inode(), &nname, flags)?;
+    if inotify::active() {
+        let (od, nd) = (&**odir.inode(), &**ndir.inode());
+        match &target {
+            Some(t) if same_inode(t.inode(), source.inode()) => {}
+            Some(t) if flags & RENAME_EXCHANGE != 0 => {
+                inotify::rename_event(od, &oname, nd, &nname, &**source.inode(), None);
+                inotify::rename_event(nd, &nname, od, &oname, &**t.inode(), None);
+            }
+            t => {
+                let replaced = t.as_ref().map(|t| &**t.inode());
+                inotify::rename_event(od, &oname, nd, &nname, &**source.inode(), replaced);
+            }
+        }
+    }
     Ok(0)
 }
 
@@ -235,6 +257,8 @@ pub fn linkat(
     }
     may_modify(&cx, &ndir)?;
     ndir.inode().link(&nname, source.inode())?;
+    inotify::object_event(&**source.inode(), None, inotify::IN_ATTRIB);
+    inotify::entry_event(&**ndir.inode(), &nname, inotify::IN_CREATE, false, 0);
     Ok(0)
 }
 
@@ -254,6 +278,7 @@ pub fn symlinkat(task: &mut Task, target: UserAddr, dirfd: i32, path: UserAddr) 
     }
     may_modify(&cx, &dir)?;
     dir.inode().create(&cx, &name, NewNode::Symlink(target))?;
+    inotify::entry_event(&**dir.inode(), &name, inotify::IN_CREATE, false, 0);
     Ok(0)
 }
 

@@ -458,7 +458,9 @@ pub fn truncate(task: &mut Task, path: UserAddr, length: i64) -> SysResult<i64> 
         return Err(Errno::EISDIR);
     }
     permitted(&stat, &task.creds, MAY_WRITE)?;
-    truncate_inode(at.inode(), length)
+    truncate_inode(at.inode(), length)?;
+    crate::vfs::inotify::path_event(&at, crate::vfs::inotify::IN_MODIFY);
+    Ok(0)
 }
 
 pub fn ftruncate(task: &mut Task, fd: i32, length: i64) -> SysResult<i64> {
@@ -471,7 +473,12 @@ pub fn ftruncate(task: &mut Task, fd: i32, length: i64) -> SysResult<i64> {
     if flags & O_ACCMODE == O_RDONLY {
         return Err(Errno::EINVAL);
     }
-    truncate_inode(&inode, length)
+    truncate_inode(&inode, length)?;
+    match file.path() {
+        Some(p) => crate::vfs::inotify::path_event(p, crate::vfs::inotify::IN_MODIFY),
+        None => crate::vfs::inotify::object_event(&*inode, None, crate::vfs::inotify::IN_MODIFY),
+    }
+    Ok(0)
 }
 
 pub fn fallocate(task: &mut Task, fd: i32, mode: i32, offset: i64, len: i64) -> SysResult<i64> {

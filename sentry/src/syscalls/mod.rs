@@ -12,6 +12,7 @@ mod fd;
 pub mod fs;
 mod futex;
 mod info;
+mod inotify;
 mod lock;
 mod mm;
 mod mmap_file;
@@ -247,6 +248,9 @@ syscall_table! {
     233 => epoll::epoll_ctl(epfd: i32, op: i32, fd: i32, event: UserAddr),
     234 => signal::tgkill(tgid: i32, tid: i32, sig: i32),
     247 => process::waitid(idtype: i32, id: i32, info: UserAddr, options: i32, rusage: UserAddr),
+    253 => inotify::inotify_init(),
+    254 => inotify::inotify_add_watch(fd: i32, path: UserAddr, mask: u32),
+    255 => inotify::inotify_rm_watch(fd: i32, wd: i32),
     257 => open::openat(dirfd: i32, path: UserAddr, flags: i32, mode: u32),
     258 => dir::mkdirat(dirfd: i32, path: UserAddr, mode: u32),
     259 => dir::mknodat(dirfd: i32, path: UserAddr, mode: u32, dev: u64),
@@ -277,6 +281,7 @@ syscall_table! {
     291 => epoll::epoll_create1(flags: i32),
     292 => fd::dup3(old: i32, new: i32, flags: i32),
     293 => fd::pipe2(fds: UserAddr, flags: i32),
+    294 => inotify::inotify_init1(flags: i32),
     295 => fs::preadv(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
     296 => fs::pwritev(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
     297 => signal::rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr),

@@ -158,6 +158,8 @@ fn set(
         return Err(Errno::ENODATA);
     }
     map.insert(name, v);
+    drop(map);
+    crate::vfs::inotify::object_event(&*inode, None, crate::vfs::inotify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -170,7 +172,9 @@ fn remove(task: &Task, target: Target, name: UserAddr) -> SysResult<i64> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&name);
-    removed.map(|_| 0).ok_or(Errno::ENODATA)
+    removed.ok_or(Errno::ENODATA)?;
+    crate::vfs::inotify::object_event(&*inode, None, crate::vfs::inotify::IN_ATTRIB);
+    Ok(0)
 }
 
 pub fn getxattr(

@@ -169,6 +169,11 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    /// This description as an inotify instance, for `inotify_add_watch`/`rm_watch`.
+    fn as_inotify(&self) -> Option<&super::inotify::Inotify> {
+        None
+    }
+
     /// `F_GETPIPE_SZ`/`F_SETPIPE_SZ`: a pipe's capacity (`EBADF` for other files).
     fn pipe_size(&self) -> SysResult<usize> {
         Err(Errno::EBADF)
@@ -230,6 +235,14 @@ pub struct InodeFile {
 
 impl Drop for InodeFile {
     fn drop(&mut self) {
+        if super::inotify::active() && !self.is_path() {
+            let mask = if self.access() == O_RDONLY {
+                super::inotify::IN_CLOSE_NOWRITE
+            } else {
+                super::inotify::IN_CLOSE_WRITE
+            };
+            super::inotify::path_event(&self.path, mask);
+        }
         let Some(locks) = self.path.inode().locks() else {
             return;
         };
@@ -360,6 +373,14 @@ impl InodeFile {
         }
     }
 
+    /// inotify's `IN_ACCESS`/`IN_MODIFY` for a transfer of `n` bytes (none for 0).
+    #[inline]
+    fn notify(&self, n: usize, mask: u32) {
+        if n > 0 && super::inotify::active() {
+            super::inotify::path_event(&self.path, mask);
+        }
+    }
+
     fn size(&self) -> u64 {
         match &self.snapshot {
             Some(d) => d.len() as u64,
@@ -374,6 +395,8 @@ impl FileDescription for InodeFile {
         let mut off = self.offset();
         let n = self.read_data(*off, buf)?;
         *off = off.checked_add(n as u64).ok_or(Errno::EOVERFLOW)?;
+        drop(off);
+        self.notify(n, super::inotify::IN_ACCESS);
         Ok(n)
     }
 
@@ -385,6 +408,8 @@ impl FileDescription for InodeFile {
         }
         let n = self.inode_ref().write_at(*off, buf)?;
         *off = off.checked_add(n as u64).ok_or(Errno::EFBIG)?;
+        drop(off);
+        self.notify(n, super::inotify::IN_MODIFY);
         Ok(n)
     }
 
@@ -393,7 +418,9 @@ impl FileDescription for InodeFile {
         if self.inode_ref().is_stream() {
             return Err(Errno::ESPIPE);
         }
-        self.read_data(offset, buf)
+        let n = self.read_data(offset, buf)?;
+        self.notify(n, super::inotify::IN_ACCESS);
+        Ok(n)
     }
 
     fn pwrite(&self, buf: &[u8], offset: u64) -> SysResult<usize> {
@@ -407,7 +434,9 @@ impl FileDescription for InodeFile {
         } else {
             offset
         };
-        self.inode_ref().write_at(offset, buf)
+        let n = self.inode_ref().write_at(offset, buf)?;
+        self.notify(n, super::inotify::IN_MODIFY);
+        Ok(n)
     }
 
     fn seek(&self, offset: i64, whence: i32) -> SysResult<u64> {

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod file;
 pub mod gofer;
 mod host;
+pub mod inotify;
 pub mod lock;
 pub mod memfs;
 pub mod path;
