@@ -14,6 +14,7 @@ mod futex;
 mod info;
 mod inotify;
 mod lock;
+mod memfd;
 mod mm;
 mod mmap_file;
 pub mod names;
@@ -290,6 +291,7 @@ syscall_table! {
     309 => info::getcpu(cpu: UserAddr, node: UserAddr),
     316 => dir::renameat2(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr, flags: u32),
     318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),
+    319 => memfd::memfd_create(name: UserAddr, flags: u32),
     322 => process::execveat(dirfd: i32, path: UserAddr, argv: UserAddr, envp: UserAddr, flags: i32),
     326 => fs::copy_file_range(fd_in: i32, off_in: UserAddr, fd_out: i32, off_out: UserAddr, len: usize, flags: u32),
     327 => fs::preadv2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),

@@ -13,6 +13,7 @@ pub mod gofer;
 mod host;
 pub mod inotify;
 pub mod lock;
+pub mod memfd;
 pub mod memfs;
 pub mod path;
 pub mod pipe;
@@ -349,6 +350,11 @@ pub trait Inode: Send + Sync {
 
     /// The file's advisory locks; `None` where the filesystem keeps none (`ENOLCK`).
     fn locks(&self) -> Option<&lock::FileLocks> {
+        None
+    }
+
+    /// A memfd's seals (`F_ADD_SEALS`, `F_GET_SEALS`); `None` for other files.
+    fn seals(&self) -> Option<&Arc<memfd::Seals>> {
         None
     }
 }
