@@ -2,6 +2,7 @@
 
 use super::fs::{lookup_at, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::{CAP_CHOWN, CAP_FOWNER};
 use crate::kernel::Task;
 use crate::mm::{UserAddr, UserPtr};
 use crate::vfs::{inotify, permitted, Inode, Path, SetAttr, Time, MAY_WRITE};
@@ -52,7 +53,7 @@ fn fd_target(task: &Task, fd: i32) -> SysResult<Target> {
 fn set_mode(task: &Task, t: &Target, mode: u32) -> SysResult<i64> {
     let (inode, ro) = (&*t.inode, t.ro);
     let stat = inode.stat()?;
-    if task.creds.euid != 0 && task.creds.euid != stat.uid {
+    if task.creds.fsuid != stat.uid && !task.creds.capable(CAP_FOWNER) {
         return Err(Errno::EPERM);
     }
     if ro {
@@ -83,14 +84,15 @@ fn set_owner(task: &Task, t: &Target, uid: u32, gid: u32) -> SysResult<i64> {
     let stat = inode.stat()?;
     let uid = (uid != u32::MAX).then_some(uid);
     let gid = (gid != u32::MAX).then_some(gid);
-    if task.creds.euid != 0 {
-        let owner = task.creds.euid == stat.uid;
-        if uid.is_some_and(|u| u != stat.uid) {
-            return Err(Errno::EPERM);
-        }
-        if gid.is_some_and(|g| g != stat.gid) && (!owner || gid != Some(task.creds.egid)) {
-            return Err(Errno::EPERM);
-        }
+    // As Linux's chown_ok and chgrp_ok: the owner may give the file to itself and to
+    // its own groups; anything else takes CAP_CHOWN.
+    let c = &task.creds;
+    let owner = c.fsuid == stat.uid;
+    let uid_ok = uid.is_none_or(|u| owner && u == stat.uid);
+    let gid_ok = gid.is_none_or(|g| owner && (g == stat.gid || c.in_group(g)));
+    let allowed = (uid_ok && gid_ok) || c.capable(CAP_CHOWN);
+    if !allowed {
+        return Err(Errno::EPERM);
     }
     if ro {
         return Err(Errno::EROFS);
@@ -181,7 +183,7 @@ pub fn utimensat(
         return Ok(0);
     }
     let stat = inode.stat()?;
-    if task.creds.euid != 0 && task.creds.euid != stat.uid {
+    if task.creds.fsuid != stat.uid && !task.creds.capable(CAP_FOWNER) {
         if explicit {
             return Err(Errno::EPERM);
         }

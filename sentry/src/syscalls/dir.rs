@@ -5,6 +5,7 @@ use super::fs::{
     cx, dir_of, lookup_at, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
 };
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::{CAP_FOWNER, CAP_MKNOD, CAP_SYS_CHROOT};
 use crate::kernel::Task;
 use crate::mm::UserAddr;
 use crate::vfs::inotify;
@@ -37,11 +38,11 @@ fn may_modify(cx: &Cx, dir: &Path) -> SysResult<()> {
 /// The sticky-bit rule for removing or replacing `victim` in `dir`.
 fn may_delete(cx: &Cx, dir: &Path, victim: &Path) -> SysResult<()> {
     let d = dir.inode().stat()?;
-    if d.mode & S_ISVTX == 0 || cx.creds.euid == 0 {
+    if d.mode & S_ISVTX == 0 || cx.creds.capable(CAP_FOWNER) {
         return Ok(());
     }
     let v = victim.inode().stat()?;
-    if cx.creds.euid == d.uid || cx.creds.euid == v.uid {
+    if cx.creds.fsuid == d.uid || cx.creds.fsuid == v.uid {
         Ok(())
     } else {
         Err(Errno::EPERM)
@@ -82,7 +83,7 @@ pub fn mknodat(task: &mut Task, dirfd: i32, path: UserAddr, mode: u32, dev: u64)
     let kind = match mode & S_IFMT {
         0 => S_IFREG,
         k @ (S_IFREG | S_IFIFO | S_IFSOCK) => k,
-        crate::vfs::S_IFCHR | crate::vfs::S_IFBLK if task.creds.euid == 0 => mode & S_IFMT,
+        crate::vfs::S_IFCHR | crate::vfs::S_IFBLK if task.creds.capable(CAP_MKNOD) => mode & S_IFMT,
         crate::vfs::S_IFCHR | crate::vfs::S_IFBLK => return Err(Errno::EPERM),
         S_IFDIR => return Err(Errno::EPERM),
         _ => return Err(Errno::EINVAL),
@@ -386,8 +387,7 @@ pub fn chroot(task: &mut Task, path: UserAddr) -> SysResult<i64> {
         return Err(Errno::ENOTDIR);
     }
     permitted(&stat, &task.creds, MAY_EXEC)?;
-    if task.creds.euid != 0 {
-        // CAP_SYS_CHROOT is root's.
+    if !task.creds.capable(CAP_SYS_CHROOT) {
         return Err(Errno::EPERM);
     }
     task.fs.set_root(at);

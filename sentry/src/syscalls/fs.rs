@@ -28,7 +28,7 @@ pub const AT_EMPTY_PATH: i32 = 0x1000;
 /// Who is calling, as the VFS sees it.
 pub fn cx(task: &Task) -> Cx {
     Cx {
-        creds: task.creds,
+        creds: task.creds.clone(),
         tgid: task.group.tgid,
         tid: task.tid(),
         fds: Some(Arc::clone(&task.fds)),

@@ -48,7 +48,7 @@ pub fn prlimit64(
     } else {
         Some(task.mm.read(UserPtr::<Rlimit>::new(new))?)
     };
-    let privileged = task.creds.euid == 0;
+    let privileged = task.creds.capable(crate::kernel::creds::CAP_SYS_RESOURCE);
     let mut limits = task.group.limits();
     let previous = limits.get(resource)?;
     if let Some(limit) = new_limit {

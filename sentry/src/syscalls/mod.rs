@@ -5,6 +5,7 @@
 //! it). A number without a handler returns `ENOSYS` and is logged once.
 
 mod attr;
+mod creds;
 mod dir;
 mod epoll;
 mod event;
@@ -20,6 +21,7 @@ mod mmap_file;
 pub mod names;
 mod open;
 mod poll;
+mod prctl;
 mod process;
 mod signal;
 mod splice;
@@ -195,14 +197,28 @@ syscall_table! {
     99 => info::sysinfo(info: UserAddr),
     102 => process::getuid(),
     104 => process::getgid(),
+    105 => creds::setuid(uid: u32),
+    106 => creds::setgid(gid: u32),
     107 => process::geteuid(),
     108 => process::getegid(),
     109 => process::setpgid(pid: i32, pgid: i32),
     110 => process::getppid(),
     111 => process::getpgrp(),
     112 => process::setsid(),
+    113 => creds::setreuid(ruid: u32, euid: u32),
+    114 => creds::setregid(rgid: u32, egid: u32),
+    115 => creds::getgroups(size: i32, list: UserAddr),
+    116 => creds::setgroups(size: i32, list: UserAddr),
+    117 => creds::setresuid(ruid: u32, euid: u32, suid: u32),
+    118 => creds::getresuid(ruid: UserAddr, euid: UserAddr, suid: UserAddr),
+    119 => creds::setresgid(rgid: u32, egid: u32, sgid: u32),
+    120 => creds::getresgid(rgid: UserAddr, egid: UserAddr, sgid: UserAddr),
     121 => process::getpgid(pid: i32),
+    122 => creds::setfsuid(uid: u32),
+    123 => creds::setfsgid(gid: u32),
     124 => process::getsid(pid: i32),
+    125 => creds::capget(header: UserAddr, data: UserAddr),
+    126 => creds::capset(header: UserAddr, data: UserAddr),
     127 => signal::rt_sigpending(set: UserAddr, sigsetsize: usize),
     128 => signal::rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, sigsetsize: usize),
     129 => signal::rt_sigqueueinfo(tgid: i32, sig: i32, info: UserAddr),
@@ -211,6 +227,7 @@ syscall_table! {
     133 => dir::mknod(path: UserAddr, mode: u32, dev: u64),
     137 => stat::statfs(path: UserAddr, buf: UserAddr),
     138 => stat::fstatfs(fd: i32, buf: UserAddr),
+    157 => prctl::prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64),
     158 => process::arch_prctl(code: i32, addr: u64),
     161 => dir::chroot(path: UserAddr),
     162 => fs::sync(),
@@ -290,6 +307,7 @@ syscall_table! {
     306 => fs::syncfs(fd: i32),
     309 => info::getcpu(cpu: UserAddr, node: UserAddr),
     316 => dir::renameat2(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr, flags: u32),
+    317 => prctl::seccomp(op: u32, flags: u32, args: UserAddr),
     318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),
     319 => memfd::memfd_create(name: UserAddr, flags: u32),
     322 => process::execveat(dirfd: i32, path: UserAddr, argv: UserAddr, envp: UserAddr, flags: i32),

@@ -60,7 +60,8 @@ fn check(task: &Task, inode: &dyn Inode, name: &[u8], want: u32) -> SysResult<()
         return permitted(&stat, &task.creds, want);
     }
     if name.starts_with(b"trusted.") || name.starts_with(b"security.") {
-        if task.creds.euid != 0 && (want == MAY_WRITE || name.starts_with(b"trusted.")) {
+        let admin = task.creds.capable(crate::kernel::creds::CAP_SYS_ADMIN);
+        if !admin && (want == MAY_WRITE || name.starts_with(b"trusted.")) {
             return Err(if want == MAY_WRITE {
                 Errno::EPERM
             } else {
@@ -107,7 +108,8 @@ fn list(task: &Task, target: Target, out: UserAddr, size: usize) -> SysResult<i6
     let mut names = Vec::new();
     for name in xattrs.lock().unwrap_or_else(|e| e.into_inner()).keys() {
         // Only what the caller may read is listed (trusted.* is root's).
-        if name.starts_with(b"trusted.") && task.creds.euid != 0 {
+        if name.starts_with(b"trusted.") && !task.creds.capable(crate::kernel::creds::CAP_SYS_ADMIN)
+        {
             continue;
         }
         names.extend_from_slice(name);

@@ -272,7 +272,7 @@ impl InodeFile {
             _pin: None,
             lockers: Mutex::new(Vec::new()),
             cx: super::Cx {
-                creds: cx.creds,
+                creds: cx.creds.clone(),
                 tgid: cx.tgid,
                 tid: cx.tid,
                 ..super::Cx::default()

@@ -754,6 +754,17 @@ fn mountinfo(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
 
 /// The process's name: its executable's, cut to 15 bytes as Linux's `comm`.
 fn comm(cx: &Cx) -> String {
+    // The thread's name (prctl(PR_SET_NAME), or the program's at execve).
+    let named = cx.group.as_ref().and_then(|g| {
+        let threads = g.state().threads.clone();
+        threads
+            .iter()
+            .find(|t| t.tid() == cx.tid)
+            .and_then(|t| t.control.name())
+    });
+    if let Some(n) = named {
+        return String::from_utf8_lossy(&n).into_owned();
+    }
     let name = cx
         .fs
         .as_ref()
@@ -873,6 +884,7 @@ fn statm(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
 fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     let name = comm(cx);
     let c = &cx.creds;
+    let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
     let fdsize = cx.fds.as_ref().map_or(0, |t| t.fds().len()).max(64);
     let vm = cx.mm.as_ref().map_or(0, |mm| {
         mm.vmas().iter().map(|v| v.end - v.start).sum::<u64>() / 1024
@@ -883,18 +895,26 @@ fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     Ok(format!(
         "Name:\t{name}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\n\
          PPid:\t{ppid}\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\n\
-         VmSize:\t{vm:8} kB\nThreads:\t{threads}\n",
+         Groups:\t{groups}\nVmSize:\t{vm:8} kB\nThreads:\t{threads}\nCapInh:\t{:016x}\n\
+         CapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\n\
+         NoNewPrivs:\t{}\n",
         cx.fs.as_ref().map_or(0o022, |f| f.umask()),
         cx.tgid,
         cx.tid,
         c.uid,
         c.euid,
         c.suid,
-        c.euid,
+        c.fsuid,
         c.gid,
         c.egid,
         c.sgid,
-        c.egid,
+        c.fsgid,
+        c.caps.inheritable,
+        c.caps.permitted,
+        c.caps.effective,
+        c.caps.bounding,
+        c.caps.ambient,
+        u8::from(c.no_new_privs),
     )
     .into_bytes())
 }
