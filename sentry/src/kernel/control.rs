@@ -21,6 +21,10 @@ pub struct ThreadControl {
     pub timer_slack_ns: AtomicU64,
     /// `SECCOMP_MODE_STRICT`: only read, write, exit and rt_sigreturn; anything else kills.
     pub seccomp_strict: AtomicBool,
+    /// `set_robust_list`'s head, for `get_robust_list` from other threads.
+    pub robust_list: AtomicU64,
+    /// The nice value (`setpriority`), -20..=19.
+    pub nice: AtomicI32,
 }
 
 impl Default for ThreadControl {
@@ -30,6 +34,8 @@ impl Default for ThreadControl {
             pdeath_signal: AtomicI32::new(0),
             timer_slack_ns: AtomicU64::new(DEFAULT_TIMER_SLACK_NS),
             seccomp_strict: AtomicBool::new(false),
+            robust_list: AtomicU64::new(0),
+            nice: AtomicI32::new(0),
         }
     }
 }
@@ -57,10 +63,13 @@ impl ThreadControl {
             parent.seccomp_strict.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
+        self.nice
+            .store(parent.nice.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// At `execve` of `path`: the name becomes its last component.
     pub fn exec(&self, path: &[u8]) {
+        self.robust_list.store(0, Ordering::Relaxed);
         let base = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
         self.set_name((!base.is_empty()).then_some(base));
     }

@@ -444,6 +444,9 @@ fn truncate_inode(inode: &Arc<dyn crate::vfs::Inode>, length: i64) -> SysResult<
     if inode.read_only() {
         return Err(Errno::EROFS);
     }
+    if size > inode.size() {
+        crate::kernel::current::check_file_size(size, 0)?;
+    }
     inode.setattr(&SetAttr {
         size: Some(size),
         ..SetAttr::default()
@@ -522,6 +525,7 @@ pub fn fallocate(task: &mut Task, fd: i32, mode: i32, offset: i64, len: i64) -> 
         }
     }
     if end > inode.size() {
+        crate::kernel::current::check_file_size(end, 0)?;
         inode.setattr(&SetAttr {
             size: Some(end),
             ..SetAttr::default()

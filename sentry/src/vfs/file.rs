@@ -373,6 +373,18 @@ impl InodeFile {
         }
     }
 
+    /// The part of `buf` a regular file may take at `offset` under the caller's
+    /// `RLIMIT_FSIZE`.
+    fn within_size_limit<'b>(&self, offset: u64, buf: &'b [u8]) -> SysResult<&'b [u8]> {
+        if crate::kernel::current::file_size_limit() == crate::kernel::RLIM_INFINITY
+            || self.inode_ref().mode() & super::S_IFMT != super::S_IFREG
+        {
+            return Ok(buf);
+        }
+        let n = crate::kernel::current::check_file_size(offset, buf.len())?;
+        Ok(&buf[..n])
+    }
+
     /// inotify's `IN_ACCESS`/`IN_MODIFY` for a transfer of `n` bytes (none for 0).
     #[inline]
     fn notify(&self, n: usize, mask: u32) {
@@ -406,6 +418,7 @@ impl FileDescription for InodeFile {
         if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
             *off = self.size();
         }
+        let buf = self.within_size_limit(*off, buf)?;
         let n = self.inode_ref().write_at(*off, buf)?;
         *off = off.checked_add(n as u64).ok_or(Errno::EFBIG)?;
         drop(off);
@@ -434,6 +447,7 @@ impl FileDescription for InodeFile {
         } else {
             offset
         };
+        let buf = self.within_size_limit(offset, buf)?;
         let n = self.inode_ref().write_at(offset, buf)?;
         self.notify(n, super::inotify::IN_MODIFY);
         Ok(n)
