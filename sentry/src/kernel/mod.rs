@@ -6,6 +6,7 @@ pub mod creds;
 pub mod current;
 mod fd_table;
 pub mod futex;
+pub mod futex_pi;
 mod limits;
 pub mod process;
 pub mod signal;
