@@ -150,7 +150,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         .map_err(|e| anyhow!("attaching the root filesystem: {}", describe(e)))?;
     let creds = Credentials::new(args.uid, args.gid);
     let cx = Cx {
-        creds,
+        creds: creds.clone(),
         ..Cx::root()
     };
     let cwd = fs

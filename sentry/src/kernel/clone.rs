@@ -103,6 +103,7 @@ impl Task {
         let tid = kernel.allocate_tid();
         let mask = self.handle.signals().mask;
         let handle = TaskHandle::new(tid, ctx.interrupter(), mask);
+        handle.control.inherit(&self.handle.control);
         let group = if flags & CLONE_THREAD != 0 {
             let mut s = self.group.state();
             if s.exiting.is_some() {
@@ -131,6 +132,7 @@ impl Task {
             };
             let limits = self.group.limits().clone();
             let group = ThreadGroup::new(tid, Some(&parent), sighand, limits, args.exit_signal);
+            group.control.inherit(&self.group.control);
             group.state().threads.push(Arc::clone(&handle));
             parent.state().children.push(Arc::clone(&group));
             group
@@ -179,7 +181,7 @@ impl Task {
             fs,
             ctx,
             regs,
-            self.creds,
+            self.creds.clone(),
             altstack,
         );
         if flags & CLONE_CHILD_CLEARTID != 0 {
@@ -256,6 +258,8 @@ impl Task {
 
         // The point of no return: the other threads go, the new image takes over.
         self.kill_other_threads();
+        self.creds.exec();
+        self.handle.control.exec(path);
         self.delete_timers(false);
         self.mm = mm;
         self.publish_view();

@@ -32,6 +32,8 @@ struct Waiter {
 #[derive(Default)]
 pub struct Futexes {
     queues: Mutex<HashMap<FutexKey, Vec<Arc<Waiter>>>>,
+    /// The priority-inheritance futexes' waiters.
+    pub pi: super::futex_pi::PiFutexes,
 }
 
 /// The outcome of a wait that did not end with a wake.
@@ -127,7 +129,11 @@ impl Futexes {
             return Err(Errno::EINVAL);
         }
         let mut queues = self.lock();
-        Ok(wake_locked(&mut queues, key, n, bitset))
+        let woken = wake_locked(&mut queues, key, n, bitset);
+        drop(queues);
+        // A robust owner's death wakes the word: PI waiters look at it again.
+        self.pi.poke(key);
+        Ok(woken)
     }
 
     #[allow(clippy::too_many_arguments)]

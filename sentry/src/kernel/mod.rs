@@ -1,8 +1,12 @@
 //! The kernel proper: tasks and thread groups, and what they share.
 
 pub mod clone;
+pub mod control;
+pub mod creds;
+pub mod current;
 mod fd_table;
 pub mod futex;
+pub mod futex_pi;
 mod limits;
 pub mod process;
 pub mod signal;
@@ -17,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use platform::{MemoryFile, Platform};
 
+pub use creds::Credentials;
 pub use fd_table::{FdTable, RawFd};
 pub use limits::{Limits, Rlimit, RLIMIT_NLIMITS, RLIM_INFINITY};
 pub use process::{TaskHandle, ThreadGroup};
@@ -37,31 +42,6 @@ impl ExitStatus {
         match self {
             Self::Exited(code) => code & 0xff,
             Self::Signaled(sig) => 128 + sig,
-        }
-    }
-}
-
-/// A task's user and group IDs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Credentials {
-    pub uid: u32,
-    pub euid: u32,
-    pub suid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    pub sgid: u32,
-}
-
-impl Credentials {
-    /// The same IDs in every slot.
-    pub fn new(uid: u32, gid: u32) -> Self {
-        Self {
-            uid,
-            euid: uid,
-            suid: uid,
-            gid,
-            egid: gid,
-            sgid: gid,
         }
     }
 }

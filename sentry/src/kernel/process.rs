@@ -32,6 +32,8 @@ pub struct TaskHandle {
     pub waker: Arc<Waker>,
     interrupter: Interrupter,
     signals: Mutex<ThreadSignals>,
+    /// What `prctl` set on the thread.
+    pub control: super::control::ThreadControl,
 }
 
 /// A thread's own signal state.
@@ -55,6 +57,7 @@ impl TaskHandle {
                 mask,
                 ..ThreadSignals::default()
             }),
+            control: super::control::ThreadControl::default(),
         })
     }
 
@@ -81,6 +84,8 @@ impl TaskHandle {
     pub fn kick(&self) {
         self.waker.wake();
         self.interrupter.interrupt();
+        // Every queued signal kicks a thread of its target: signalfd readers look again.
+        super::signal::SIGNAL_EVENTS.notify_all();
     }
 }
 
@@ -139,6 +144,8 @@ pub struct ThreadGroup {
     /// POSIX timers: the process's timer IDs to kernel timers (and whether the timer's
     /// clock is the realtime one).
     pub posix_timers: Mutex<std::collections::BTreeMap<i32, (u64, bool)>>,
+    /// What `prctl` set on the process.
+    pub control: super::control::ProcessControl,
 }
 
 impl ThreadGroup {
@@ -178,6 +185,7 @@ impl ThreadGroup {
             itimer_real: Mutex::new(None),
             view: Mutex::new(None),
             posix_timers: Mutex::new(std::collections::BTreeMap::new()),
+            control: super::control::ProcessControl::default(),
         })
     }
 

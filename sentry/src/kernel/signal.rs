@@ -60,6 +60,10 @@ pub const CLD_KILLED: i32 = 2;
 pub const CLD_STOPPED: i32 = 5;
 pub const CLD_CONTINUED: i32 = 6;
 
+/// Notified whenever a signal is queued to any task (with the kick of its target):
+/// signalfd readiness depends on the reader's pending signals, which any sender changes.
+pub static SIGNAL_EVENTS: super::wait::WaitQueue = super::wait::WaitQueue::new();
+
 /// A set of signals (bit `n - 1` for signal `n`), as the kernel's `sigset_t`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SigSet(pub u64);

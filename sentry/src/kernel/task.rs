@@ -183,7 +183,7 @@ impl Task {
     /// Publishes this task's state as its process's procfs view.
     pub fn publish_view(&self) {
         self.group.set_view(Some(super::process::ProcessView {
-            creds: self.creds,
+            creds: self.creds.clone(),
             fds: Arc::clone(&self.fds),
             mm: Arc::clone(&self.mm),
             fs: Arc::clone(&self.fs),
@@ -197,6 +197,7 @@ impl Task {
     /// Runs the task until its thread exits, serving its syscalls, faults and signals,
     /// then does the exit's bookkeeping. Returns the thread's exit status.
     pub fn run(mut self) -> ExitStatus {
+        super::current::set(&self.handle, &self.group);
         let status = self.run_loop();
         self.exit_thread(status);
         status
@@ -234,6 +235,17 @@ impl Task {
             .load(std::sync::atomic::Ordering::Relaxed);
         // Arguments are described before the call: it may change the memory they point at.
         let described = strace.then(|| syscalls::describe_args(self, r.orig_rax, args));
+        if self
+            .handle
+            .control
+            .seccomp_strict
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !super::control::strict_seccomp_allows(r.orig_rax)
+        {
+            // Strict seccomp kills the thread with SIGKILL.
+            self.exit = Some(ExitStatus::Signaled(SIGKILL));
+            return;
+        }
         let result = syscalls::dispatch(self, r.orig_rax, args);
         if let Some(described) = described {
             let name = syscalls::names::name(r.orig_rax).unwrap_or("unknown");
@@ -708,6 +720,7 @@ impl Task {
         if children.is_empty() {
             return;
         }
+        super::control::parent_died(&self.kernel, &children, self.tgid(), self.creds.uid);
         let init = self.kernel.tables().init.clone();
         let Some(init) = init.filter(|i| !Arc::ptr_eq(i, &self.group)) else {
             return;

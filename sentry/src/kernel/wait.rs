@@ -74,6 +74,13 @@ pub struct WaitQueue {
 }
 
 impl WaitQueue {
+    /// An empty queue (usable in a `static`).
+    pub const fn new() -> Self {
+        Self {
+            waiters: Mutex::new(Vec::new()),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<Weak<Waker>>> {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }

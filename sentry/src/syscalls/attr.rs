@@ -2,35 +2,58 @@
 
 use super::fs::{lookup_at, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW};
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::{CAP_CHOWN, CAP_FOWNER};
 use crate::kernel::Task;
 use crate::mm::{UserAddr, UserPtr};
-use crate::vfs::{permitted, Inode, SetAttr, Time, MAY_WRITE};
+use crate::vfs::{inotify, permitted, Inode, Path, SetAttr, Time, MAY_WRITE};
 
 const UTIME_NOW: i64 = (1 << 30) - 1;
 const UTIME_OMIT: i64 = (1 << 30) - 2;
 
-/// The inode behind `fd` or `dirfd`/`path`.
-fn target(
-    task: &Task,
-    dirfd: i32,
-    path: UserAddr,
-    flags: i32,
-) -> SysResult<(std::sync::Arc<dyn Inode>, bool)> {
-    let at = lookup_at(task, dirfd, path, flags)?;
-    let ro = at.mount.read_only || at.inode().read_only();
-    Ok((std::sync::Arc::clone(at.inode()), ro))
+/// What an attribute change applies to: the inode, whether its mount is read-only, and
+/// where it was found (for inotify's event in its directory).
+struct Target {
+    inode: std::sync::Arc<dyn Inode>,
+    ro: bool,
+    path: Option<Path>,
 }
 
-fn fd_target(task: &Task, fd: i32) -> SysResult<(std::sync::Arc<dyn Inode>, bool)> {
+impl Target {
+    /// Reports the change to inotify watches on the inode and its directory.
+    fn changed(&self, mask: u32) {
+        match &self.path {
+            Some(p) => inotify::path_event(p, mask),
+            None => inotify::object_event(&*self.inode, None, mask),
+        }
+    }
+}
+
+/// The inode at `dirfd`/`path`.
+fn target(task: &Task, dirfd: i32, path: UserAddr, flags: i32) -> SysResult<Target> {
+    let at = lookup_at(task, dirfd, path, flags)?;
+    Ok(Target {
+        inode: std::sync::Arc::clone(at.inode()),
+        ro: at.mount.read_only || at.inode().read_only(),
+        path: Some(at),
+    })
+}
+
+/// The inode behind `fd`.
+fn fd_target(task: &Task, fd: i32) -> SysResult<Target> {
     let file = task.fds.get(fd)?;
     let inode = file.inode().cloned().ok_or(Errno::EBADF)?;
     let ro = file.path().is_some_and(|p| p.mount.read_only) || inode.read_only();
-    Ok((inode, ro))
+    Ok(Target {
+        inode,
+        ro,
+        path: file.path().cloned(),
+    })
 }
 
-fn set_mode(task: &Task, inode: &dyn Inode, ro: bool, mode: u32) -> SysResult<i64> {
+fn set_mode(task: &Task, t: &Target, mode: u32) -> SysResult<i64> {
+    let (inode, ro) = (&*t.inode, t.ro);
     let stat = inode.stat()?;
-    if task.creds.euid != 0 && task.creds.euid != stat.uid {
+    if task.creds.fsuid != stat.uid && !task.creds.capable(CAP_FOWNER) {
         return Err(Errno::EPERM);
     }
     if ro {
@@ -40,6 +63,7 @@ fn set_mode(task: &Task, inode: &dyn Inode, ro: bool, mode: u32) -> SysResult<i6
         mode: Some(mode & 0o7777),
         ..SetAttr::default()
     })?;
+    t.changed(inotify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -48,27 +72,27 @@ pub fn chmod(task: &mut Task, path: UserAddr, mode: u32) -> SysResult<i64> {
 }
 
 pub fn fchmod(task: &mut Task, fd: i32, mode: u32) -> SysResult<i64> {
-    let (inode, ro) = fd_target(task, fd)?;
-    set_mode(task, &*inode, ro, mode)
+    set_mode(task, &fd_target(task, fd)?, mode)
 }
 
 pub fn fchmodat(task: &mut Task, dirfd: i32, path: UserAddr, mode: u32) -> SysResult<i64> {
-    let (inode, ro) = target(task, dirfd, path, 0)?;
-    set_mode(task, &*inode, ro, mode)
+    set_mode(task, &target(task, dirfd, path, 0)?, mode)
 }
 
-fn set_owner(task: &Task, inode: &dyn Inode, ro: bool, uid: u32, gid: u32) -> SysResult<i64> {
+fn set_owner(task: &Task, t: &Target, uid: u32, gid: u32) -> SysResult<i64> {
+    let (inode, ro) = (&*t.inode, t.ro);
     let stat = inode.stat()?;
     let uid = (uid != u32::MAX).then_some(uid);
     let gid = (gid != u32::MAX).then_some(gid);
-    if task.creds.euid != 0 {
-        let owner = task.creds.euid == stat.uid;
-        if uid.is_some_and(|u| u != stat.uid) {
-            return Err(Errno::EPERM);
-        }
-        if gid.is_some_and(|g| g != stat.gid) && (!owner || gid != Some(task.creds.egid)) {
-            return Err(Errno::EPERM);
-        }
+    // As Linux's chown_ok and chgrp_ok: the owner may give the file to itself and to
+    // its own groups; anything else takes CAP_CHOWN.
+    let c = &task.creds;
+    let owner = c.fsuid == stat.uid;
+    let uid_ok = uid.is_none_or(|u| owner && u == stat.uid);
+    let gid_ok = gid.is_none_or(|g| owner && (g == stat.gid || c.in_group(g)));
+    let allowed = (uid_ok && gid_ok) || c.capable(CAP_CHOWN);
+    if !allowed {
+        return Err(Errno::EPERM);
     }
     if ro {
         return Err(Errno::EROFS);
@@ -78,6 +102,7 @@ fn set_owner(task: &Task, inode: &dyn Inode, ro: bool, uid: u32, gid: u32) -> Sy
         gid,
         ..SetAttr::default()
     })?;
+    t.changed(inotify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -90,8 +115,7 @@ pub fn lchown(task: &mut Task, path: UserAddr, uid: u32, gid: u32) -> SysResult<
 }
 
 pub fn fchown(task: &mut Task, fd: i32, uid: u32, gid: u32) -> SysResult<i64> {
-    let (inode, ro) = fd_target(task, fd)?;
-    set_owner(task, &*inode, ro, uid, gid)
+    set_owner(task, &fd_target(task, fd)?, uid, gid)
 }
 
 pub fn fchownat(
@@ -105,8 +129,7 @@ pub fn fchownat(
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    let (inode, ro) = target(task, dirfd, path, flags)?;
-    set_owner(task, &*inode, ro, uid, gid)
+    set_owner(task, &target(task, dirfd, path, flags)?, uid, gid)
 }
 
 #[repr(C)]
@@ -126,12 +149,13 @@ pub fn utimensat(
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    let (inode, ro) = if path.is_null() {
+    let t = if path.is_null() {
         // futimens: the descriptor itself.
         fd_target(task, dirfd)?
     } else {
         target(task, dirfd, path, flags)?
     };
+    let (inode, ro) = (&t.inode, t.ro);
     let now = Time::now();
     let (atime, mtime, explicit) = if times.is_null() {
         (Some(now), Some(now), false)
@@ -159,7 +183,7 @@ pub fn utimensat(
         return Ok(0);
     }
     let stat = inode.stat()?;
-    if task.creds.euid != 0 && task.creds.euid != stat.uid {
+    if task.creds.fsuid != stat.uid && !task.creds.capable(CAP_FOWNER) {
         if explicit {
             return Err(Errno::EPERM);
         }
@@ -173,6 +197,14 @@ pub fn utimensat(
         mtime,
         ..SetAttr::default()
     })?;
+    // As Linux's fsnotify_change: both times are a utime (IN_ATTRIB); one alone is an
+    // access or a modification.
+    let mask = match (atime.is_some(), mtime.is_some()) {
+        (true, true) => inotify::IN_ATTRIB,
+        (true, false) => inotify::IN_ACCESS,
+        _ => inotify::IN_MODIFY,
+    };
+    t.changed(mask);
     Ok(0)
 }
 

@@ -5,13 +5,18 @@ use super::fs::{
     cx, dir_of, lookup_at, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
 };
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::{CAP_FOWNER, CAP_MKNOD, CAP_SYS_CHROOT};
 use crate::kernel::Task;
 use crate::mm::UserAddr;
+use crate::vfs::inotify;
 use crate::vfs::path::{same_inode, step};
 use crate::vfs::{
     permitted, Cx, DirEntry, NewNode, Path, MAY_EXEC, MAY_WRITE, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG,
     S_IFSOCK, S_ISVTX,
 };
+
+/// `renameat2` flag: swap the two names.
+const RENAME_EXCHANGE: u32 = 2;
 
 /// The parent directory and last name of `path` relative to `dirfd`.
 fn parent_at(task: &Task, cx: &Cx, dirfd: i32, path: UserAddr) -> SysResult<(Path, Vec<u8>, bool)> {
@@ -33,11 +38,11 @@ fn may_modify(cx: &Cx, dir: &Path) -> SysResult<()> {
 /// The sticky-bit rule for removing or replacing `victim` in `dir`.
 fn may_delete(cx: &Cx, dir: &Path, victim: &Path) -> SysResult<()> {
     let d = dir.inode().stat()?;
-    if d.mode & S_ISVTX == 0 || cx.creds.euid == 0 {
+    if d.mode & S_ISVTX == 0 || cx.creds.capable(CAP_FOWNER) {
         return Ok(());
     }
     let v = victim.inode().stat()?;
-    if cx.creds.euid == d.uid || cx.creds.euid == v.uid {
+    if cx.creds.fsuid == d.uid || cx.creds.fsuid == v.uid {
         Ok(())
     } else {
         Err(Errno::EPERM)
@@ -66,6 +71,7 @@ pub fn mkdirat(task: &mut Task, dirfd: i32, path: UserAddr, mode: u32) -> SysRes
     let mode = S_IFDIR | (mode & 0o1777 & !task.fs.umask());
     dir.inode()
         .create(&cx, &name, NewNode::Node { mode, rdev: 0 })?;
+    inotify::entry_event(&**dir.inode(), &name, inotify::IN_CREATE, true, 0);
     Ok(0)
 }
 
@@ -77,7 +83,7 @@ pub fn mknodat(task: &mut Task, dirfd: i32, path: UserAddr, mode: u32, dev: u64)
     let kind = match mode & S_IFMT {
         0 => S_IFREG,
         k @ (S_IFREG | S_IFIFO | S_IFSOCK) => k,
-        crate::vfs::S_IFCHR | crate::vfs::S_IFBLK if task.creds.euid == 0 => mode & S_IFMT,
+        crate::vfs::S_IFCHR | crate::vfs::S_IFBLK if task.creds.capable(CAP_MKNOD) => mode & S_IFMT,
         crate::vfs::S_IFCHR | crate::vfs::S_IFBLK => return Err(Errno::EPERM),
         S_IFDIR => return Err(Errno::EPERM),
         _ => return Err(Errno::EINVAL),
@@ -91,6 +97,7 @@ pub fn mknodat(task: &mut Task, dirfd: i32, path: UserAddr, mode: u32, dev: u64)
     let mode = kind | (mode & 0o7777 & !task.fs.umask());
     dir.inode()
         .create(&cx, &name, NewNode::Node { mode, rdev: dev })?;
+    inotify::entry_event(&**dir.inode(), &name, inotify::IN_CREATE, false, 0);
     Ok(0)
 }
 
@@ -142,6 +149,7 @@ fn remove(
         return Err(Errno::EBUSY);
     }
     dir.inode().unlink(cx, name, is_dir)?;
+    inotify::removed(&**dir.inode(), name, &**victim.inode());
     Ok(0)
 }
 
@@ -187,9 +195,10 @@ pub fn renameat2(
     may_modify(&cx, &odir)?;
     may_modify(&cx, &ndir)?;
     may_delete(&cx, &odir, &source)?;
-    if let Ok(target) = step(&task.fs.vfs, &cx, &root, &ndir, &nname) {
-        may_delete(&cx, &ndir, &target)?;
-        if is_mountpoint(task, &target) {
+    let target = step(&task.fs.vfs, &cx, &root, &ndir, &nname).ok();
+    if let Some(target) = &target {
+        may_delete(&cx, &ndir, target)?;
+        if is_mountpoint(task, target) {
             return Err(Errno::EBUSY);
         }
     }
@@ -198,6 +207,20 @@ pub fn renameat2(
     }
     odir.inode()
         .rename(&cx, &oname, ndir.inode(), &nname, flags)?;
+    if inotify::active() {
+        let (od, nd) = (&**odir.inode(), &**ndir.inode());
+        match &target {
+            Some(t) if same_inode(t.inode(), source.inode()) => {}
+            Some(t) if flags & RENAME_EXCHANGE != 0 => {
+                inotify::rename_event(od, &oname, nd, &nname, &**source.inode(), None);
+                inotify::rename_event(nd, &nname, od, &oname, &**t.inode(), None);
+            }
+            t => {
+                let replaced = t.as_ref().map(|t| &**t.inode());
+                inotify::rename_event(od, &oname, nd, &nname, &**source.inode(), replaced);
+            }
+        }
+    }
     Ok(0)
 }
 
@@ -235,6 +258,8 @@ pub fn linkat(
     }
     may_modify(&cx, &ndir)?;
     ndir.inode().link(&nname, source.inode())?;
+    inotify::object_event(&**source.inode(), None, inotify::IN_ATTRIB);
+    inotify::entry_event(&**ndir.inode(), &nname, inotify::IN_CREATE, false, 0);
     Ok(0)
 }
 
@@ -254,6 +279,7 @@ pub fn symlinkat(task: &mut Task, target: UserAddr, dirfd: i32, path: UserAddr) 
     }
     may_modify(&cx, &dir)?;
     dir.inode().create(&cx, &name, NewNode::Symlink(target))?;
+    inotify::entry_event(&**dir.inode(), &name, inotify::IN_CREATE, false, 0);
     Ok(0)
 }
 
@@ -361,8 +387,7 @@ pub fn chroot(task: &mut Task, path: UserAddr) -> SysResult<i64> {
         return Err(Errno::ENOTDIR);
     }
     permitted(&stat, &task.creds, MAY_EXEC)?;
-    if task.creds.euid != 0 {
-        // CAP_SYS_CHROOT is root's.
+    if !task.creds.capable(CAP_SYS_CHROOT) {
         return Err(Errno::EPERM);
     }
     task.fs.set_root(at);

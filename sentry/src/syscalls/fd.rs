@@ -18,6 +18,8 @@ const F_SETFL: i32 = 4;
 const F_DUPFD_CLOEXEC: i32 = 1030;
 const F_SETPIPE_SZ: i32 = 1031;
 const F_GETPIPE_SZ: i32 = 1032;
+const F_ADD_SEALS: i32 = 1033;
+const F_GET_SEALS: i32 = 1034;
 const FD_CLOEXEC: u64 = 1;
 
 const TCGETS: u32 = 0x5401;
@@ -88,6 +90,7 @@ pub fn fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> SysResult<i64> {
             let size = usize::try_from(arg & 0xffff_ffff).map_err(|_| Errno::EINVAL)?;
             Ok(file.set_pipe_size(size)? as i64)
         }
+        F_ADD_SEALS | F_GET_SEALS => super::memfd::fcntl_seals(&*file, cmd, arg),
         F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
             super::lock::fcntl_lock(task, fd, cmd, UserAddr::new(arg))
         }

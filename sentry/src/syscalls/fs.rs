@@ -28,7 +28,7 @@ pub const AT_EMPTY_PATH: i32 = 0x1000;
 /// Who is calling, as the VFS sees it.
 pub fn cx(task: &Task) -> Cx {
     Cx {
-        creds: task.creds,
+        creds: task.creds.clone(),
         tgid: task.group.tgid,
         tid: task.tid(),
         fds: Some(Arc::clone(&task.fds)),
@@ -456,6 +456,9 @@ fn truncate_inode(inode: &Arc<dyn crate::vfs::Inode>, length: i64) -> SysResult<
     if inode.read_only() {
         return Err(Errno::EROFS);
     }
+    if size > inode.size() {
+        crate::kernel::current::check_file_size(size, 0)?;
+    }
     inode.setattr(&SetAttr {
         size: Some(size),
         ..SetAttr::default()
@@ -470,7 +473,9 @@ pub fn truncate(task: &mut Task, path: UserAddr, length: i64) -> SysResult<i64> 
         return Err(Errno::EISDIR);
     }
     permitted(&stat, &task.creds, MAY_WRITE)?;
-    truncate_inode(at.inode(), length)
+    truncate_inode(at.inode(), length)?;
+    crate::vfs::inotify::path_event(&at, crate::vfs::inotify::IN_MODIFY);
+    Ok(0)
 }
 
 pub fn ftruncate(task: &mut Task, fd: i32, length: i64) -> SysResult<i64> {
@@ -483,7 +488,12 @@ pub fn ftruncate(task: &mut Task, fd: i32, length: i64) -> SysResult<i64> {
     if flags & O_ACCMODE == O_RDONLY {
         return Err(Errno::EINVAL);
     }
-    truncate_inode(&inode, length)
+    truncate_inode(&inode, length)?;
+    match file.path() {
+        Some(p) => crate::vfs::inotify::path_event(p, crate::vfs::inotify::IN_MODIFY),
+        None => crate::vfs::inotify::object_event(&*inode, None, crate::vfs::inotify::IN_MODIFY),
+    }
+    Ok(0)
 }
 
 pub fn fallocate(task: &mut Task, fd: i32, mode: i32, offset: i64, len: i64) -> SysResult<i64> {
@@ -527,6 +537,7 @@ pub fn fallocate(task: &mut Task, fd: i32, mode: i32, offset: i64, len: i64) -> 
         }
     }
     if end > inode.size() {
+        crate::kernel::current::check_file_size(end, 0)?;
         inode.setattr(&SetAttr {
             size: Some(end),
             ..SetAttr::default()

@@ -15,10 +15,14 @@ const FUTEX_WAKE: i32 = 1;
 const FUTEX_REQUEUE: i32 = 3;
 const FUTEX_CMP_REQUEUE: i32 = 4;
 const FUTEX_WAKE_OP: i32 = 5;
+const FUTEX_LOCK_PI: i32 = 6;
+const FUTEX_UNLOCK_PI: i32 = 7;
+const FUTEX_TRYLOCK_PI: i32 = 8;
 const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
+const FUTEX_LOCK_PI2: i32 = 13;
 const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
 
 pub fn futex(
@@ -32,7 +36,9 @@ pub fn futex(
 ) -> SysResult<i64> {
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-    if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET {
+    if op & FUTEX_CLOCK_REALTIME != 0
+        && !matches!(cmd, FUTEX_WAIT | FUTEX_WAIT_BITSET | FUTEX_LOCK_PI2)
+    {
         return Err(Errno::ENOSYS);
     }
     let key = Futexes::key(&task.mm, uaddr, private)?;
@@ -114,9 +120,60 @@ pub fn futex(
                 Ok(i64::from(n))
             })
         }
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI | FUTEX_UNLOCK_PI => {
+            pi(task, uaddr, key, cmd, op, timeout)
+        }
         _ => {
             log::warn!("futex op {cmd}: not implemented (ENOSYS)");
             Err(Errno::ENOSYS)
+        }
+    }
+}
+
+/// The priority-inheritance operations.
+fn pi(
+    task: &Task,
+    uaddr: UserAddr,
+    key: crate::kernel::futex::FutexKey,
+    cmd: i32,
+    op: i32,
+    timeout: UserAddr,
+) -> SysResult<i64> {
+    let (offset, _) = task.mm.translate(uaddr, Access::Write)?;
+    let memory = std::sync::Arc::clone(task.mm.memory_file());
+    let word = memory.atomic_u32(offset).map_err(|_| Errno::EFAULT)?;
+    let tid = u32::try_from(task.tid()).map_err(|_| Errno::EINVAL)?;
+    let alive = |owner: u32| i32::try_from(owner).is_ok_and(|t| task.kernel.thread(t).is_some());
+    let pi = &task.kernel.futexes.pi;
+    match cmd {
+        FUTEX_UNLOCK_PI => pi.unlock_pi(word, key, tid).map(|()| 0),
+        FUTEX_TRYLOCK_PI => pi.trylock(word, tid, &alive).map(|()| 0),
+        _ => {
+            // An absolute timeout: CLOCK_REALTIME for LOCK_PI, the chosen clock for
+            // LOCK_PI2.
+            let deadline = if timeout.is_null() {
+                None
+            } else {
+                let ts = read_timespec(task, timeout)?;
+                let realtime = cmd == FUTEX_LOCK_PI || op & FUTEX_CLOCK_REALTIME != 0;
+                Some(
+                    if realtime {
+                        Clock::Realtime
+                    } else {
+                        Clock::Monotonic
+                    }
+                    .deadline(ts),
+                )
+            };
+            let waker = std::sync::Arc::clone(&task.handle.waker);
+            match pi.lock_pi(word, key, tid, &waker, deadline, &alive, &|| {
+                task.signal_pending()
+            })? {
+                WaitEnd::Woken => Ok(0),
+                WaitEnd::TimedOut => Err(Errno::ETIMEDOUT),
+                // Restarted after a handler, as Linux's futex_lock_pi.
+                WaitEnd::Interrupted => Err(Errno::ERESTARTNOINTR),
+            }
         }
     }
 }

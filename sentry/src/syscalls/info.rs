@@ -1,4 +1,6 @@
-//! System information and resources: uname, prlimit64, getrandom.
+//! System information and resources: uname, getrlimit, setrlimit, prlimit64, getrandom.
+
+use std::sync::atomic::Ordering;
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::{Rlimit, Task};
@@ -37,13 +39,12 @@ pub fn uname(task: &mut Task, buf: UserAddr) -> SysResult<i64> {
 const UTS_NAME_MAX: i32 = 64;
 
 /// Reads the new name of `sethostname`/`setdomainname`, checking as Linux does: the
-/// length, then the privilege (the sandbox's root; capabilities are not modelled), then
-/// the buffer.
+/// length, then the privilege (`CAP_SYS_ADMIN`), then the buffer.
 fn new_uts_name(task: &Task, name: UserAddr, len: i32) -> SysResult<Vec<u8>> {
     if !(0..=UTS_NAME_MAX).contains(&len) {
         return Err(Errno::EINVAL);
     }
-    if task.creds.euid != 0 {
+    if !task.creds.capable(crate::kernel::creds::CAP_SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
     let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
@@ -63,6 +64,19 @@ pub fn setdomainname(task: &mut Task, name: UserAddr, len: i32) -> SysResult<i64
     Ok(0)
 }
 
+pub fn getrlimit(task: &mut Task, resource: u32, old: UserAddr) -> SysResult<i64> {
+    let limit = task.group.limits().get(resource)?;
+    task.mm.write(UserPtr::new(old), &limit)?;
+    Ok(0)
+}
+
+pub fn setrlimit(task: &mut Task, resource: u32, new: UserAddr) -> SysResult<i64> {
+    let limit: Rlimit = task.mm.read(UserPtr::new(new))?;
+    let privileged = task.creds.capable(crate::kernel::creds::CAP_SYS_RESOURCE);
+    task.group.limits().set(resource, limit, privileged)?;
+    Ok(0)
+}
+
 pub fn prlimit64(
     task: &mut Task,
     pid: i32,
@@ -70,17 +84,35 @@ pub fn prlimit64(
     new: UserAddr,
     old: UserAddr,
 ) -> SysResult<i64> {
-    if pid != 0 && pid != task.group.tgid {
-        // The sandbox has one process so far.
-        return Err(Errno::ESRCH);
-    }
     let new_limit = if new.is_null() {
         None
     } else {
         Some(task.mm.read(UserPtr::<Rlimit>::new(new))?)
     };
-    let privileged = task.creds.euid == 0;
-    let mut limits = task.group.limits();
+    if resource as usize >= crate::kernel::RLIMIT_NLIMITS {
+        return Err(Errno::EINVAL);
+    }
+    let privileged = task.creds.capable(crate::kernel::creds::CAP_SYS_RESOURCE);
+    let group = if pid == 0 || pid == task.group.tgid {
+        std::sync::Arc::clone(&task.group)
+    } else {
+        let group = task.kernel.group(pid).ok_or(Errno::ESRCH)?;
+        // As Linux's check_prlimit_permission: the same user in all three IDs, or
+        // CAP_SYS_RESOURCE.
+        let view = group.view().ok_or(Errno::ESRCH)?;
+        let (me, them) = (&task.creds, &view.creds);
+        let same = [them.uid, them.euid, them.suid]
+            .iter()
+            .all(|&u| u == me.uid)
+            && [them.gid, them.egid, them.sgid]
+                .iter()
+                .all(|&g| g == me.gid);
+        if !same && !privileged {
+            return Err(Errno::EPERM);
+        }
+        group
+    };
+    let mut limits = group.limits();
     let previous = limits.get(resource)?;
     if let Some(limit) = new_limit {
         limits.set(resource, limit, privileged)?;
@@ -205,4 +237,103 @@ pub fn getcpu(task: &mut Task, cpu: UserAddr, node: UserAddr) -> SysResult<i64> 
         task.mm.write(UserPtr::<u32>::new(node), &0)?;
     }
     Ok(0)
+}
+
+const PRIO_PROCESS: i32 = 0;
+const PRIO_PGRP: i32 = 1;
+const PRIO_USER: i32 = 2;
+/// `RLIMIT_NICE`'s number.
+const RLIMIT_NICE: u32 = 13;
+
+/// The threads `which`/`who` names for getpriority/setpriority, each with its process's
+/// real user ID.
+fn priority_targets(
+    task: &Task,
+    which: i32,
+    who: i32,
+) -> SysResult<Vec<(std::sync::Arc<crate::kernel::TaskHandle>, u32)>> {
+    let uid_of = |g: &crate::kernel::ThreadGroup| g.view().map_or(u32::MAX, |v| v.creds.uid);
+    let targets = match which {
+        PRIO_PROCESS => {
+            if who == 0 {
+                vec![(std::sync::Arc::clone(&task.handle), task.creds.uid)]
+            } else {
+                let (h, g) = task.kernel.thread(who).ok_or(Errno::ESRCH)?;
+                let uid = if std::sync::Arc::ptr_eq(&g, &task.group) {
+                    task.creds.uid
+                } else {
+                    uid_of(&g)
+                };
+                vec![(h, uid)]
+            }
+        }
+        PRIO_PGRP | PRIO_USER => {
+            let pgid = if who == 0 {
+                task.group.state().pgid
+            } else {
+                who
+            };
+            let uid = if who == 0 {
+                task.creds.uid
+            } else {
+                u32::try_from(who).unwrap_or(u32::MAX)
+            };
+            let mut out = Vec::new();
+            for g in task.kernel.groups() {
+                let (threads, zombie, gpgid) = {
+                    let s = g.state();
+                    (s.threads.clone(), s.zombie.is_some(), s.pgid)
+                };
+                let guid = uid_of(&g);
+                let chosen = if which == PRIO_PGRP {
+                    gpgid == pgid
+                } else {
+                    guid == uid
+                };
+                if chosen && !zombie {
+                    out.extend(threads.into_iter().map(|t| (t, guid)));
+                }
+            }
+            out
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(targets)
+}
+
+/// The raw syscall's answer: 20 - nice of the highest-priority target (1..=40).
+pub fn getpriority(task: &mut Task, which: i32, who: i32) -> SysResult<i64> {
+    let best = priority_targets(task, which, who)?
+        .iter()
+        .map(|(t, _)| 20 - t.control.nice.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(20);
+    Ok(i64::from(best))
+}
+
+pub fn setpriority(task: &mut Task, which: i32, who: i32, nice: i32) -> SysResult<i64> {
+    let nice = nice.clamp(-20, 19);
+    let targets = priority_targets(task, which, who)?;
+    let nice_cap = task.creds.capable(crate::kernel::creds::CAP_SYS_NICE);
+    let nice_limit = task.group.limits().get(RLIMIT_NICE)?.cur;
+    let mut result = Ok(0);
+    for (t, uid) in targets {
+        // As Linux's set_one_prio: another user's thread needs CAP_SYS_NICE; lowering the
+        // nice value needs RLIMIT_NICE room or CAP_SYS_NICE.
+        if uid != task.creds.euid && uid != task.creds.uid && !nice_cap {
+            result = Err(Errno::EPERM);
+            continue;
+        }
+        let current = t.control.nice.load(Ordering::Relaxed);
+        let room = u64::try_from(20 - nice).unwrap_or(0) <= nice_limit;
+        if nice < current && !room && !nice_cap {
+            result = Err(Errno::EACCES);
+            continue;
+        }
+        t.control.nice.store(nice, Ordering::Relaxed);
+    }
+    result
 }

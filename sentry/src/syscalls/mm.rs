@@ -3,7 +3,7 @@
 use platform::Perms;
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::Task;
+use crate::kernel::{Task, RLIM_INFINITY};
 use crate::mm::{MapFlags, UserAddr, PAGE_SIZE};
 
 const PROT_READ: u64 = 0x1;
@@ -106,6 +106,8 @@ pub fn mmap(
         noreserve: flags & MAP_NORESERVE != 0,
         max_perms: None,
     };
+    let replaced = (map_flags.fixed).then_some(addr);
+    within_as_limit(task, len, replaced)?;
     if flags & MAP_ANONYMOUS == 0 {
         let (object, writable) =
             super::mmap_file::object(task, fd, shared, prot & PROT_WRITE != 0, len, offset)?;
@@ -167,6 +169,9 @@ pub fn mremap(
         return Err(Errno::EINVAL);
     }
     let fixed = (flags & MREMAP_FIXED != 0).then_some(new_addr);
+    if new_len > old_len {
+        within_as_limit(task, new_len - old_len, None)?;
+    }
     let at = task.mm.mremap(
         old,
         old_len,
@@ -177,6 +182,37 @@ pub fn mremap(
     )?;
     Ok(at.get() as i64)
 }
+
+/// `RLIMIT_AS`: `ENOMEM` unless `len` more bytes of mappings (less what a fixed mapping
+/// at `replaced` takes over) fit, as Linux's `may_expand_vm`.
+fn within_as_limit(task: &Task, len: u64, replaced: Option<UserAddr>) -> SysResult<()> {
+    let limit = task
+        .group
+        .limits()
+        .get(RLIMIT_AS)
+        .map_or(RLIM_INFINITY, |l| l.cur);
+    if limit == RLIM_INFINITY {
+        return Ok(());
+    }
+    let len = len
+        .checked_next_multiple_of(PAGE_SIZE)
+        .ok_or(Errno::ENOMEM)?;
+    let vmas = task.mm.vmas();
+    let total: u64 = vmas.iter().map(|v| v.end - v.start).sum();
+    let overlap: u64 = replaced.map_or(0, |at| {
+        let (start, end) = (at.get(), at.get().saturating_add(len));
+        vmas.iter()
+            .map(|v| v.end.min(end).saturating_sub(v.start.max(start)))
+            .sum()
+    });
+    if total - overlap.min(total) + len > limit {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
+}
+
+/// `RLIMIT_AS`'s number.
+const RLIMIT_AS: u32 = 9;
 
 pub fn madvise(task: &mut Task, addr: UserAddr, len: u64, advice: i32) -> SysResult<i64> {
     task.mm.madvise(addr, len, advice)?;

@@ -37,6 +37,10 @@ pub fn object(
         return Ok((None, true));
     }
     let inner = file.memory_object()?;
+    let (inner, writable) = match file.inode().and_then(|i| i.seals().cloned()) {
+        Some(seals) if shared => seals.map_shared(inner, write, writable)?,
+        _ => (inner, writable),
+    };
     let name = match file.path() {
         Some(p) => String::from_utf8_lossy(&p.name_from(&task.fs.root())).into_owned(),
         None => inner.name(),

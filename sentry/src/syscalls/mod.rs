@@ -5,6 +5,7 @@
 //! it). A number without a handler returns `ENOSYS` and is logged once.
 
 mod attr;
+mod creds;
 mod dir;
 mod epoll;
 mod event;
@@ -12,13 +13,16 @@ mod fd;
 pub mod fs;
 mod futex;
 mod info;
+mod inotify;
 mod lock;
+mod memfd;
 mod mm;
 mod mmap_file;
 mod msg;
 pub mod names;
 mod open;
 mod poll;
+mod prctl;
 mod process;
 mod signal;
 mod socket;
@@ -208,17 +212,32 @@ syscall_table! {
     94 => attr::lchown(path: UserAddr, uid: u32, gid: u32),
     95 => attr::umask(mask: u32),
     96 => time::gettimeofday(tv: UserAddr, tz: UserAddr),
+    97 => info::getrlimit(resource: u32, old: UserAddr),
     99 => info::sysinfo(info: UserAddr),
     102 => process::getuid(),
     104 => process::getgid(),
+    105 => creds::setuid(uid: u32),
+    106 => creds::setgid(gid: u32),
     107 => process::geteuid(),
     108 => process::getegid(),
     109 => process::setpgid(pid: i32, pgid: i32),
     110 => process::getppid(),
     111 => process::getpgrp(),
     112 => process::setsid(),
+    113 => creds::setreuid(ruid: u32, euid: u32),
+    114 => creds::setregid(rgid: u32, egid: u32),
+    115 => creds::getgroups(size: i32, list: UserAddr),
+    116 => creds::setgroups(size: i32, list: UserAddr),
+    117 => creds::setresuid(ruid: u32, euid: u32, suid: u32),
+    118 => creds::getresuid(ruid: UserAddr, euid: UserAddr, suid: UserAddr),
+    119 => creds::setresgid(rgid: u32, egid: u32, sgid: u32),
+    120 => creds::getresgid(rgid: UserAddr, egid: UserAddr, sgid: UserAddr),
     121 => process::getpgid(pid: i32),
+    122 => creds::setfsuid(uid: u32),
+    123 => creds::setfsgid(gid: u32),
     124 => process::getsid(pid: i32),
+    125 => creds::capget(header: UserAddr, data: UserAddr),
+    126 => creds::capset(header: UserAddr, data: UserAddr),
     127 => signal::rt_sigpending(set: UserAddr, sigsetsize: usize),
     128 => signal::rt_sigtimedwait(set: UserAddr, info: UserAddr, timeout: UserAddr, sigsetsize: usize),
     129 => signal::rt_sigqueueinfo(tgid: i32, sig: i32, info: UserAddr),
@@ -227,7 +246,11 @@ syscall_table! {
     133 => dir::mknod(path: UserAddr, mode: u32, dev: u64),
     137 => stat::statfs(path: UserAddr, buf: UserAddr),
     138 => stat::fstatfs(fd: i32, buf: UserAddr),
+    140 => info::getpriority(which: i32, who: i32),
+    141 => info::setpriority(which: i32, who: i32, nice: i32),
+    157 => prctl::prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64),
     158 => process::arch_prctl(code: i32, addr: u64),
+    160 => info::setrlimit(resource: u32, new: UserAddr),
     161 => dir::chroot(path: UserAddr),
     162 => fs::sync(),
     170 => info::sethostname(name: UserAddr, len: i32),
@@ -268,6 +291,9 @@ syscall_table! {
     233 => epoll::epoll_ctl(epfd: i32, op: i32, fd: i32, event: UserAddr),
     234 => signal::tgkill(tgid: i32, tid: i32, sig: i32),
     247 => process::waitid(idtype: i32, id: i32, info: UserAddr, options: i32, rusage: UserAddr),
+    253 => inotify::inotify_init(),
+    254 => inotify::inotify_add_watch(fd: i32, path: UserAddr, mask: u32),
+    255 => inotify::inotify_rm_watch(fd: i32, wd: i32),
     257 => open::openat(dirfd: i32, path: UserAddr, flags: i32, mode: u32),
     258 => dir::mkdirat(dirfd: i32, path: UserAddr, mode: u32),
     259 => dir::mknodat(dirfd: i32, path: UserAddr, mode: u32, dev: u64),
@@ -283,20 +309,24 @@ syscall_table! {
     270 => poll::pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, tsp: UserAddr, sig: UserAddr),
     271 => poll::ppoll(ufds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize),
     273 => process::set_robust_list(head: UserAddr, len: u64),
+    274 => process::get_robust_list(pid: i32, head: UserAddr, len: UserAddr),
     275 => splice::splice(fd_in: i32, off_in: UserAddr, fd_out: i32, off_out: UserAddr, len: usize, flags: u32),
     276 => splice::tee(fd_in: i32, fd_out: i32, len: usize, flags: u32),
     280 => attr::utimensat(dirfd: i32, path: UserAddr, times: UserAddr, flags: i32),
     281 => epoll::epoll_pwait(epfd: i32, events: UserAddr, max: i32, timeout: i32, sigmask: UserAddr, sigsetsize: usize),
+    282 => event::signalfd(fd: i32, mask: UserAddr, sizemask: usize),
     283 => timer::timerfd_create(clock: i32, flags: i32),
     284 => event::eventfd(initval: u32),
     285 => fs::fallocate(fd: i32, mode: i32, offset: i64, len: i64),
     286 => timer::timerfd_settime(fd: i32, flags: i32, new: UserAddr, old: UserAddr),
     287 => timer::timerfd_gettime(fd: i32, curr: UserAddr),
     288 => socket::accept4(fd: i32, addr: UserAddr, addrlen: UserAddr, flags: i32),
+    289 => event::signalfd4(fd: i32, mask: UserAddr, sizemask: usize, flags: i32),
     290 => event::eventfd2(initval: u32, flags: i32),
     291 => epoll::epoll_create1(flags: i32),
     292 => fd::dup3(old: i32, new: i32, flags: i32),
     293 => fd::pipe2(fds: UserAddr, flags: i32),
+    294 => inotify::inotify_init1(flags: i32),
     295 => fs::preadv(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
     296 => fs::pwritev(fd: i32, iov: UserAddr, iovcnt: i32, off: i64),
     297 => signal::rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: UserAddr),
@@ -306,7 +336,9 @@ syscall_table! {
     307 => msg::sendmmsg(fd: i32, vec: UserAddr, vlen: u32, flags: i32),
     309 => info::getcpu(cpu: UserAddr, node: UserAddr),
     316 => dir::renameat2(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr, flags: u32),
+    317 => prctl::seccomp(op: u32, flags: u32, args: UserAddr),
     318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),
+    319 => memfd::memfd_create(name: UserAddr, flags: u32),
     322 => process::execveat(dirfd: i32, path: UserAddr, argv: UserAddr, envp: UserAddr, flags: i32),
     326 => fs::copy_file_range(fd_in: i32, off_in: UserAddr, fd_out: i32, off_out: UserAddr, len: usize, flags: u32),
     327 => fs::preadv2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),

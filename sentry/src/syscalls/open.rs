@@ -10,6 +10,7 @@ use crate::vfs::file::{
     FileDescription, InodeFile, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY,
     O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
+use crate::vfs::inotify;
 use crate::vfs::path::step;
 use crate::vfs::{
     permitted, Cx, NewNode, Path, SetAttr, MAY_EXEC, MAY_READ, MAY_WRITE, S_IFDIR, S_IFLNK, S_IFMT,
@@ -82,6 +83,7 @@ fn create_file(task: &Task, cx: &Cx, dir: &Path, name: &[u8], mode: u32) -> SysR
     let inode = dir
         .inode()
         .create(cx, name, NewNode::Node { mode, rdev: 0 })?;
+    inotify::entry_event(&**dir.inode(), name, inotify::IN_CREATE, false, 0);
     Ok(Path {
         mount: Arc::clone(&dir.mount),
         dentry: Arc::new(crate::vfs::path::Dentry {
@@ -180,12 +182,15 @@ pub fn open_path(
             size: Some(0),
             ..SetAttr::default()
         })?;
+        inotify::path_event(&at, inotify::IN_MODIFY);
     }
     let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
-    if let Some(file) = at.inode().open(cx, &at, kept)? {
-        return Ok(file);
-    }
-    Ok(Arc::new(InodeFile::open(cx, at, kept)?))
+    let file = match at.inode().open(cx, &at, kept)? {
+        Some(file) => file,
+        None => Arc::new(InodeFile::open(cx, at.clone(), kept)?),
+    };
+    inotify::path_event(&at, inotify::IN_OPEN);
+    Ok(file)
 }
 
 /// `open(O_CREAT)` of a symlink whose target does not exist: follows the chain of links

@@ -553,5 +553,42 @@ pub fn set_robust_list(task: &mut Task, head: UserAddr, len: u64) -> SysResult<i
         return Err(Errno::EINVAL);
     }
     task.robust_list = (head, len);
+    task.handle
+        .control
+        .robust_list
+        .store(head.get(), std::sync::atomic::Ordering::Relaxed);
     Ok(0)
 }
+
+pub fn get_robust_list(task: &mut Task, pid: i32, head: UserAddr, len: UserAddr) -> SysResult<i64> {
+    let addr = if pid == 0 || pid == task.tid() {
+        task.robust_list.0.get()
+    } else {
+        let (handle, group) = task.kernel.thread(pid).ok_or(Errno::ESRCH)?;
+        if !std::sync::Arc::ptr_eq(&group, &task.group) {
+            // As ptrace_may_access: the same user and group in every ID, or CAP_SYS_PTRACE.
+            let view = group.view().ok_or(Errno::ESRCH)?;
+            let (me, them) = (&task.creds, &view.creds);
+            let same = [them.uid, them.euid, them.suid]
+                .iter()
+                .all(|&u| u == me.uid)
+                && [them.gid, them.egid, them.sgid]
+                    .iter()
+                    .all(|&g| g == me.gid);
+            if !same && !task.creds.capable(CAP_SYS_PTRACE) {
+                return Err(Errno::EPERM);
+            }
+        }
+        handle
+            .control
+            .robust_list
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    task.mm
+        .write(UserPtr::<u64>::new(len), &ROBUST_LIST_HEAD_SIZE)?;
+    task.mm.write(UserPtr::<u64>::new(head), &addr)?;
+    Ok(0)
+}
+
+/// `CAP_SYS_PTRACE`.
+const CAP_SYS_PTRACE: u32 = 19;

@@ -7,7 +7,7 @@ use super::fs::{
     cx, lookup_at, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_SYMLINK_NOFOLLOW,
 };
 use crate::errno::{Errno, SysResult};
-use crate::kernel::{Credentials, Task};
+use crate::kernel::Task;
 use crate::mm::{UserAddr, UserPtr};
 use crate::vfs::{permitted, Stat, S_IFLNK, S_IFMT};
 
@@ -180,13 +180,9 @@ pub fn faccessat2(
     let stat = at.inode().stat()?;
     // access() checks with the real IDs unless AT_EACCESS.
     let creds = if flags & AT_EACCESS != 0 {
-        task.creds
+        task.creds.clone()
     } else {
-        Credentials {
-            euid: task.creds.uid,
-            egid: task.creds.gid,
-            ..task.creds
-        }
+        task.creds.for_access()
     };
     let want = u32::try_from(mode).unwrap_or(0);
     permitted(&stat, &creds, want)?;

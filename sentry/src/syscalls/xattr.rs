@@ -60,7 +60,8 @@ fn check(task: &Task, inode: &dyn Inode, name: &[u8], want: u32) -> SysResult<()
         return permitted(&stat, &task.creds, want);
     }
     if name.starts_with(b"trusted.") || name.starts_with(b"security.") {
-        if task.creds.euid != 0 && (want == MAY_WRITE || name.starts_with(b"trusted.")) {
+        let admin = task.creds.capable(crate::kernel::creds::CAP_SYS_ADMIN);
+        if !admin && (want == MAY_WRITE || name.starts_with(b"trusted.")) {
             return Err(if want == MAY_WRITE {
                 Errno::EPERM
             } else {
@@ -107,7 +108,8 @@ fn list(task: &Task, target: Target, out: UserAddr, size: usize) -> SysResult<i6
     let mut names = Vec::new();
     for name in xattrs.lock().unwrap_or_else(|e| e.into_inner()).keys() {
         // Only what the caller may read is listed (trusted.* is root's).
-        if name.starts_with(b"trusted.") && task.creds.euid != 0 {
+        if name.starts_with(b"trusted.") && !task.creds.capable(crate::kernel::creds::CAP_SYS_ADMIN)
+        {
             continue;
         }
         names.extend_from_slice(name);
@@ -158,6 +160,8 @@ fn set(
         return Err(Errno::ENODATA);
     }
     map.insert(name, v);
+    drop(map);
+    crate::vfs::inotify::object_event(&*inode, None, crate::vfs::inotify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -170,7 +174,9 @@ fn remove(task: &Task, target: Target, name: UserAddr) -> SysResult<i64> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&name);
-    removed.map(|_| 0).ok_or(Errno::ENODATA)
+    removed.ok_or(Errno::ENODATA)?;
+    crate::vfs::inotify::object_event(&*inode, None, crate::vfs::inotify::IN_ATTRIB);
+    Ok(0)
 }
 
 pub fn getxattr(

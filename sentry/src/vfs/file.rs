@@ -169,6 +169,16 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    /// This description as a signalfd, for `signalfd` on an existing one.
+    fn as_signalfd(&self) -> Option<&super::signalfd::SignalFd> {
+        None
+    }
+
+    /// This description as an inotify instance, for `inotify_add_watch`/`rm_watch`.
+    fn as_inotify(&self) -> Option<&super::inotify::Inotify> {
+        None
+    }
+
     /// `F_GETPIPE_SZ`/`F_SETPIPE_SZ`: a pipe's capacity (`EBADF` for other files).
     fn pipe_size(&self) -> SysResult<usize> {
         Err(Errno::EBADF)
@@ -230,6 +240,14 @@ pub struct InodeFile {
 
 impl Drop for InodeFile {
     fn drop(&mut self) {
+        if super::inotify::active() && !self.is_path() {
+            let mask = if self.access() == O_RDONLY {
+                super::inotify::IN_CLOSE_NOWRITE
+            } else {
+                super::inotify::IN_CLOSE_WRITE
+            };
+            super::inotify::path_event(&self.path, mask);
+        }
         let Some(locks) = self.path.inode().locks() else {
             return;
         };
@@ -259,7 +277,7 @@ impl InodeFile {
             _pin: None,
             lockers: Mutex::new(Vec::new()),
             cx: super::Cx {
-                creds: cx.creds,
+                creds: cx.creds.clone(),
                 tgid: cx.tgid,
                 tid: cx.tid,
                 ..super::Cx::default()
@@ -360,6 +378,26 @@ impl InodeFile {
         }
     }
 
+    /// The part of `buf` a regular file may take at `offset` under the caller's
+    /// `RLIMIT_FSIZE`.
+    fn within_size_limit<'b>(&self, offset: u64, buf: &'b [u8]) -> SysResult<&'b [u8]> {
+        if crate::kernel::current::file_size_limit() == crate::kernel::RLIM_INFINITY
+            || self.inode_ref().mode() & super::S_IFMT != super::S_IFREG
+        {
+            return Ok(buf);
+        }
+        let n = crate::kernel::current::check_file_size(offset, buf.len())?;
+        Ok(&buf[..n])
+    }
+
+    /// inotify's `IN_ACCESS`/`IN_MODIFY` for a transfer of `n` bytes (none for 0).
+    #[inline]
+    fn notify(&self, n: usize, mask: u32) {
+        if n > 0 && super::inotify::active() {
+            super::inotify::path_event(&self.path, mask);
+        }
+    }
+
     fn size(&self) -> u64 {
         match &self.snapshot {
             Some(d) => d.len() as u64,
@@ -374,6 +412,8 @@ impl FileDescription for InodeFile {
         let mut off = self.offset();
         let n = self.read_data(*off, buf)?;
         *off = off.checked_add(n as u64).ok_or(Errno::EOVERFLOW)?;
+        drop(off);
+        self.notify(n, super::inotify::IN_ACCESS);
         Ok(n)
     }
 
@@ -383,8 +423,11 @@ impl FileDescription for InodeFile {
         if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 {
             *off = self.size();
         }
+        let buf = self.within_size_limit(*off, buf)?;
         let n = self.inode_ref().write_at(*off, buf)?;
         *off = off.checked_add(n as u64).ok_or(Errno::EFBIG)?;
+        drop(off);
+        self.notify(n, super::inotify::IN_MODIFY);
         Ok(n)
     }
 
@@ -393,7 +436,9 @@ impl FileDescription for InodeFile {
         if self.inode_ref().is_stream() {
             return Err(Errno::ESPIPE);
         }
-        self.read_data(offset, buf)
+        let n = self.read_data(offset, buf)?;
+        self.notify(n, super::inotify::IN_ACCESS);
+        Ok(n)
     }
 
     fn pwrite(&self, buf: &[u8], offset: u64) -> SysResult<usize> {
@@ -407,7 +452,10 @@ impl FileDescription for InodeFile {
         } else {
             offset
         };
-        self.inode_ref().write_at(offset, buf)
+        let buf = self.within_size_limit(offset, buf)?;
+        let n = self.inode_ref().write_at(offset, buf)?;
+        self.notify(n, super::inotify::IN_MODIFY);
+        Ok(n)
     }
 
     fn seek(&self, offset: i64, whence: i32) -> SysResult<u64> {

@@ -11,11 +11,14 @@ pub mod exec;
 pub mod file;
 pub mod gofer;
 mod host;
+pub mod inotify;
 pub mod lock;
+pub mod memfd;
 pub mod memfs;
 pub mod path;
 pub mod pipe;
 pub mod proc;
+pub mod signalfd;
 pub mod socket;
 mod stat;
 pub mod sys;
@@ -366,31 +369,47 @@ pub trait Inode: Send + Sync {
     fn locks(&self) -> Option<&lock::FileLocks> {
         None
     }
+
+    /// A memfd's seals (`F_ADD_SEALS`, `F_GET_SEALS`); `None` for other files.
+    fn seals(&self) -> Option<&Arc<memfd::Seals>> {
+        None
+    }
 }
 
 /// Whether `creds` may access an object with `stat`'s mode and owner for `want`
-/// (`MAY_*` bits), as Linux's `generic_permission`: root passes every check except
-/// execute on a file without any execute bit (`CAP_DAC_OVERRIDE`).
+/// (`MAY_*` bits), as Linux's `generic_permission`: the owner, group (the filesystem
+/// group or a supplementary one) or other bits for the filesystem user ID, then
+/// `CAP_DAC_OVERRIDE` (execute only with some execute bit, or on a directory) and
+/// `CAP_DAC_READ_SEARCH` (reading, and searching directories).
 pub fn permitted(stat: &Stat, creds: &Credentials, want: u32) -> SysResult<()> {
-    if creds.euid == 0 {
-        let is_dir = stat.mode & S_IFMT == S_IFDIR;
-        if want & MAY_EXEC == 0 || is_dir || stat.mode & 0o111 != 0 {
-            return Ok(());
-        }
-        return Err(Errno::EACCES);
-    }
-    let bits = if creds.euid == stat.uid {
+    use crate::kernel::creds::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH};
+    let bits = if creds.fsuid == stat.uid {
         (stat.mode >> 6) & 7
-    } else if creds.egid == stat.gid {
+    } else if creds.in_group(stat.gid) {
         (stat.mode >> 3) & 7
     } else {
         stat.mode & 7
     };
     if bits & want == want {
-        Ok(())
-    } else {
-        Err(Errno::EACCES)
+        return Ok(());
     }
+    let is_dir = stat.mode & S_IFMT == S_IFDIR;
+    if is_dir {
+        if want & MAY_WRITE == 0 && creds.capable(CAP_DAC_READ_SEARCH) {
+            return Ok(());
+        }
+        if creds.capable(CAP_DAC_OVERRIDE) {
+            return Ok(());
+        }
+        return Err(Errno::EACCES);
+    }
+    if (want & MAY_EXEC == 0 || stat.mode & 0o111 != 0) && creds.capable(CAP_DAC_OVERRIDE) {
+        return Ok(());
+    }
+    if want == MAY_READ && creds.capable(CAP_DAC_READ_SEARCH) {
+        return Ok(());
+    }
+    Err(Errno::EACCES)
 }
 
 #[cfg(test)]

@@ -764,6 +764,17 @@ fn mountinfo(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
 
 /// The process's name: its executable's, cut to 15 bytes as Linux's `comm`.
 fn comm(cx: &Cx) -> String {
+    // The thread's name (prctl(PR_SET_NAME), or the program's at execve).
+    let named = cx.group.as_ref().and_then(|g| {
+        let threads = g.state().threads.clone();
+        threads
+            .iter()
+            .find(|t| t.tid() == cx.tid)
+            .and_then(|t| t.control.name())
+    });
+    if let Some(n) = named {
+        return String::from_utf8_lossy(&n).into_owned();
+    }
     let name = cx
         .fs
         .as_ref()
@@ -929,6 +940,7 @@ fn signal_sets(cx: &Cx) -> [u64; 5] {
 /// memory, context switches) reads 0.
 fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     let c = &cx.creds;
+    let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
     let fdsize = cx.fds.as_ref().map_or(0, |t| t.fds().len()).max(64);
     let kb = |pages: u64| pages * (crate::mm::PAGE_SIZE / 1024);
     let (vm, rss, stack, data) = cx.mm.as_ref().map_or((0, 0, 0, 0), |mm| {
@@ -957,16 +969,16 @@ fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
         out,
         "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{letter} ({name})\nTgid:\t{tgid}\n\
          Ngid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\n\
-         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nGroups:\t\n\
+         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t{fdsize}\nGroups:\t{groups}\n\
          NStgid:\t{tgid}\nNSpid:\t{tid}\n",
         c.uid,
         c.euid,
         c.suid,
-        c.euid,
+        c.fsuid,
         c.gid,
         c.egid,
         c.sgid,
-        c.egid,
+        c.fsgid,
         comm = comm(cx),
         tgid = cx.tgid,
         tid = cx.tid,
@@ -983,7 +995,15 @@ fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
         out,
         "Threads:\t{threads}\nSigQ:\t0/0\nSigPnd:\t{sig_pnd:016x}\nShdPnd:\t{shd_pnd:016x}\n\
          SigBlk:\t{sig_blk:016x}\nSigIgn:\t{sig_ign:016x}\nSigCgt:\t{sig_cgt:016x}\n\
+         CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\n\
+         CapAmb:\t{:016x}\nNoNewPrivs:\t{}\n\
          Cpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+        c.caps.inheritable,
+        c.caps.permitted,
+        c.caps.effective,
+        c.caps.bounding,
+        c.caps.ambient,
+        u8::from(c.no_new_privs),
         std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
     );
     Ok(out.into_bytes())

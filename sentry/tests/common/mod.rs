@@ -96,7 +96,7 @@ pub fn run_in_sandbox_as(
     let resolver = VfsResolver {
         fs: Arc::clone(&fs),
         cx: Cx {
-            creds,
+            creds: creds.clone(),
             ..Cx::root()
         },
     };

@@ -118,7 +118,7 @@ impl MemInode {
         }
         let parent_gid = self.meta().gid;
         let setgid = self.meta().mode & crate::vfs::S_ISGID != 0;
-        let gid = if setgid { parent_gid } else { cx.creds.egid };
+        let gid = if setgid { parent_gid } else { cx.creds.fsgid };
         let (mut mode, rdev, target) = match node {
             NewNode::Node { mode, rdev } => (mode, rdev, None),
             NewNode::Symlink(t) => (S_IFLNK | 0o777, 0, Some(t)),
@@ -128,7 +128,7 @@ impl MemInode {
         }
         let child = self
             .fs
-            .new_inode(mode, cx.creds.euid, gid, rdev, target, self.this.clone());
+            .new_inode(mode, cx.creds.fsuid, gid, rdev, target, self.this.clone());
         if mode & S_IFMT == S_IFDIR {
             self.meta().nlink += 1;
         }

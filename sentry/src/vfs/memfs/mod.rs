@@ -419,8 +419,8 @@ impl Inode for MemInode {
         self.dir_body()?;
         let node = self.fs.new_inode(
             S_IFREG | (mode & 0o7777),
-            cx.creds.euid,
-            cx.creds.egid,
+            cx.creds.fsuid,
+            cx.creds.fsgid,
             0,
             None,
             Weak::new(),
