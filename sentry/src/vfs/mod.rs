@@ -4,6 +4,7 @@
 //! overlay over the read-only Gofer root ([`memfs`]), procfs, devfs and pipes.
 
 mod anon;
+mod cpuinfo;
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;

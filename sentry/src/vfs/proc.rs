@@ -580,34 +580,7 @@ impl Inode for RandomUuid {
 }
 
 fn cpuinfo(_: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
-    let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let leaf0 = std::arch::x86_64::__cpuid(0);
-    let vendor: Vec<u8> = [leaf0.ebx, leaf0.edx, leaf0.ecx]
-        .iter()
-        .flat_map(|r| r.to_le_bytes())
-        .collect();
-    let mut brand = Vec::new();
-    if std::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0004 {
-        for leaf in 0x8000_0002..=0x8000_0004u32 {
-            let r = std::arch::x86_64::__cpuid(leaf);
-            for reg in [r.eax, r.ebx, r.ecx, r.edx] {
-                brand.extend_from_slice(&reg.to_le_bytes());
-            }
-        }
-    }
-    let brand = String::from_utf8_lossy(&brand)
-        .trim_matches(char::from(0))
-        .trim()
-        .to_string();
-    let vendor = String::from_utf8_lossy(&vendor).into_owned();
-    let mut out = String::new();
-    for i in 0..n {
-        let _ = write!(
-            out,
-            "processor\t: {i}\nvendor_id\t: {vendor}\nmodel name\t: {brand}\ncpu cores\t: {n}\n\n"
-        );
-    }
-    Ok(out.into_bytes())
+    Ok(super::cpuinfo::generate().into_bytes())
 }
 
 fn filesystems(_: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
