@@ -46,6 +46,18 @@ impl ExitStatus {
     }
 }
 
+/// One process as `bulwark ps` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    /// `R`, `T` (stopped) or `Z`.
+    pub state: char,
+    /// The arguments, each ended by a NUL (as `/proc/PID/cmdline`).
+    pub cmdline: Vec<u8>,
+}
+
 /// What the whole sandbox shares: the platform, its memory, the IDs and the processes.
 pub struct Kernel {
     pub platform: Arc<dyn Platform>,
@@ -59,6 +71,10 @@ pub struct Kernel {
     hostname: Mutex<Vec<u8>>,
     /// uname's domainname (`setdomainname`).
     domainname: Mutex<Vec<u8>>,
+    /// `bulwark pause`: application code does not run while set.
+    frozen: std::sync::atomic::AtomicBool,
+    thawed: std::sync::Condvar,
+    freeze_lock: Mutex<()>,
     /// `--strace`: log every syscall with its arguments and result.
     pub strace: std::sync::atomic::AtomicBool,
     /// The names of the sandbox's Unix sockets.
@@ -90,6 +106,9 @@ impl Kernel {
             strace: std::sync::atomic::AtomicBool::new(false),
             hostname: Mutex::new(b"bulwark".to_vec()),
             domainname: Mutex::new(b"(none)".to_vec()),
+            frozen: std::sync::atomic::AtomicBool::new(false),
+            thawed: std::sync::Condvar::new(),
+            freeze_lock: Mutex::new(()),
             unix_names: Arc::default(),
         })
     }
@@ -154,6 +173,74 @@ impl Kernel {
 
     pub fn memory(&self) -> &Arc<MemoryFile> {
         self.platform.memory_file()
+    }
+
+    /// Stops every application thread before it next runs application code
+    /// (`bulwark pause`); threads blocked in syscalls stay blocked, and stop on their way
+    /// back.
+    pub fn freeze(&self) {
+        {
+            let _guard = self.freeze_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.frozen.store(true, Ordering::SeqCst);
+        }
+        for group in self.groups() {
+            for thread in group.state().threads.iter() {
+                thread.kick();
+            }
+        }
+    }
+
+    /// Lets frozen threads run again (`bulwark resume`).
+    pub fn thaw(&self) {
+        let _guard = self.freeze_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.frozen.store(false, Ordering::SeqCst);
+        self.thawed.notify_all();
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the sandbox is thawed, or `group` is exiting (a SIGKILL ends a frozen
+    /// process, as it does a cgroup-frozen one on Linux).
+    pub fn wait_while_frozen(&self, group: &ThreadGroup) {
+        let mut guard = self.freeze_lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.frozen.load(Ordering::SeqCst) && group.state().exiting.is_none() {
+            guard = self
+                .thawed
+                .wait_timeout(guard, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The sandbox's processes, by PID, as `bulwark ps` shows them.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        let mut list: Vec<ProcessInfo> = self
+            .groups()
+            .into_iter()
+            .map(|g| {
+                let view = g.view();
+                let s = g.state();
+                let state = if s.zombie.is_some() {
+                    'Z'
+                } else if s.stopped {
+                    'T'
+                } else {
+                    'R'
+                };
+                drop(s);
+                ProcessInfo {
+                    pid: g.tgid,
+                    ppid: g.parent().map_or(0, |p| p.tgid),
+                    uid: view.as_ref().map_or(0, |v| v.creds.uid),
+                    state,
+                    cmdline: view.map(|v| v.fs.cmdline()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        list.sort_by_key(|p| p.pid);
+        list
     }
 
     /// A new thread ID (the first is 1: the sandbox's init).

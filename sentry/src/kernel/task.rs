@@ -87,6 +87,27 @@ impl Task {
         exe: Arc<dyn Executable>,
         spec: InitSpec<'_>,
     ) -> SysResult<Self> {
+        Self::new_process(kernel, resolver, exe, spec, true)
+    }
+
+    /// A process started from outside the sandbox (`bulwark exec`): like init, with no
+    /// parent inside the sandbox (its parent PID is 0), and not the sandbox's init.
+    pub fn new_exec(
+        kernel: &Arc<Kernel>,
+        resolver: &dyn Resolver,
+        exe: Arc<dyn Executable>,
+        spec: InitSpec<'_>,
+    ) -> SysResult<Self> {
+        Self::new_process(kernel, resolver, exe, spec, false)
+    }
+
+    fn new_process(
+        kernel: &Arc<Kernel>,
+        resolver: &dyn Resolver,
+        exe: Arc<dyn Executable>,
+        spec: InitSpec<'_>,
+        init: bool,
+    ) -> SysResult<Self> {
         let space = kernel.platform.new_address_space().map_err(|e| {
             log::error!("new address space: {e}");
             Errno::ENOMEM
@@ -117,7 +138,9 @@ impl Task {
             tables
                 .threads
                 .insert(tid, (Arc::downgrade(&handle), Arc::downgrade(&group)));
-            tables.init = Some(Arc::clone(&group));
+            if init {
+                tables.init = Some(Arc::clone(&group));
+            }
         }
         let task = Self {
             kernel: Arc::clone(kernel),
@@ -208,6 +231,12 @@ impl Task {
             self.handle_signals();
             if let Some(status) = self.exit {
                 return status;
+            }
+            if self.kernel.is_frozen() {
+                // `bulwark pause`: no application code runs until `resume` (an exit
+                // still goes ahead).
+                self.kernel.wait_while_frozen(&self.group);
+                continue;
             }
             let exit = match self.ctx.switch(&**self.mm.address_space(), &mut self.regs) {
                 Ok(exit) => exit,
