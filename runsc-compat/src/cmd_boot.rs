@@ -15,7 +15,7 @@ use sentry::loader::{Executable, Resolver};
 use sentry::vfs::exec::VfsResolver;
 use sentry::vfs::Cx;
 
-use crate::{fds, sandbox, GlobalFlags};
+use crate::{control, fds, sandbox, GlobalFlags};
 
 /// Size of the memory file (sparse: only what the sandbox touches is used).
 const MEMORY_FILE_SIZE: u64 = 8 << 30;
@@ -50,6 +50,9 @@ pub struct BootArgs {
     /// Report readiness (a line `ok`, or the error) on this inherited descriptor.
     #[arg(long)]
     pub ready_fd: Option<i32>,
+    /// Serve `exec`, `ps`, `pause`, `resume` on this inherited listening socket.
+    #[arg(long)]
+    pub control_fd: Option<i32>,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
@@ -82,6 +85,8 @@ struct Prepared {
     kernel: Arc<Kernel>,
     task: Task,
     start: Option<std::fs::File>,
+    /// The control socket and what serving it needs, once the program runs.
+    control: Option<(std::os::fd::OwnedFd, Arc<control::Server>)>,
 }
 
 impl Prepared {
@@ -90,11 +95,15 @@ impl Prepared {
             kernel,
             task,
             start,
+            control,
         } = self;
         if let Some(mut fifo) = start {
             // `bulwark start` writes one byte; until then the program does not run.
             let mut byte = [0u8; 1];
             fifo.read_exact(&mut byte).context("waiting for start")?;
+        }
+        if let Some((listener, server)) = control {
+            server.spawn(listener)?;
         }
         let program = task.group.tgid;
         let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
@@ -132,6 +141,10 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
     // is refused.
     sandbox::unshare_namespaces()?;
     let socks = fds::take(&fds::parse_list(&args.gofer_fds)?)?;
+    let control_listener = match args.control_fd {
+        Some(fd) => Some(fds::take(&[fd])?.remove(0)),
+        None => None,
+    };
     let stdio = fds::dup_stdio()?;
     let memory = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).context("creating the memory file")?);
     let (name, why) = crate::cmd_do::choose_platform(flags)?;
@@ -191,10 +204,20 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
     };
     let task = Task::new_init(&kernel, &*tree, exe, spec)
         .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
+    let control = control_listener.map(|listener| {
+        let server = Arc::new(control::Server {
+            kernel: Arc::clone(&kernel),
+            fs: Arc::clone(&fs),
+            tree: Arc::clone(&tree),
+            default_path: DEFAULT_PATH.to_string(),
+        });
+        (listener, server)
+    });
     Ok(Prepared {
         kernel,
         task,
         start,
+        control,
     })
 }
 
@@ -221,7 +244,7 @@ fn forward_signals(kernel: &Arc<Kernel>, init: &Arc<ThreadGroup>) -> anyhow::Res
 
 /// Finds `program` as `execvp` would: a name with a slash is a path (relative to `cwd`),
 /// otherwise each directory of `path_var` in turn.
-fn find_program(
+pub(crate) fn find_program(
     tree: &VfsResolver,
     program: &str,
     cwd: &str,
@@ -249,7 +272,7 @@ fn find_program(
     Err(error)
 }
 
-fn describe(e: Errno) -> String {
+pub(crate) fn describe(e: Errno) -> String {
     let text = std::io::Error::from_raw_os_error(e.value()).to_string();
     format!("{text} ({e})")
 }

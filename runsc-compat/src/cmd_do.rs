@@ -82,6 +82,7 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         die_with_parent: true,
         start_fifo: None,
         ready: None,
+        control: None,
         allow_no_landlock: args.allow_no_landlock,
     };
     let Sandbox {

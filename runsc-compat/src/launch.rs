@@ -18,6 +18,8 @@ const GOFER_CHANNELS: i32 = 2;
 const FIRST_CHANNEL_FD: i32 = 3;
 /// Where `boot` finds the descriptor it reports readiness on (`--ready-fd`).
 const READY_FD: i32 = FIRST_CHANNEL_FD + GOFER_CHANNELS;
+/// Where `boot` finds its control socket (`--control-fd`).
+const CONTROL_FD: i32 = READY_FD + 1;
 
 /// What to run, and how.
 pub struct LaunchSpec {
@@ -40,6 +42,8 @@ pub struct LaunchSpec {
     pub start_fifo: Option<PathBuf>,
     /// The Sentry reports on this pipe when it is ready (or why it failed).
     pub ready: Option<OwnedFd>,
+    /// The listening control socket the Sentry serves `exec`, `ps`, … on.
+    pub control: Option<OwnedFd>,
     pub allow_no_landlock: bool,
 }
 
@@ -126,6 +130,13 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
         fds.push(FdMapping {
             parent_fd: ready,
             child_fd: READY_FD,
+        });
+    }
+    if let Some(control) = spec.control {
+        command.arg(format!("--control-fd={CONTROL_FD}"));
+        fds.push(FdMapping {
+            parent_fd: control,
+            child_fd: CONTROL_FD,
         });
     }
     command.arg("--").args(&spec.argv);

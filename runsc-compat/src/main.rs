@@ -8,6 +8,7 @@
 mod cmd_boot;
 mod cmd_do;
 mod cmd_gofer;
+mod control;
 mod fds;
 mod launch;
 mod logging;
@@ -79,6 +80,17 @@ enum Command {
     List(oci::commands::ListArgs),
     /// Writes an example config.json.
     Spec(oci::commands::SpecArgs),
+    /// Runs a process in a running container.
+    Exec(oci::exec::ExecArgs),
+    /// Lists the processes of a container.
+    Ps(oci::exec::PsArgs),
+    /// Freezes every process of a container.
+    Pause(oci::commands::IdArgs),
+    /// Lets a paused container run again.
+    Resume(oci::commands::IdArgs),
+    /// The detached half of `exec` (started by it).
+    #[command(hide = true)]
+    ExecWait(oci::exec::ExecWaitArgs),
     /// The Sentry of one sandbox (started by the other commands).
     #[command(hide = true)]
     Boot(cmd_boot::BootArgs),
@@ -109,6 +121,11 @@ fn main() {
         Command::Run(args) => oci::commands::run(&cli.global, args),
         Command::List(args) => oci::commands::list(&cli.global, args),
         Command::Spec(args) => oci::commands::spec(&cli.global, args),
+        Command::Exec(args) => oci::exec::exec(&cli.global, args),
+        Command::Ps(args) => oci::exec::ps(&cli.global, args),
+        Command::Pause(args) => oci::exec::pause(&cli.global, args),
+        Command::Resume(args) => oci::exec::resume(&cli.global, args),
+        Command::ExecWait(args) => oci::exec::exec_wait(&cli.global, args),
         Command::Boot(args) => cmd_boot::run(&cli.global, args),
         Command::Gofer(args) => cmd_gofer::run(&cli.global, args),
     };

@@ -211,3 +211,93 @@ fn bad_ids_and_signals_are_refused() {
     );
     assert!(f.bulwark(&["delete", "--force", "s1"]).status.success());
 }
+
+#[test]
+fn exec_ps_pause_resume_and_kill_all() {
+    let f = Fixture::new("sleep 100");
+    let bundle = f.bundle();
+    assert!(f
+        .bulwark(&["create", "-b", bundle.to_str().unwrap(), "e1"])
+        .status
+        .success());
+    let early = f.bulwark(&["exec", "e1", "echo", "too", "early"]);
+    assert_eq!(early.status.code(), Some(1), "exec before start is refused");
+    assert!(f.bulwark(&["start", "e1"]).status.success());
+
+    let out = f.bulwark(&["exec", "e1", "echo", "hi", "from", "exec"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi from exec\n");
+    let out = f.bulwark(&["exec", "--cwd", "/bin", "e1", "sh", "-c", "pwd; exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "the process's exit status");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/bin\n");
+    let out = f.bulwark(&["exec", "e1", "/no/such/program"]);
+    assert_eq!(out.status.code(), Some(1), "a missing program fails exec");
+
+    let ps = f.bulwark(&["ps", "--format", "json", "e1"]);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(pids, vec![1], "only init is left");
+    let table = String::from_utf8_lossy(&f.bulwark(&["ps", "e1"]).stdout).into_owned();
+    assert!(table.contains("sleep 100"), "{table}");
+
+    // Paused, no application code runs: an exec'd echo finishes only after resume.
+    assert!(f.bulwark(&["pause", "e1"]).status.success());
+    assert_eq!(f.status("e1"), "paused");
+    let mut during = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg(format!("--root={}", f.dir.path().join("state").display()))
+        .args(["exec", "e1", "echo", "after", "resume"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(during.try_wait().unwrap().is_none(), "ran while paused");
+    assert!(f.bulwark(&["resume", "e1"]).status.success());
+    assert_eq!(f.status("e1"), "running");
+    let out = during.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "after resume\n");
+
+    // Detached: the PID file names a host process that lives as long as the process.
+    let pid_file = f.dir.path().join("exec.pid");
+    let out = f.bulwark(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "e1",
+        "sleep",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    assert!(alive(pid), "the exec waiter runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the exec waiter outlived its process"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // kill --all reaches every process of the sandbox, init included.
+    assert!(f.bulwark(&["kill", "--all", "e1", "KILL"]).status.success());
+    f.wait_for("e1", "stopped");
+    assert!(f.bulwark(&["delete", "e1"]).status.success());
+}

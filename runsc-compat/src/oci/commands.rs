@@ -158,6 +158,7 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
         let (ready_read, ready_write) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("creating a pipe")?;
         let (name, _) = crate::cmd_do::choose_platform(flags)?;
+        let control = crate::control::listen(&crate::control::socket_path(&dir))?;
         let launch = LaunchSpec {
             platform: name,
             root: rootfs,
@@ -175,6 +176,7 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
             die_with_parent: false,
             start_fifo: Some(fifo),
             ready: Some(ready_write),
+            control: Some(control),
             allow_no_landlock: false,
         };
         let mut sandbox = launch::spawn(flags, launch)?;
@@ -203,6 +205,7 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
             start_time: state::start_time(pid).unwrap_or(0),
             gofer_pid: i32::try_from(sandbox.gofer.id()).unwrap_or(0),
             started: false,
+            paused: false,
             created: now_rfc3339(),
             annotations: spec.annotations.clone(),
         };
@@ -301,6 +304,9 @@ pub fn kill(flags: &GlobalFlags, args: KillArgs) -> anyhow::Result<i32> {
     let sig = parse_signal(args.signal.as_deref().unwrap_or("TERM"))?;
     if !stored.alive() {
         bail!("container {:?} is not running", args.id);
+    }
+    if args.all && stored.started {
+        return super::exec::signal_all(flags, &args.id, sig.as_raw()).map(|()| 0);
     }
     // The Sentry delivers it to the container's init (or, before start, it ends the
     // sandbox: the OCI spec allows kill in the created state).

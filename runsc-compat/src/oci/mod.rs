@@ -2,5 +2,6 @@
 //! state under `--root`.
 
 pub mod commands;
+pub mod exec;
 pub mod spec;
 pub mod state;

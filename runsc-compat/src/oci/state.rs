@@ -19,6 +19,9 @@ pub struct Stored {
     pub start_time: u64,
     pub gofer_pid: i32,
     pub started: bool,
+    /// `bulwark pause` froze it (until `resume`).
+    #[serde(default)]
+    pub paused: bool,
     pub created: String,
     pub annotations: BTreeMap<String, String>,
 }
@@ -86,12 +89,13 @@ impl Stored {
         self.pid > 0 && start_time(self.pid) == Some(self.start_time)
     }
 
-    /// The OCI status: created, running or stopped.
+    /// The OCI status: created, running, paused or stopped.
     pub fn status(&self) -> &'static str {
-        match (self.alive(), self.started) {
-            (false, _) => "stopped",
-            (true, false) => "created",
-            (true, true) => "running",
+        match (self.alive(), self.started, self.paused) {
+            (false, _, _) => "stopped",
+            (true, false, _) => "created",
+            (true, true, false) => "running",
+            (true, true, true) => "paused",
         }
     }
 

@@ -1,7 +1,7 @@
 //! `/proc/cpuinfo`, from the CPUID instruction: one entry per CPU the sandbox may use,
 //! with the fields programs read (vendor, model, family, flags, cache size, siblings).
 
-use std::arch::x86_64::{CpuidResult, __cpuid, __cpuid_count};
+use std::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
 use std::fmt::Write as _;
 
 /// Register of a CPUID result.
@@ -158,9 +158,8 @@ pub fn generate() -> String {
     };
     let stepping = sig & 0xf;
     let flags = flags();
-    let (physical, virtual_) = leaf(0x8000_0008, 0).map_or((46, 48), |r| {
-        (r.eax & 0xff, (r.eax >> 8) & 0xff)
-    });
+    let (physical, virtual_) =
+        leaf(0x8000_0008, 0).map_or((46, 48), |r| (r.eax & 0xff, (r.eax >> 8) & 0xff));
     let mut out = String::new();
     for i in 0..n {
         let _ = write!(
