@@ -76,7 +76,7 @@ fn procfs_and_devfs() {
                 cat /proc/mounts | cut -d' ' -f2";
     for (p, out) in sh(line) {
         assert_eq!(
-            out, "/usr/bin/busybox\n5\n4\nfull\n/\n/proc\n/dev\n/sys\n/dev/shm\n",
+            out, "/usr/bin/busybox\n5\n4\nfull\n/\n/proc\n/dev\n/dev/pts\n/sys\n/dev/shm\n",
             "{p}"
         );
     }

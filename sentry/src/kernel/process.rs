@@ -122,6 +122,9 @@ pub struct GroupState {
     pub job_event: Option<JobEvent>,
     pub pgid: i32,
     pub sid: i32,
+    /// The controlling terminal (Linux's `signal->tty`): inherited at fork, dropped by
+    /// `setsid`.
+    pub ctty: Option<Arc<crate::vfs::tty::Pty>>,
     /// The signal sent to the parent at exit (SIGCHLD, or clone's choice; 0 for none).
     pub exit_signal: i32,
 }
@@ -156,12 +159,12 @@ impl ThreadGroup {
         limits: Limits,
         exit_signal: i32,
     ) -> Arc<Self> {
-        let (pgid, sid) = match parent {
+        let (pgid, sid, ctty) = match parent {
             Some(p) => {
                 let s = p.state();
-                (s.pgid, s.sid)
+                (s.pgid, s.sid, s.ctty.clone())
             }
-            None => (tgid, tgid),
+            None => (tgid, tgid, None),
         };
         Arc::new(Self {
             tgid,
@@ -178,6 +181,7 @@ impl ThreadGroup {
                 job_event: None,
                 pgid,
                 sid,
+                ctty,
                 exit_signal,
             }),
             child_events: WaitQueue::default(),

@@ -617,6 +617,7 @@ impl Task {
         }
         let final_status = self.group.state().exiting.unwrap_or(status);
         self.delete_timers(true);
+        crate::vfs::tty::process_exit(&self.kernel, &self.group);
         self.reparent_children();
         let (parent, exit_signal) = {
             let s = self.group.state();

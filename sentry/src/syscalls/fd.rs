@@ -118,6 +118,7 @@ pub fn ioctl(task: &mut Task, fd: i32, cmd: u32, arg: UserAddr) -> SysResult<i64
             });
             Ok(0)
         }
+        _ if file.as_tty().is_some() => super::tty::ioctl(task, &file, cmd, arg),
         FIONREAD => {
             let n = readable(&*file)?;
             let n = i32::try_from(n).unwrap_or(i32::MAX);

@@ -110,6 +110,14 @@ pub fn blocking<T>(
     }
 }
 
+/// A read of a stream: a terminal of the sandbox by its own rules, else [`blocking`].
+fn read_stream(task: &Task, file: &dyn FileDescription, data: &mut [u8]) -> SysResult<usize> {
+    if let Some(tty) = file.as_tty() {
+        return super::tty::read(task, tty, data);
+    }
+    blocking(task, file, || file.read(data))
+}
+
 /// How often a blocked read of a host descriptor looks again.
 const POLL_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -117,6 +125,9 @@ const POLL_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
 /// a blocking `write` does; returns what was written if an error ends it early. `EPIPE`
 /// comes with `SIGPIPE`.
 fn write_stream(task: &Task, file: &dyn FileDescription, data: &[u8]) -> SysResult<usize> {
+    if let Some(tty) = file.as_tty() {
+        return super::tty::write(task, tty, data);
+    }
     let mut done = 0;
     while done < data.len() || data.is_empty() {
         match blocking(task, file, || file.write(&data[done..])) {
@@ -158,9 +169,7 @@ pub fn read(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> SysResult<
     if super::msg::is_socket(&file) {
         return super::msg::read(task, &file, buf, count);
     }
-    read_into(task, buf, count, |data| {
-        blocking(task, &*file, || file.read(data))
-    })
+    read_into(task, buf, count, |data| read_stream(task, &*file, data))
 }
 
 pub fn pread64(task: &mut Task, fd: i32, buf: UserAddr, count: usize, off: i64) -> SysResult<i64> {
@@ -387,7 +396,7 @@ pub fn readv(task: &mut Task, fd: i32, iov: UserAddr, iovcnt: i32) -> SysResult<
         return super::msg::readv(task, &file, iov, iovcnt);
     }
     vectored(task, iov, iovcnt, |base, len, _| {
-        read_into(task, base, len, |d| blocking(task, &*file, || file.read(d)))
+        read_into(task, base, len, |d| read_stream(task, &*file, d))
     })
 }
 

@@ -31,6 +31,7 @@ mod splice;
 mod stat;
 mod time;
 mod timer;
+mod tty;
 mod xattr;
 
 use std::collections::HashSet;

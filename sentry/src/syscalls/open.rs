@@ -104,6 +104,7 @@ pub fn openat(
     let name = read_path(task, path)?;
     let cx = cx(task);
     let file = open_path(task, &cx, dirfd, &name, flags, mode)?;
+    super::tty::acquire_on_open(task, &*file, flags);
     install(task, file, flags & O_CLOEXEC != 0)
 }
 

@@ -511,6 +511,7 @@ pub fn setsid(task: &mut Task) -> SysResult<i64> {
     let mut s = task.group.state();
     s.sid = tgid;
     s.pgid = tgid;
+    s.ctty = None;
     Ok(i64::from(tgid))
 }
 

@@ -1,5 +1,5 @@
-//! devfs: `null`, `zero`, `full`, `random`, `urandom`, `tty`, and the `fd`, `stdin`,
-//! `stdout`, `stderr` links; `shm` and `pts` are directories to mount on.
+//! devfs: `null`, `zero`, `full`, `random`, `urandom`, `tty`, `ptmx`, and the `fd`,
+//! `stdin`, `stdout`, `stderr` links; `shm` and `pts` are directories to mount on.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -295,8 +295,8 @@ impl Inode for CharDevice {
         _flags: i32,
     ) -> SysResult<Option<Arc<dyn FileDescription>>> {
         if self.kind == DeviceKind::Tty {
-            // The sandbox's processes have no controlling terminal.
-            return Err(Errno::ENXIO);
+            // The caller's controlling terminal (`ENXIO` without one).
+            return super::tty::open_controlling(_cx, _path, _flags).map(Some);
         }
         Ok(None)
     }
@@ -312,6 +312,15 @@ pub fn is_dev_zero(inode: &Arc<dyn Inode>) -> bool {
         .as_any()
         .downcast_ref::<CharDevice>()
         .is_some_and(|d| d.kind == DeviceKind::Zero)
+}
+
+/// A new devfs root with `ptmx`, and the root of the devpts instance `ptmx` opens
+/// pairs in (to be mounted at `pts`).
+pub fn devfs_with_pts() -> (Arc<StaticDir>, Arc<dyn Inode>) {
+    let pts = super::tty::devpts::DevPts::new();
+    let root = devfs();
+    root.add("ptmx", pts.ptmx(root.dev, new_ino()));
+    (root, pts.root())
 }
 
 /// A new devfs root.

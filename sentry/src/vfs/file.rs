@@ -208,6 +208,11 @@ pub trait FileDescription: Send + Sync {
     fn terminal(&self) -> Option<&dyn Terminal> {
         None
     }
+
+    /// This description as a pseudo-terminal master or slave of the sandbox.
+    fn as_tty(&self) -> Option<&super::tty::TtyFile> {
+        None
+    }
 }
 
 /// What `ioctl` can ask of a terminal.

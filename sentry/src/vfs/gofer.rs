@@ -26,13 +26,14 @@ pub fn overlay_root(
 }
 
 /// The file tree of `bulwark do`: the overlay over the Gofer's root at `/`, procfs at
-/// `/proc`, devfs at `/dev` with a tmpfs at `/dev/shm`. Returns the first process's
-/// filesystem context (root and working directory `/`).
+/// `/proc`, devfs at `/dev` with devpts at `/dev/pts` and a tmpfs at `/dev/shm`. Returns
+/// the first process's filesystem context (root and working directory `/`).
 pub fn container_fs(
     client: Arc<Client>,
     memory: &Arc<MemoryFile>,
 ) -> SysResult<Arc<super::FsContext>> {
     let root = overlay_root(client, "/", memory)?;
+    let (devfs, devpts) = super::dev::devfs_with_pts();
     let vfs = super::Vfs::new(root, "overlay", "none");
     let fs = super::FsContext::new(std::sync::Arc::clone(&vfs));
     let cx = super::Cx::root();
@@ -49,7 +50,8 @@ pub fn container_fs(
             "proc",
             "proc",
         ),
-        (&b"/dev"[..], super::dev::devfs(), "devtmpfs", "dev"),
+        (&b"/dev"[..], devfs, "devtmpfs", "dev"),
+        (&b"/dev/pts"[..], devpts, "devpts", "devpts"),
         (&b"/sys"[..], super::sys::sysfs(), "sysfs", "sysfs"),
         (
             &b"/dev/shm"[..],

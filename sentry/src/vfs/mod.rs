@@ -24,6 +24,7 @@ pub mod socket;
 mod stat;
 pub mod sys;
 pub mod timerfd;
+pub mod tty;
 
 use std::any::Any;
 use std::sync::Arc;
