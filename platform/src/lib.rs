@@ -234,6 +234,32 @@ pub trait Platform: Send + Sync {
     fn host_tsc(&self) -> bool {
         false
     }
+
+    /// Whether application code runs on the host thread that calls [`Context::switch`]
+    /// (KVM: the vCPU is that thread), so that thread's CPU time includes the
+    /// application's. False where it runs in another process (systrap's stubs).
+    fn runs_on_caller_thread(&self) -> bool {
+        false
+    }
+}
+
+/// The CPU time host thread `tid` of this process has used (`None` if it is gone).
+pub fn thread_cpu_time(tid: i32) -> Option<std::time::Duration> {
+    // Linux's clock ID for a thread's CPU time: the complemented TID above the
+    // per-thread bit and CPUCLOCK_SCHED.
+    let clock: libc::clockid_t = ((!tid) << 3) | 4 | 2;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill; the clock ID is only read.
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (r == 0).then(|| {
+        std::time::Duration::new(
+            ts.tv_sec.unsigned_abs(),
+            u32::try_from(ts.tv_nsec).unwrap_or(0),
+        )
+    })
 }
 
 /// The host's time-stamp counter.

@@ -259,6 +259,10 @@ fn probe_path(machine: &Arc<Machine>) -> Result<Path, KvmError> {
 }
 
 impl Platform for Kvm {
+    fn runs_on_caller_thread(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "kvm"
     }

@@ -13,6 +13,7 @@ pub mod signal;
 pub mod signal_frame;
 mod task;
 pub mod timer;
+pub mod usage;
 pub mod wait;
 
 use std::collections::BTreeMap;
@@ -93,6 +94,7 @@ pub struct Tables {
 
 impl Kernel {
     pub fn new(platform: Arc<dyn Platform>) -> Arc<Self> {
+        usage::init();
         let vdso = crate::vdso::Vdso::new(platform.memory_file(), platform.host_tsc())
             .map_err(|e| log::warn!("no vDSO: {e}"))
             .ok();
@@ -241,6 +243,16 @@ impl Kernel {
             .collect();
         list.sort_by_key(|p| p.pid);
         list
+    }
+
+    /// A process's CPU time: its exited threads' and its live threads'.
+    pub fn group_usage(&self, group: &ThreadGroup) -> usage::Usage {
+        let on_thread = self.platform.runs_on_caller_thread();
+        let mut total = group.usage.exited();
+        for t in group.state().threads.iter() {
+            total += t.usage.usage(on_thread);
+        }
+        total
     }
 
     /// A new thread ID (the first is 1: the sandbox's init).

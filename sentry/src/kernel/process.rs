@@ -34,6 +34,8 @@ pub struct TaskHandle {
     signals: Mutex<ThreadSignals>,
     /// What `prctl` set on the thread.
     pub control: super::control::ThreadControl,
+    /// CPU time.
+    pub usage: super::usage::ThreadUsage,
 }
 
 /// A thread's own signal state.
@@ -58,6 +60,7 @@ impl TaskHandle {
                 ..ThreadSignals::default()
             }),
             control: super::control::ThreadControl::default(),
+            usage: super::usage::ThreadUsage::default(),
         })
     }
 
@@ -149,6 +152,8 @@ pub struct ThreadGroup {
     pub posix_timers: Mutex<std::collections::BTreeMap<i32, (u64, bool)>>,
     /// What `prctl` set on the process.
     pub control: super::control::ProcessControl,
+    /// CPU time of exited threads and of reaped children.
+    pub usage: super::usage::GroupUsage,
 }
 
 impl ThreadGroup {
@@ -190,6 +195,7 @@ impl ThreadGroup {
             view: Mutex::new(None),
             posix_timers: Mutex::new(std::collections::BTreeMap::new()),
             control: super::control::ProcessControl::default(),
+            usage: super::usage::GroupUsage::default(),
         })
     }
 

@@ -221,6 +221,7 @@ impl Task {
     /// then does the exit's bookkeeping. Returns the thread's exit status.
     pub fn run(mut self) -> ExitStatus {
         super::current::set(&self.handle, &self.group);
+        self.handle.usage.set_host_thread();
         let status = self.run_loop();
         self.exit_thread(status);
         status
@@ -238,7 +239,12 @@ impl Task {
                 self.kernel.wait_while_frozen(&self.group);
                 continue;
             }
-            let exit = match self.ctx.switch(&**self.mm.address_space(), &mut self.regs) {
+            let entered = platform::rdtsc();
+            let switched = self.ctx.switch(&**self.mm.address_space(), &mut self.regs);
+            self.handle
+                .usage
+                .add_user_cycles(platform::rdtsc().wrapping_sub(entered));
+            let exit = match switched {
                 Ok(exit) => exit,
                 Err(err) => {
                     log::error!("task {}: the platform failed: {err}", self.tid());
@@ -604,9 +610,14 @@ impl Task {
             v.release();
         }
         let tid = self.tid();
+        let spent = self
+            .handle
+            .usage
+            .usage(self.kernel.platform.runs_on_caller_thread());
         let last = {
             let mut s = self.group.state();
             s.threads.retain(|t| !Arc::ptr_eq(t, &self.handle));
+            self.group.usage.add_exited(spent);
             s.threads.is_empty()
         };
         self.kernel.tables().threads.remove(&tid);

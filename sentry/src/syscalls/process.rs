@@ -5,6 +5,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::clone::{CloneArgs, CLONE_VFORK, CLONE_VM};
 use crate::kernel::process::{JobEvent, ThreadGroup};
 use crate::kernel::signal::{SigInfo, CLD_CONTINUED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, SIGCHLD};
+use crate::kernel::usage::Usage;
 use crate::kernel::{ExitStatus, Task};
 use crate::mm::{UserAddr, UserPtr, USER_END};
 
@@ -210,6 +211,8 @@ struct Reaped {
     /// For `waitid`: `si_code` (`CLD_*`) and `si_status`.
     code: i32,
     value: i32,
+    /// A reaped child's CPU time (with its own reaped children's); zero otherwise.
+    usage: Usage,
 }
 
 pub fn wait4(
@@ -241,8 +244,7 @@ pub fn wait4(
         task.mm.write(UserPtr::<i32>::new(status), &r.status)?;
     }
     if !rusage.is_null() {
-        // Resource usage is not accounted yet: report zeros, as for a child that used none.
-        task.mm.copy_out(rusage, &[0u8; 144])?;
+        task.mm.copy_out(rusage, &rusage_bytes(r.usage, 0))?;
     }
     Ok(i64::from(r.pid))
 }
@@ -314,15 +316,19 @@ fn find_child(
                 ExitStatus::Signaled(sig) => (sig & 0x7f, CLD_KILLED, sig),
             };
             drop(s);
+            let mut usage = task.kernel.group_usage(&child);
+            usage += child.usage.children();
             if consume {
                 group.state().children.retain(|c| c.tgid != pid);
                 task.kernel.tables().groups.remove(&pid);
+                group.usage.add_children(usage);
             }
             return Ok(Some(Reaped {
                 pid,
                 status,
                 code,
                 value,
+                usage,
             }));
         }
         match s.job_event {
@@ -336,6 +342,7 @@ fn find_child(
                     status,
                     code: CLD_STOPPED,
                     value: sig,
+                    usage: Usage::default(),
                 }));
             }
             Some(JobEvent::Continued) if events.continued => {
@@ -348,6 +355,7 @@ fn find_child(
                     status: 0xffff,
                     code: CLD_CONTINUED,
                     value,
+                    usage: Usage::default(),
                 }));
             }
             _ => {}
@@ -409,9 +417,68 @@ pub fn waitid(
         task.mm.copy_out(infop, &info.bytes())?;
     }
     if !rusage.is_null() {
-        task.mm.copy_out(rusage, &[0u8; 144])?;
+        let usage = found.as_ref().map_or(Usage::default(), |r| r.usage);
+        task.mm.copy_out(rusage, &rusage_bytes(usage, 0))?;
     }
     Ok(0)
+}
+
+/// `struct rusage` (144 bytes): user and system time as timevals, then 14 longs of which
+/// the Sentry fills `ru_maxrss` (KiB) only.
+fn rusage_bytes(usage: Usage, maxrss_kb: u64) -> [u8; 144] {
+    let mut b = [0u8; 144];
+    let timeval = |d: std::time::Duration| {
+        let mut t = [0u8; 16];
+        t[..8].copy_from_slice(&d.as_secs().to_ne_bytes());
+        t[8..].copy_from_slice(&u64::from(d.subsec_micros()).to_ne_bytes());
+        t
+    };
+    b[..16].copy_from_slice(&timeval(usage.user));
+    b[16..32].copy_from_slice(&timeval(usage.system));
+    b[32..40].copy_from_slice(&maxrss_kb.to_ne_bytes());
+    b
+}
+
+const RUSAGE_SELF: i32 = 0;
+const RUSAGE_CHILDREN: i32 = -1;
+const RUSAGE_THREAD: i32 = 1;
+
+pub fn getrusage(task: &mut Task, who: i32, usage: UserAddr) -> SysResult<i64> {
+    let on_thread = task.kernel.platform.runs_on_caller_thread();
+    // ru_maxrss: the resident set now stands for its peak (the peak is not tracked).
+    let rss_kb = task.mm.resident_pages() * (crate::mm::PAGE_SIZE / 1024);
+    let (u, rss) = match who {
+        RUSAGE_SELF => (task.kernel.group_usage(&task.group), rss_kb),
+        RUSAGE_THREAD => (task.handle.usage.usage(on_thread), rss_kb),
+        RUSAGE_CHILDREN => (task.group.usage.children(), 0),
+        _ => return Err(Errno::EINVAL),
+    };
+    task.mm.copy_out(usage, &rusage_bytes(u, rss))?;
+    Ok(0)
+}
+
+/// Clock ticks per second of `times` (`USER_HZ`).
+const USER_HZ: u128 = 100;
+
+pub fn times(task: &mut Task, buf: UserAddr) -> SysResult<i64> {
+    let ticks = |d: std::time::Duration| {
+        u64::try_from(d.as_nanos() * USER_HZ / 1_000_000_000).unwrap_or(u64::MAX)
+    };
+    if !buf.is_null() {
+        let own = task.kernel.group_usage(&task.group);
+        let children = task.group.usage.children();
+        let mut b = [0u8; 32];
+        for (i, d) in [own.user, own.system, children.user, children.system]
+            .into_iter()
+            .enumerate()
+        {
+            b[i * 8..i * 8 + 8].copy_from_slice(&ticks(d).to_ne_bytes());
+        }
+        task.mm.copy_out(buf, &b)?;
+    }
+    // Ticks since boot, as Linux's jiffies-based answer (which starts near -5 minutes of
+    // ticks; only differences are meaningful).
+    Ok(i64::try_from(ticks(task.kernel.uptime())).unwrap_or(i64::MAX))
 }
 
 pub fn getpid(task: &mut Task) -> SysResult<i64> {

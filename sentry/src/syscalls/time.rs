@@ -130,12 +130,44 @@ fn clock_of(task: &Task, id: i32) -> SysResult<Clock> {
     if !exists {
         return Err(Errno::EINVAL);
     }
-    // As for CLOCK_PROCESS_CPUTIME_ID: the Sentry thread's CPU time stands for it.
+    // Read from the Sentry's accounting (`cpu_time`); timers on it use the Sentry
+    // thread's CPU time.
     Ok(Clock::ThreadCpu)
 }
 
+/// The CPU time a CPU clock reads, from the Sentry's accounting (`kernel::usage`); `None`
+/// for the other clocks.
+fn cpu_time(task: &Task, id: i32) -> Option<Duration> {
+    let on_thread = task.kernel.platform.runs_on_caller_thread();
+    let thread = |tid: i32| {
+        let threads = task.group.state().threads.clone();
+        threads
+            .iter()
+            .find(|t| t.tid() == tid)
+            .map(|t| t.usage.usage(on_thread).total())
+    };
+    match id {
+        CLOCK_PROCESS_CPUTIME_ID => Some(task.kernel.group_usage(&task.group).total()),
+        CLOCK_THREAD_CPUTIME_ID => Some(task.handle.usage.usage(on_thread).total()),
+        id if id < 0 => {
+            let (per_thread, pid) = (id & 4 != 0, !(id >> 3));
+            match (per_thread, pid) {
+                (true, 0) => Some(task.handle.usage.usage(on_thread).total()),
+                (true, tid) => thread(tid),
+                (false, 0) => Some(task.kernel.group_usage(&task.group).total()),
+                (false, pid) => task
+                    .kernel
+                    .group(pid)
+                    .map(|g| task.kernel.group_usage(&g).total()),
+            }
+        }
+        _ => None,
+    }
+}
+
 pub fn clock_gettime(task: &mut Task, id: i32, tp: UserAddr) -> SysResult<i64> {
-    let now = clock_of(task, id)?.now();
+    let clock = clock_of(task, id)?;
+    let now = cpu_time(task, id).unwrap_or_else(|| clock.now());
     task.mm
         .write(UserPtr::new(tp), &Timespec::from_duration(now))?;
     Ok(0)
