@@ -326,10 +326,11 @@ impl Server {
                 } else {
                     self.kernel.tables().init.clone().into_iter().collect()
                 };
+                // Answered first: a signal that ends init ends the Sentry with it.
+                send(conn, &Reply::Ok, &[])?;
                 for group in targets {
                     Task::send_to_group(&self.kernel, &group, info);
                 }
-                send(conn, &Reply::Ok, &[])?;
             }
         }
         Ok(())
