@@ -1,6 +1,7 @@
 /* waitid: idtypes, options, siginfo. */
-/* syscalls: waitid pidfd_open */
+/* syscalls: waitid pidfd_open pidfd_send_signal */
 #include "common.h"
+#include <poll.h>
 
 int main(void) {
     siginfo_t si;
@@ -45,5 +46,24 @@ int main(void) {
     EXPECT_OK("waitid_pidfd", waitid(P_PIDFD, pfd, &si, WEXITED));
     CHECK("waitid_pidfd_pid", si.si_pid == c);
     EXPECT_ERR("pidfd_open_bad_pid", RAW(SYS_pidfd_open, 0x3fffffff, 0), ESRCH);
+    EXPECT_ERR("pidfd_open_bad_flags", RAW(SYS_pidfd_open, getpid(), 1), EINVAL);
+    {
+        pid_t sleeper = fork();
+        if (sleeper == 0) { pause(); _exit(0); }
+        int sfd = RAW(SYS_pidfd_open, sleeper, 0);
+        CHECK("pidfd_cloexec", sfd >= 0 && fcntl(sfd, F_GETFD) == FD_CLOEXEC);
+        struct pollfd pf = {.fd = sfd, .events = POLLIN};
+        EXPECT_EQ("pidfd_poll_running", poll(&pf, 1, 0), 0);
+        EXPECT_OK("pidfd_send_signal_0", RAW(SYS_pidfd_send_signal, sfd, 0, NULL, 0));
+        EXPECT_ERR("pidfd_send_signal_flags", RAW(SYS_pidfd_send_signal, sfd, SIGKILL, NULL, 8), EINVAL);
+        EXPECT_ERR("pidfd_send_signal_not_pidfd", RAW(SYS_pidfd_send_signal, 0, SIGKILL, NULL, 0), EBADF);
+        EXPECT_OK("pidfd_send_signal_kill", RAW(SYS_pidfd_send_signal, sfd, SIGKILL, NULL, 0));
+        pf.revents = 0;
+        CHECK("pidfd_poll_exited", poll(&pf, 1, 5000) == 1 && (pf.revents & POLLIN));
+        int kst;
+        CHECK("pidfd_killed_child", waitpid(sleeper, &kst, 0) == sleeper && WIFSIGNALED(kst) && WTERMSIG(kst) == SIGKILL);
+        EXPECT_ERR("pidfd_send_signal_reaped", RAW(SYS_pidfd_send_signal, sfd, SIGTERM, NULL, 0), ESRCH);
+        close(sfd);
+    }
     return DONE();
 }

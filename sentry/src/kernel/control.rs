@@ -79,12 +79,16 @@ impl ThreadControl {
 pub struct ProcessControl {
     /// `PR_SET_DUMPABLE`: 1 by default, 0 when cleared.
     pub dumpable: AtomicI32,
+    /// `PR_SET_CHILD_SUBREAPER`: orphaned descendants are reparented here rather than to
+    /// init. Not inherited by `fork`.
+    pub child_subreaper: AtomicBool,
 }
 
 impl Default for ProcessControl {
     fn default() -> Self {
         Self {
             dumpable: AtomicI32::new(1),
+            child_subreaper: AtomicBool::new(false),
         }
     }
 }

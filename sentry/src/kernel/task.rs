@@ -766,11 +766,32 @@ impl Task {
         let Some(init) = init.filter(|i| !Arc::ptr_eq(i, &self.group)) else {
             return;
         };
-        for c in &children {
-            c.state().parent = Arc::downgrade(&init);
+        // The nearest living ancestor that is a child subreaper, or else init.
+        let mut reaper = init;
+        let mut ancestor = self.group.parent();
+        while let Some(a) = ancestor {
+            if Arc::ptr_eq(&a, &reaper) {
+                break;
+            }
+            let alive = {
+                let s = a.state();
+                s.zombie.is_none() && s.exiting.is_none()
+            };
+            if alive
+                && a.control
+                    .child_subreaper
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                reaper = a;
+                break;
+            }
+            ancestor = a.parent();
         }
-        init.state().children.extend(children);
-        init.child_events.notify_all();
+        for c in &children {
+            c.state().parent = Arc::downgrade(&reaper);
+        }
+        reaper.state().children.extend(children);
+        reaper.child_events.notify_all();
     }
 
     /// Sends `info` to the process `group` (kill semantics: SIGCONT resumes, stop

@@ -21,6 +21,7 @@ mod mmap_file;
 mod msg;
 pub mod names;
 mod open;
+mod pidfd;
 mod poll;
 mod prctl;
 mod process;
@@ -347,6 +348,8 @@ syscall_table! {
     327 => fs::preadv2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),
     328 => fs::pwritev2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),
     332 => stat::statx(dirfd: i32, path: UserAddr, flags: i32, mask: u32, buf: UserAddr),
+    424 => pidfd::pidfd_send_signal(fd: i32, sig: i32, info: UserAddr, flags: u32),
+    434 => pidfd::pidfd_open(pid: i32, flags: u32),
     435 => process::clone3(args: UserAddr, size: usize),
     436 => open::close_range(first: u32, last: u32, flags: u32),
     437 => open::openat2(dirfd: i32, path: UserAddr, how: UserAddr, size: usize),

@@ -24,6 +24,8 @@ const PR_GET_SECUREBITS: i32 = 27;
 const PR_GET_TIMERSLACK: i32 = 30;
 const PR_SET_TIMERSLACK: i32 = 29;
 const PR_GET_TID_ADDRESS: i32 = 40;
+const PR_SET_CHILD_SUBREAPER: i32 = 36;
+const PR_GET_CHILD_SUBREAPER: i32 = 37;
 const PR_SET_NO_NEW_PRIVS: i32 = 38;
 const PR_GET_NO_NEW_PRIVS: i32 = 39;
 const PR_CAP_AMBIENT: i32 = 47;
@@ -110,6 +112,19 @@ pub fn prctl(
             let n = name.len().min(COMM_LEN - 1);
             out[..n].copy_from_slice(&name[..n]);
             task.mm.copy_out(UserAddr::new(arg2), &out)?;
+            Ok(0)
+        }
+        PR_SET_CHILD_SUBREAPER => {
+            task.group
+                .control
+                .child_subreaper
+                .store(arg2 != 0, Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_CHILD_SUBREAPER => {
+            let on = task.group.control.child_subreaper.load(Ordering::Relaxed);
+            task.mm
+                .write(UserPtr::<i32>::new(UserAddr::new(arg2)), &i32::from(on))?;
             Ok(0)
         }
         PR_GET_SECCOMP => Ok(i64::from(control.seccomp_strict.load(Ordering::Relaxed))),

@@ -371,6 +371,7 @@ fn find_child(
 const P_ALL: i32 = 0;
 const P_PID: i32 = 1;
 const P_PGID: i32 = 2;
+const P_PIDFD: i32 = 3;
 const WSTOPPED: i32 = 2;
 const WEXITED: i32 = 4;
 
@@ -394,10 +395,21 @@ pub fn waitid(
         P_PID if id > 0 => Which::Pid(id),
         P_PGID if id >= 0 => Which::Pgid(if id == 0 { group.state().pgid } else { id }),
         P_PID | P_PGID => return Err(Errno::EINVAL),
-        _ => {
-            log::warn!("waitid idtype {idtype}: not implemented (EINVAL)");
-            return Err(Errno::EINVAL);
+        P_PIDFD => {
+            let child = super::pidfd::group_of(task, id)?;
+            // Only the caller's own child can be waited for.
+            if !group
+                .state()
+                .children
+                .iter()
+                .any(|c| std::sync::Arc::ptr_eq(c, &child))
+            {
+                return Err(Errno::ECHILD);
+            }
+            Which::Pid(child.tgid)
         }
+        // P_ALL, P_PID, P_PGID and P_PIDFD are all there is.
+        _ => return Err(Errno::EINVAL),
     };
     let events = Events {
         exited: options & WEXITED != 0,

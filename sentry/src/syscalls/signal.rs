@@ -203,7 +203,7 @@ fn set_altstack(task: &mut Task, new: StackT) -> SysResult<()> {
 }
 
 /// The sender's identity for `si_pid`/`si_uid`.
-fn user_info(task: &Task, sig: i32, code: i32) -> SigInfo {
+pub(super) fn user_info(task: &Task, sig: i32, code: i32) -> SigInfo {
     SigInfo::user(sig, code, task.tgid(), task.creds.uid)
 }
 
@@ -307,7 +307,7 @@ pub fn tkill(task: &mut Task, tid: i32, sig: i32) -> SysResult<i64> {
     send_to_thread(task, None, tid, sig, info)
 }
 
-fn queued_info(task: &Task, sig: i32, uinfo: UserAddr) -> SysResult<SigInfo> {
+pub(super) fn queued_info(task: &Task, sig: i32, uinfo: UserAddr) -> SysResult<SigInfo> {
     let mut raw = [0u8; 128];
     task.mm.copy_in(uinfo, &mut raw)?;
     let mut info = SigInfo::from_bytes(&raw);

@@ -169,6 +169,11 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    /// This description as a process file descriptor (`pidfd_send_signal`, `waitid`).
+    fn as_pidfd(&self) -> Option<&super::pidfd::PidFd> {
+        None
+    }
+
     /// This description as a signalfd, for `signalfd` on an existing one.
     fn as_signalfd(&self) -> Option<&super::signalfd::SignalFd> {
         None

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod memfd;
 pub mod memfs;
 pub mod path;
+pub mod pidfd;
 pub mod pipe;
 pub mod proc;
 pub mod signalfd;
