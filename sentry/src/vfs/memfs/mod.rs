@@ -57,6 +57,8 @@ struct Meta {
     ctime: Time,
     /// The size of a node whose data is elsewhere (a lower file not yet opened).
     lower_size: u64,
+    /// The 512-byte blocks the host reports for a node from the lower layer.
+    lower_blocks: Option<u64>,
     /// `st_dev` as shown: the lower node's host device (inode numbers are unique only
     /// within it), or the overlay's own for nodes made in memory.
     shown_dev: Option<u64>,
@@ -175,6 +177,7 @@ impl MemFs {
                 mtime: now,
                 ctime: now,
                 lower_size: 0,
+                lower_blocks: None,
                 shown_dev: None,
                 linkable: false,
             },
@@ -215,6 +218,7 @@ impl MemFs {
             mtime: t(&st.mtime),
             ctime: t(&st.ctime),
             lower_size: st.size,
+            lower_blocks: Some(st.blocks),
             shown_dev: Some(st.dev),
             linkable: false,
         };
@@ -317,7 +321,11 @@ impl MemInode {
                 Link::Target(t) => t.len() as u64,
                 Link::Lower(_) => self.meta().lower_size,
             },
-            Body::Dir(_) => 4096,
+            // A directory from the lower layer shows the host's size.
+            Body::Dir(_) => match self.meta().lower_size {
+                0 => 4096,
+                host => host,
+            },
             Body::Fifo(_) | Body::Other => 0,
         }
     }
@@ -338,11 +346,13 @@ impl Inode for MemInode {
 
     fn stat(&self) -> SysResult<Stat> {
         let size = self.file_size();
+        let lower_blocks = self.meta().lower_blocks;
         let blocks = match &self.body {
             Body::File(d) => match &*lock(d) {
                 FileData::Mem(p) => p.allocated() * 8,
-                FileData::Lower { .. } => size.div_ceil(512),
+                FileData::Lower { .. } => lower_blocks.unwrap_or(size.div_ceil(512)),
             },
+            Body::Dir(_) => lower_blocks.unwrap_or(size.div_ceil(512)),
             _ => size.div_ceil(512),
         };
         let m = self.meta().clone();
