@@ -580,7 +580,7 @@ impl Inode for RandomUuid {
 }
 
 fn cpuinfo(_: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
-    let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let n = crate::kernel::process::host_cpus();
     let leaf0 = std::arch::x86_64::__cpuid(0);
     let vendor: Vec<u8> = [leaf0.ebx, leaf0.edx, leaf0.ecx]
         .iter()
@@ -846,7 +846,7 @@ fn kernel_stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     let (up, threads) = sandbox_clock(cx);
     let now = Time::now().sec;
     let btime = now - i64::try_from(up.as_secs()).unwrap_or(0);
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let cpus = crate::kernel::process::host_cpus();
     let mut out = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
     for i in 0..cpus {
         let _ = writeln!(out, "cpu{i} 0 0 0 0 0 0 0 0 0 0");
@@ -984,7 +984,7 @@ fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
         "Threads:\t{threads}\nSigQ:\t0/0\nSigPnd:\t{sig_pnd:016x}\nShdPnd:\t{shd_pnd:016x}\n\
          SigBlk:\t{sig_blk:016x}\nSigIgn:\t{sig_ign:016x}\nSigCgt:\t{sig_cgt:016x}\n\
          Cpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
-        std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+        crate::kernel::process::host_cpus() - 1
     );
     Ok(out.into_bytes())
 }
