@@ -8,6 +8,7 @@
 mod cmd_boot;
 mod cmd_do;
 mod cmd_gofer;
+mod confine;
 mod fds;
 mod launch;
 mod logging;
