@@ -3,6 +3,7 @@
 //! N killed it).
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -14,8 +15,9 @@ use sentry::kernel::{Credentials, ExitStatus, InitSpec, Kernel, Task, ThreadGrou
 use sentry::loader::{Executable, Resolver};
 use sentry::vfs::exec::VfsResolver;
 use sentry::vfs::Cx;
+use signal_hook::iterator::Signals;
 
-use crate::{control, fds, sandbox, GlobalFlags};
+use crate::{confine, control, fds, sandbox, GlobalFlags};
 
 /// Size of the memory file (sparse: only what the sandbox touches is used).
 const MEMORY_FILE_SIZE: u64 = 8 << 30;
@@ -87,6 +89,7 @@ struct Prepared {
     start: Option<std::fs::File>,
     /// The control socket and what serving it needs, once the program runs.
     control: Option<(std::os::fd::OwnedFd, Arc<control::Server>)>,
+    signals: Signals,
 }
 
 impl Prepared {
@@ -96,7 +99,12 @@ impl Prepared {
             task,
             start,
             control,
+            signals,
         } = self;
+        let program = task.group.tgid;
+        let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
+        let started = Arc::new(AtomicBool::new(false));
+        forward_signals(signals, &kernel, &init, Arc::clone(&started))?;
         if let Some(mut fifo) = start {
             // `bulwark start` writes one byte; until then the program does not run.
             let mut byte = [0u8; 1];
@@ -105,9 +113,7 @@ impl Prepared {
         if let Some((listener, server)) = control {
             server.spawn(listener)?;
         }
-        let program = task.group.tgid;
-        let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
-        forward_signals(&kernel, &init)?;
+        started.store(true, Ordering::SeqCst);
         task.run();
         // The sandbox ends with init: its status is the container's.
         let status = init.wait_exit(&waker);
@@ -151,6 +157,13 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
     log::debug!("platform: {name} ({why})");
     let platform = platform::new_platform(name, Arc::clone(&memory))
         .with_context(|| format!("starting the {name} platform"))?;
+    // Everything host-side is open now: leave the host's filesystem for good, and drop
+    // every capability while this is the only thread (the kernel starts the next ones).
+    confine::prime_libc();
+    let one_thread = confine::one_thread()?;
+    sandbox::pivot_to_empty_root()?;
+    sandbox::no_new_privs()?;
+    confine::drop_capabilities(one_thread)?;
     let kernel = Kernel::new(platform);
     if let Some(h) = &args.hostname {
         kernel.set_hostname(h.as_bytes());
@@ -182,9 +195,6 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         .find_map(|kv| kv.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH)
         .to_string();
-    // Everything host-side is open now: leave the host's filesystem for good.
-    sandbox::pivot_to_empty_root()?;
-    sandbox::no_new_privs()?;
     let (path, exe) = find_program(&tree, program, &args.cwd, &path_var)
         .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
     if let Ok(at) = fs.lookup(&cx, None, path.as_bytes(), true) {
@@ -213,27 +223,54 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         });
         (listener, server)
     });
+    let signals = forwarded_signals()?;
+    // The program is loaded and nothing runs it yet: from here on, only the host
+    // syscalls of the Sentry's allow-list (confine.rs). Create host resources above.
+    let platform = confine::Platform::from_name(name)?;
+    confine::install_seccomp(
+        platform,
+        confine::Violation::for_platform(platform, flags.debug),
+    )?;
     Ok(Prepared {
         kernel,
         task,
         start,
         control,
+        signals,
     })
 }
 
-/// Delivers the signals this process receives (from `bulwark do`, or the terminal) to the
-/// program, as if sent from outside the sandbox (`si_pid` 0).
-fn forward_signals(kernel: &Arc<Kernel>, init: &Arc<ThreadGroup>) -> anyhow::Result<()> {
+/// The signals the Sentry forwards to the program. Their handlers (and signal-hook's
+/// socketpair) are set up before the seccomp filter.
+fn forwarded_signals() -> anyhow::Result<Signals> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
-    let mut signals = signal_hook::iterator::Signals::new([
-        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
-    ])
-    .context("installing signal handlers")?;
+    Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH])
+        .context("installing signal handlers")
+}
+
+/// Delivers the signals this process receives (from `bulwark do`, or the terminal) to the
+/// program, as if sent from outside the sandbox (`si_pid` 0). Before the program has
+/// started, one that would kill it ends the sandbox instead (`bulwark kill` of a created
+/// container): as the init of its PID namespace, the Sentry is not killed by a signal it
+/// handles.
+fn forward_signals(
+    mut signals: Signals,
+    kernel: &Arc<Kernel>,
+    init: &Arc<ThreadGroup>,
+    started: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     let (kernel, init) = (Arc::clone(kernel), Arc::clone(init));
     std::thread::Builder::new()
         .name("signals".to_string())
         .spawn(move || {
             for sig in signals.forever() {
+                if !started.load(Ordering::SeqCst) {
+                    if sig != signal_hook::consts::SIGWINCH {
+                        log::debug!("signal {sig} before the program started: exiting");
+                        std::process::exit(128 + sig);
+                    }
+                    continue;
+                }
                 let info = SigInfo::user(sig, SI_USER, 0, 0);
                 Task::send_to_group(&kernel, &init, info);
             }

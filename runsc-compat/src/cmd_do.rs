@@ -110,6 +110,13 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
     });
 
     let status = boot.wait().context("waiting for the sentry")?;
+    if status.signal() == Some(libc::SIGSYS) {
+        // The program's own SIGSYS is reported as an exit status: this is the Sentry's.
+        eprintln!(
+            "bulwark: the Sentry made a host syscall its seccomp filter refuses, and was \
+             killed (run with --debug to have it named)"
+        );
+    }
     handle.close();
     let _ = forwarder.join();
     let _ = gofer.kill();

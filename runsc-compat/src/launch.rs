@@ -143,7 +143,8 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
     command
         .fd_mappings(fds)
         .context("passing the sentry its channels")?;
-    let boot = match command.spawn() {
+    // The Sentry is the init of a PID namespace of its own (DESIGN.md), and our child.
+    let boot = match crate::confine::spawn_in_new_pid_namespace(&mut command) {
         Ok(b) => b,
         Err(e) => {
             let _ = gofer.kill();

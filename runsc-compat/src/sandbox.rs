@@ -1,7 +1,7 @@
 //! Confinement of the Sentry process (`bulwark boot`), as DESIGN.md's process model draws
 //! it: its own mount, IPC, UTS and network namespaces, an empty read-only root, and
-//! `no_new_privs`. What is not done yet: dropping capabilities and the seccomp allow-list
-//! of the Sentry's own host syscalls.
+//! `no_new_privs`. The PID namespace, dropping capabilities and the seccomp allow-list of
+//! the Sentry's own host syscalls are in `confine.rs`.
 
 use anyhow::Context;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
@@ -50,14 +50,14 @@ pub fn no_new_privs() -> anyhow::Result<()> {
     rustix::thread::set_no_new_privs(true).context("setting no_new_privs")
 }
 
-mod ns {
+pub(crate) mod ns {
     //! `unshare` is `unsafe` in rustix because `CLONE_FILES` could make threads disagree
     //! about descriptor numbers; this module opts out of `deny(unsafe_code)` for that one
     //! call and refuses `CLONE_FILES`.
     #![allow(unsafe_code)]
     use rustix::thread::UnshareFlags;
 
-    pub(super) fn unshare(flags: UnshareFlags) -> rustix::io::Result<()> {
+    pub(crate) fn unshare(flags: UnshareFlags) -> rustix::io::Result<()> {
         if flags.contains(UnshareFlags::FILES) {
             return Err(rustix::io::Errno::INVAL);
         }

@@ -1,8 +1,11 @@
 //! The Sentry process of `bulwark do` is confined as DESIGN.md draws it: its own mount,
-//! network, IPC and UTS namespaces, an empty root, and no_new_privs.
+//! network, IPC, UTS and PID namespaces, an empty root, no_new_privs, no capabilities and
+//! a seccomp filter.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// The `bulwark boot` process whose parent is `parent`.
 fn boot_child(parent: u32) -> Option<u32> {
@@ -28,16 +31,18 @@ fn boot_child(parent: u32) -> Option<u32> {
     None
 }
 
-#[test]
-fn the_sentry_has_its_own_namespaces_and_an_empty_root() {
+/// A `bulwark do` whose program has started and waits for its standard input to close,
+/// and its Sentry's PID. The caller closes the input and waits for it.
+#[allow(clippy::zombie_processes)]
+fn running_sandbox(platform: &str) -> (std::process::Child, u32) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args([
-            "--platform=systrap",
+            &format!("--platform={platform}"),
             "do",
             "--",
             "/bin/sh",
             "-c",
-            "echo ready; read x",
+            "echo ready; read x; exit 0",
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -45,7 +50,7 @@ fn the_sentry_has_its_own_namespaces_and_an_empty_root() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let boot = loop {
+    loop {
         if let Some(pid) = boot_child(child.id()) {
             // Wait until the program runs (the Sentry confines itself before loading it).
             let mut line = [0u8; 6];
@@ -56,32 +61,104 @@ fn the_sentry_has_its_own_namespaces_and_an_empty_root() {
                 .unwrap()
                 .read_exact(&mut line)
                 .unwrap();
-            assert_eq!(&line, b"ready\n");
-            break pid;
+            assert_eq!(&line, b"ready\n", "{platform}");
+            return (child, pid);
         }
-        assert!(Instant::now() < deadline, "no bulwark boot process");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{platform}: no bulwark boot process");
+        }
         std::thread::sleep(Duration::from_millis(20));
-    };
-    let root: Vec<_> = std::fs::read_dir(format!("/proc/{boot}/root"))
+    }
+}
+
+/// `PF_KTHREAD | PF_USER_WORKER`: threads the kernel runs in a process (KVM's NX huge
+/// page recovery worker), which never run its code and keep the credentials they were
+/// made with.
+const PF_KERNEL_WORKER: u64 = 0x0020_0000 | 0x0000_4000;
+
+/// The status of each thread of `pid` that runs user code.
+fn user_threads(pid: u32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
-        .collect();
-    let status = std::fs::read_to_string(format!("/proc/{boot}/status")).unwrap();
-    let namespaces: Vec<(String, bool)> = ["mnt", "net", "ipc", "uts"]
-        .iter()
-        .map(|ns| {
-            let theirs = std::fs::read_link(format!("/proc/{boot}/ns/{ns}")).unwrap();
-            let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
-            (ns.to_string(), theirs != ours)
-        })
-        .collect();
-    drop(child.stdin.take());
-    let _ = child.wait();
-    assert!(root.is_empty(), "the Sentry's root is empty");
-    assert!(
-        status.lines().any(|l| l == "NoNewPrivs:\t1"),
-        "no_new_privs"
-    );
-    for (ns, own) in namespaces {
-        assert!(own, "the Sentry has its own {ns} namespace");
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let flags = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').nth(6)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if flags & PF_KERNEL_WORKER != 0 {
+            continue;
+        }
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        out.push((comm.trim().to_string(), status));
+    }
+    out
+}
+
+#[test]
+fn the_sentry_has_its_own_namespaces_and_an_empty_root() {
+    for platform in common::platforms() {
+        let (mut child, boot) = running_sandbox(platform);
+        let root: Vec<_> = std::fs::read_dir(format!("/proc/{boot}/root"))
+            .unwrap()
+            .collect();
+        let status = std::fs::read_to_string(format!("/proc/{boot}/status")).unwrap();
+        let namespaces: Vec<(String, bool)> = ["mnt", "net", "ipc", "uts", "pid"]
+            .iter()
+            .map(|ns| {
+                let theirs = std::fs::read_link(format!("/proc/{boot}/ns/{ns}")).unwrap();
+                let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+                (ns.to_string(), theirs != ours)
+            })
+            .collect();
+        drop(child.stdin.take());
+        let _ = child.wait();
+        assert!(root.is_empty(), "{platform}: the Sentry's root is empty");
+        assert!(
+            status.lines().any(|l| l == "NoNewPrivs:\t1"),
+            "{platform}: no_new_privs"
+        );
+        for (ns, own) in namespaces {
+            assert!(own, "{platform}: the Sentry has its own {ns} namespace");
+        }
+        // The init of its PID namespace: PID 1 there.
+        let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+        assert!(nspid.ends_with("\t1"), "{platform}: {nspid}");
+    }
+}
+
+/// Every thread of the Sentry runs with no capability at all and under its seccomp
+/// filter (two: the allow-list and the one refusing clone3).
+#[test]
+fn the_sentry_has_no_capabilities_and_a_seccomp_filter() {
+    for platform in common::platforms() {
+        let (mut child, boot) = running_sandbox(platform);
+        let threads = user_threads(boot);
+        drop(child.stdin.take());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{platform}: {status:?}");
+        assert!(threads.len() > 1, "{platform}: {threads:?}");
+        for (comm, status) in threads {
+            for want in [
+                "CapInh:\t0000000000000000",
+                "CapPrm:\t0000000000000000",
+                "CapEff:\t0000000000000000",
+                "CapBnd:\t0000000000000000",
+                "CapAmb:\t0000000000000000",
+                "NoNewPrivs:\t1",
+                "Seccomp:\t2",
+                "Seccomp_filters:\t2",
+            ] {
+                assert!(
+                    status.lines().any(|l| l == want),
+                    "{platform}: thread {comm} lacks {want:?}:\n{status}"
+                );
+            }
+        }
     }
 }

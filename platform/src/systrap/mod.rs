@@ -56,6 +56,17 @@ use crate::{
 use process::{Op, Stub};
 use stub::*;
 
+/// Every `clone` flag set this platform passes to the host: the Sentry's spawner clones a
+/// stub (in new namespaces, or, where the host refuses them, in none), and a stub, which
+/// inherits the Sentry's seccomp filter, clones its kicker and its application threads.
+/// The Sentry's own seccomp filter allows exactly these.
+pub const HOST_CLONE_FLAGS: [u64; 4] = [
+    process::NAMESPACES,
+    0,
+    KICKER_CLONE_FLAGS,
+    THREAD_CLONE_FLAGS,
+];
+
 /// Errors of the systrap platform.
 #[derive(Debug, thiserror::Error)]
 pub enum SystrapError {

@@ -22,7 +22,7 @@ const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Namespaces each stub gets: nothing of the host is reachable from it.
-const NAMESPACES: u64 = (libc::CLONE_NEWUSER
+pub(crate) const NAMESPACES: u64 = (libc::CLONE_NEWUSER
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWIPC

@@ -10,11 +10,17 @@ use super::signal::{Pending, SigActions, SigInfo, SigSet};
 use super::wait::{WaitQueue, Waker};
 use super::{ExitStatus, Limits};
 
+/// The host's CPU count, as the sandbox shows it everywhere (sched_getaffinity, /proc,
+/// /sys). Computed once: std's `available_parallelism` opens files in `/proc` each time,
+/// which the Sentry's seccomp filter forbids once the program runs.
+pub fn host_cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 /// The mask of every CPU the sandbox shows (the host's count, at most 64).
 pub fn all_cpus() -> u64 {
-    let n = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(64);
+    let n = host_cpus().min(64);
     if n == 64 {
         u64::MAX
     } else {

@@ -137,7 +137,7 @@ fn flags() -> String {
 
 /// The text of `/proc/cpuinfo`.
 pub fn generate() -> String {
-    let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let n = crate::kernel::process::host_cpus();
     let vendor = leaf(0, 0).map_or_else(String::new, |r| bytes(&[r.ebx, r.edx, r.ecx]));
     let brand: Vec<u32> = (0x8000_0002..=0x8000_0004u32)
         .filter_map(|l| leaf(l, 0))

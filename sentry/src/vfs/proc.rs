@@ -830,7 +830,7 @@ fn kernel_stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     let (up, threads) = sandbox_clock(cx);
     let now = Time::now().sec;
     let btime = now - i64::try_from(up.as_secs()).unwrap_or(0);
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let cpus = crate::kernel::process::host_cpus();
     let mut out = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
     for i in 0..cpus {
         let _ = writeln!(out, "cpu{i} 0 0 0 0 0 0 0 0 0 0");
@@ -977,7 +977,7 @@ fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
         c.caps.bounding,
         c.caps.ambient,
         u8::from(c.no_new_privs),
-        std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+        crate::kernel::process::host_cpus() - 1
     );
     Ok(out.into_bytes())
 }

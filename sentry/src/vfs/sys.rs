@@ -10,7 +10,7 @@ use super::Inode;
 /// The sysfs root. The sandbox shows the host's CPU count.
 pub fn sysfs() -> Arc<dyn Inode> {
     let dev = new_dev();
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let cpus = crate::kernel::process::host_cpus();
     let range = if cpus > 1 {
         format!("0-{}\n", cpus - 1)
     } else {
