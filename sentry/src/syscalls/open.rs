@@ -11,7 +11,7 @@ use crate::vfs::file::{
     O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
 use crate::vfs::inotify;
-use crate::vfs::path::step;
+use crate::vfs::path::{step, Restrict};
 use crate::vfs::{
     permitted, Cx, NewNode, Path, SetAttr, MAY_EXEC, MAY_READ, MAY_WRITE, S_IFDIR, S_IFLNK, S_IFMT,
     S_IFREG,
@@ -299,6 +299,13 @@ const OPEN_HOW_SIZE_VER0: usize = 24;
 /// The flags `open` knows (Linux's `VALID_OPEN_FLAGS`).
 const VALID_OPEN_FLAGS: u64 = 0o37_777_703;
 
+const RESOLVE_NO_XDEV: u64 = 0x01;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+const RESOLVE_CACHED: u64 = 0x20;
+
 pub fn openat2(
     task: &mut Task,
     dirfd: i32,
@@ -323,17 +330,37 @@ pub fn openat2(
     if how.mode != 0 && flags & O_CREAT == 0 && flags & O_TMPFILE != O_TMPFILE {
         return Err(Errno::EINVAL);
     }
-    if how.resolve & !0x3f != 0 {
+    if how.resolve & !0x3f != 0
+        || (how.resolve & RESOLVE_BENEATH != 0 && how.resolve & RESOLVE_IN_ROOT != 0)
+    {
         return Err(Errno::EINVAL);
     }
-    if how.resolve != 0 {
-        // RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS and the others are not served yet.
-        log::warn!(
-            "openat2 resolve {:#x}: not implemented (ENOSYS)",
-            how.resolve
-        );
+    if how.resolve & RESOLVE_IN_ROOT != 0 {
+        // Resolving with the directory as the root is not served yet.
+        log::warn!("openat2 RESOLVE_IN_ROOT: not implemented (ENOSYS)");
         return Err(Errno::ENOSYS);
     }
+    if how.resolve & RESOLVE_CACHED != 0 && flags & (O_CREAT | O_TRUNC | O_TMPFILE) != 0 {
+        // Linux cannot promise these without blocking; the caller retries without.
+        return Err(Errno::EAGAIN);
+    }
     let mode = u32::try_from(how.mode).unwrap_or(0);
+    let restrict = Restrict {
+        no_xdev: how.resolve & RESOLVE_NO_XDEV != 0,
+        no_magiclinks: how.resolve & RESOLVE_NO_MAGICLINKS != 0,
+        no_symlinks: how.resolve & RESOLVE_NO_SYMLINKS != 0,
+        beneath: how.resolve & RESOLVE_BENEATH != 0,
+        missing_last_ok: flags & O_CREAT != 0,
+    };
+    if restrict != Restrict::default() {
+        // The path is checked against the restrictions, then opened as openat would.
+        // (A path changed by another thread in between is opened as it is then.)
+        let name = read_path(task, path)?;
+        let cx = cx(task);
+        let start = dir_of(task, dirfd, &name)?;
+        let follow = flags & O_NOFOLLOW == 0;
+        task.fs
+            .check_restricted(&cx, start.as_ref(), &name, follow, restrict)?;
+    }
     openat(task, dirfd, path, flags, mode)
 }

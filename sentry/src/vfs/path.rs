@@ -347,6 +347,20 @@ impl FsContext {
         resolve(&self.vfs, cx, &root, base, path, follow)
     }
 
+    /// Checks that `path` resolves within `restrict` (`openat2`'s `RESOLVE_*`); the
+    /// resolved path, or `None` if only its last component is missing and that is allowed.
+    pub fn check_restricted(
+        &self,
+        cx: &Cx,
+        start: Option<&Path>,
+        path: &[u8],
+        follow: bool,
+        restrict: Restrict,
+    ) -> SysResult<Option<Path>> {
+        let (root, base) = self.start(start);
+        walk(&self.vfs, cx, &root, base, path, follow, restrict)
+    }
+
     /// Resolves all but the last component of `path`: the directory, and the last name
     /// (`.`/`..` included as they are, for the caller to refuse), and whether the path
     /// ended in a slash.
@@ -439,16 +453,57 @@ pub fn resolve(
     path: &[u8],
     follow: bool,
 ) -> SysResult<Path> {
+    walk(vfs, cx, root, base, path, follow, Restrict::default())?.ok_or(Errno::ENOENT)
+}
+
+/// `openat2`'s `RESOLVE_*` restrictions on a resolution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restrict {
+    /// `RESOLVE_NO_XDEV`: no mount point crossed (`EXDEV`).
+    pub no_xdev: bool,
+    /// `RESOLVE_NO_MAGICLINKS`: no `/proc` magic link followed (`ELOOP`).
+    pub no_magiclinks: bool,
+    /// `RESOLVE_NO_SYMLINKS`: no symlink followed at all (`ELOOP`).
+    pub no_symlinks: bool,
+    /// `RESOLVE_BENEATH`: never above the starting directory, no absolute path or
+    /// symlink, no magic link (`EXDEV`).
+    pub beneath: bool,
+    /// A missing last component is not an error (`O_CREAT` checks the path it will make).
+    pub missing_last_ok: bool,
+}
+
+/// Resolves `path` under `restrict`; `Ok(None)` when only the last component is missing
+/// and `restrict.missing_last_ok`.
+pub fn walk(
+    vfs: &Vfs,
+    cx: &Cx,
+    root: &Path,
+    base: Path,
+    path: &[u8],
+    follow: bool,
+    restrict: Restrict,
+) -> SysResult<Option<Path>> {
     check_path(path)?;
+    if restrict.beneath && path[0] == b'/' {
+        return Err(Errno::EXDEV);
+    }
     let mut links = 0usize;
     let mut at = if path[0] == b'/' { root.clone() } else { base };
+    // How many directories below the starting one `at` is (for RESOLVE_BENEATH).
+    let mut depth = 0usize;
     // Components still to walk, last first; `true` marks the final component of the
     // original path (where `follow` applies).
     let mut pending: Vec<(Vec<u8>, bool)> = Vec::new();
     push_components(&mut pending, path, true);
     let trailing_slash = path.ends_with(b"/");
     while let Some((name, is_last)) = pending.pop() {
-        let next = step(vfs, cx, root, &at, &name)?;
+        let next = match step(vfs, cx, root, &at, &name) {
+            Err(Errno::ENOENT) if is_last && restrict.missing_last_ok => return Ok(None),
+            other => other?,
+        };
+        if restrict.no_xdev && !Arc::ptr_eq(&next.mount, &at.mount) {
+            return Err(Errno::EXDEV);
+        }
         let mode = next.inode().mode();
         let must_follow = !is_last || follow || trailing_slash;
         if mode & S_IFMT == S_IFLNK && must_follow && name != b"." && name != b".." {
@@ -456,7 +511,16 @@ pub fn resolve(
             if links > MAX_SYMLINKS {
                 return Err(Errno::ELOOP);
             }
+            if restrict.no_symlinks {
+                return Err(Errno::ELOOP);
+            }
             if let Some(target) = next.inode().follow_magic(cx) {
+                if restrict.beneath {
+                    return Err(Errno::EXDEV);
+                }
+                if restrict.no_magiclinks {
+                    return Err(Errno::ELOOP);
+                }
                 at = target?;
                 continue;
             }
@@ -465,17 +529,28 @@ pub fn resolve(
                 return Err(Errno::ENOENT);
             }
             if target[0] == b'/' {
+                if restrict.beneath {
+                    return Err(Errno::EXDEV);
+                }
                 at = root.clone();
             }
             push_components(&mut pending, &target, is_last);
             continue;
+        }
+        if restrict.beneath {
+            match name.as_slice() {
+                b"." => {}
+                b".." if depth == 0 => return Err(Errno::EXDEV),
+                b".." => depth -= 1,
+                _ => depth += 1,
+            }
         }
         at = next;
     }
     if trailing_slash && at.inode().mode() & S_IFMT != S_IFDIR {
         return Err(Errno::ENOTDIR);
     }
-    Ok(at)
+    Ok(Some(at))
 }
 
 fn push_components(pending: &mut Vec<(Vec<u8>, bool)>, path: &[u8], last: bool) {
