@@ -123,13 +123,24 @@ pub struct Vfs {
 impl Vfs {
     /// A namespace whose root mount is `root`.
     pub fn new(root: Arc<dyn Inode>, fstype: &'static str, source: &str) -> Arc<Self> {
+        Self::new_with(root, fstype, source, false)
+    }
+
+    /// A namespace whose root mount is `root`, read-only (`EROFS` on every change through
+    /// it) when `read_only`.
+    pub fn new_with(
+        root: Arc<dyn Inode>,
+        fstype: &'static str,
+        source: &str,
+        read_only: bool,
+    ) -> Arc<Self> {
         let mount = Arc::new(Mount {
             id: 1,
             root: Dentry::root(root),
             mountpoint: None,
             fstype,
             source: source.to_string(),
-            read_only: false,
+            read_only,
         });
         Arc::new(Self {
             mounts: Mutex::new(vec![mount]),
@@ -158,8 +169,26 @@ impl Vfs {
         fstype: &'static str,
         source: &str,
     ) -> SysResult<()> {
-        if at.inode().mode() & S_IFMT != S_IFDIR {
-            return Err(Errno::ENOTDIR);
+        self.mount_with(at, fs, fstype, source, false)
+    }
+
+    /// Mounts `fs` on `at`: a directory on a directory, or (a bind of one file) a
+    /// non-directory on a non-directory, as Linux allows. A `read_only` mount refuses
+    /// every change made through it with `EROFS`.
+    pub fn mount_with(
+        &self,
+        at: &Path,
+        fs: Arc<dyn Inode>,
+        fstype: &'static str,
+        source: &str,
+        read_only: bool,
+    ) -> SysResult<()> {
+        let at_dir = at.inode().mode() & S_IFMT == S_IFDIR;
+        let fs_dir = fs.mode() & S_IFMT == S_IFDIR;
+        match (at_dir, fs_dir) {
+            (true, true) | (false, false) => {}
+            (false, true) => return Err(Errno::ENOTDIR),
+            (true, false) => return Err(Errno::EISDIR),
         }
         let mount = Arc::new(Mount {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -167,7 +196,7 @@ impl Vfs {
             mountpoint: Some(at.clone()),
             fstype,
             source: source.to_string(),
-            read_only: false,
+            read_only,
         });
         self.lock().push(mount);
         Ok(())
