@@ -8,6 +8,7 @@
 mod cmd_boot;
 mod cmd_do;
 mod cmd_gofer;
+mod container;
 mod control;
 mod fds;
 mod launch;
