@@ -493,3 +493,96 @@ impl Inode for BindInode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Gofer serving `dir` read-write as `/data`, and `dir/ro` read-only as `/ro`.
+    fn served(dir: &std::path::Path) -> (Arc<Client>, Arc<MemoryFile>) {
+        std::fs::create_dir_all(dir.join("ro")).unwrap();
+        let mounts = vec![
+            gofer::MountConfig {
+                name: "/data".into(),
+                path: dir.to_path_buf(),
+                read_only: false,
+            },
+            gofer::MountConfig {
+                name: "/ro".into(),
+                path: dir.join("ro"),
+                read_only: true,
+            },
+        ];
+        let server = Arc::new(gofer::Server::new(mounts).unwrap());
+        let (a, b) = gofer::channel::pair().unwrap();
+        drop(server.spawn(vec![b]));
+        let memory = Arc::new(MemoryFile::new(1 << 24).unwrap());
+        (Arc::new(Client::new(vec![a])), memory)
+    }
+
+    fn reg(mode: u32) -> NewNode {
+        NewNode::Node {
+            mode: S_IFREG | mode,
+            rdev: 0,
+        }
+    }
+
+    #[test]
+    fn changes_reach_the_host_and_inodes_stay_one() {
+        let tmp = std::env::temp_dir().join(format!("bulwark-bind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::write(tmp.join("host"), b"from the host").unwrap();
+        let (client, memory) = served(&tmp);
+        let cx = Cx::root();
+        let root = attach(Arc::clone(&client), "/data", &memory, false).unwrap();
+        let f = root.create(&cx, b"new", reg(0o640)).unwrap();
+        assert_eq!(f.write_at(0, b"hello").unwrap(), 5);
+        assert_eq!(std::fs::read(tmp.join("new")).unwrap(), b"hello");
+        let again = root.lookup(&cx, b"new").unwrap();
+        assert!(
+            super::super::path::same_inode(&f, &again),
+            "one inode per host file"
+        );
+        let host = root.lookup(&cx, b"host").unwrap();
+        let mut buf = [0u8; 32];
+        let n = host.read_at(0, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"from the host");
+        // A change made on the host is seen (no cache of attributes or data).
+        std::fs::write(tmp.join("host"), b"changed").unwrap();
+        assert_eq!(host.stat().unwrap().size, 7);
+        let d = root
+            .create(
+                &cx,
+                b"dir",
+                NewNode::Node {
+                    mode: S_IFDIR | 0o755,
+                    rdev: 0,
+                },
+            )
+            .unwrap();
+        let dir: Arc<dyn Inode> = d;
+        root.rename(&cx, b"new", &dir, b"moved", 0).unwrap();
+        assert!(tmp.join("dir/moved").exists());
+        dir.unlink(&cx, b"moved", false).unwrap();
+        assert!(!tmp.join("dir/moved").exists());
+        assert_eq!(
+            root.lookup(&cx, b"..").err(),
+            Some(Errno::EINVAL),
+            "the Gofer refuses .. (the VFS resolves it)"
+        );
+        let names: Vec<_> = root
+            .readdir(&cx)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert!(names.contains(&b"dir".to_vec()) && names.contains(&b"host".to_vec()));
+
+        let ro = attach(client, "/ro", &memory, true).unwrap();
+        assert!(ro.read_only());
+        assert_eq!(ro.create(&cx, b"x", reg(0o644)).err(), Some(Errno::EROFS));
+        assert_eq!(ro.statfs().unwrap().f_flags & 1, 1, "ST_RDONLY");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}

@@ -644,4 +644,35 @@ mod tests {
             Some(Errno::ENOTDIR)
         );
     }
+
+    #[test]
+    fn a_file_mounts_on_a_file_and_read_only_mounts_say_so() {
+        let (fs, cx) = tree();
+        let memory = Arc::new(MemoryFile::new(1 << 24).unwrap());
+        let other = MemFs::tmpfs(&memory, 0o755);
+        let file = other.create(&cx, b"bound", node(S_IFREG | 0o600)).unwrap();
+        let at = fs.lookup(&cx, None, b"/a/b/f", true).unwrap();
+        fs.vfs
+            .mount_with(&at, Arc::clone(&file), "bind", "x", true)
+            .unwrap();
+        let seen = fs.lookup(&cx, None, b"/a/b/f", true).unwrap();
+        assert!(
+            same_inode(seen.inode(), &file),
+            "the file is mounted over f"
+        );
+        assert!(seen.mount.read_only);
+        assert_eq!(seen.name_from(&fs.root()), b"/a/b/f");
+        let dir = fs.lookup(&cx, None, b"/a", true).unwrap();
+        assert_eq!(
+            fs.vfs.mount_with(&dir, file, "bind", "x", false).err(),
+            Some(Errno::EISDIR)
+        );
+        let f = fs.lookup(&cx, None, b"/mnt/inner", true).unwrap();
+        assert_eq!(
+            fs.vfs
+                .mount(&f, MemFs::tmpfs(&memory, 0o755), "tmpfs", "t")
+                .err(),
+            Some(Errno::ENOTDIR)
+        );
+    }
 }
