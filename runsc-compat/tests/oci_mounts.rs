@@ -335,3 +335,31 @@ fn rlimits_groups_and_capabilities_reach_the_process() {
         )
     );
 }
+
+/// The mounts Docker puts in every spec come up (mqueue and cgroup as stand-ins).
+#[test]
+fn docker_default_mounts() {
+    let mut f = Fixture::new(
+        "grep -E ' /(sys|dev/mqueue|sys/fs/cgroup|etc/resolv.conf|dev/shm) ' /proc/mounts | \
+         while read src at type opts rest; do echo $at $type ${opts%%,*}; done; \
+         cat /etc/resolv.conf",
+    );
+    let host = f.host_dir("docker");
+    std::fs::write(host.join("resolv.conf"), "nameserver 192.0.2.1\n").unwrap();
+    f.config["mounts"] = serde_json::json!([
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": host.join("resolv.conf"), "options": ["rbind", "rprivate"]},
+    ]);
+    let out = f.run("docker");
+    assert_eq!(
+        out,
+        "/sys sysfs ro\n/dev/shm tmpfs rw\n/sys/fs/cgroup cgroup ro\n/dev/mqueue mqueue rw\n\
+         /etc/resolv.conf bind rw\nnameserver 192.0.2.1\n"
+    );
+}

@@ -106,12 +106,21 @@ pub fn build(
             "shm",
         ),
     ];
-    // Linux mounts these over whatever the image has there; a missing mount point is
-    // skipped, as an image without /proc has no procfs either.
+    // Linux mounts these over whatever the image has there; a missing mount point the
+    // spec does not name is skipped (`bulwark do` on a tree without /proc).
     for (at, inode, fstype, source) in builtins {
-        let mounted = fs
-            .lookup(&cx, None, at, true)
-            .and_then(|at| vfs.mount(&at, inode, fstype, source));
+        // One the spec names gets its mount point made if missing, and keeps the spec's
+        // `ro` (Docker's /sys is read-only).
+        let named = spec
+            .mounts
+            .iter()
+            .find(|m| m.destination == at && is_builtin(m));
+        let read_only = named.is_some_and(|m| m.read_only);
+        let place = match named {
+            Some(_) => ensure(&fs, &cx, at, true),
+            None => fs.lookup(&cx, None, at, true),
+        };
+        let mounted = place.and_then(|at| vfs.mount_with(&at, inode, fstype, source, read_only));
         match mounted {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(e),
