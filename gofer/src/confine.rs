@@ -11,7 +11,6 @@
 //! marks `unshare` unsafe because of `CLONE_FILES`, which is never passed here.
 
 use std::collections::BTreeMap;
-use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use landlock::{
@@ -26,7 +25,7 @@ use seccompiler::{
 };
 use thiserror::Error;
 
-use crate::server::Server;
+use crate::server::{ServedTree, Server};
 
 /// Why the Gofer could not be confined. The Gofer must not serve when this happens.
 #[derive(Debug, Error)]
@@ -167,18 +166,24 @@ pub fn pivot_into(root: &Path) -> Result<(), ConfineError> {
 const LANDLOCK_ABI: ABI = ABI::V3;
 
 /// The access a served tree gets: reading (and listing) for read-only trees, everything
-/// the ABI knows for writable ones.
-fn tree_access(read_only: bool) -> BitFlags<AccessFs> {
-    if read_only {
+/// the ABI knows for writable ones; for a single file (an OCI bind of one file), only
+/// the rights that apply to a file (Landlock refuses directory rights on a file rule).
+fn tree_access(read_only: bool, is_dir: bool) -> BitFlags<AccessFs> {
+    let access = if read_only {
         AccessFs::ReadFile | AccessFs::ReadDir
     } else {
         AccessFs::from_all(LANDLOCK_ABI)
+    };
+    if is_dir {
+        access
+    } else {
+        access & AccessFs::from_file(LANDLOCK_ABI)
     }
 }
 
-/// Restricts this process to the given trees (`(root FD, read_only)`).
+/// Restricts this process to the given trees.
 pub fn apply_landlock(
-    trees: &[(BorrowedFd<'_>, bool)],
+    trees: &[ServedTree<'_>],
     policy: LandlockPolicy,
 ) -> Result<(), ConfineError> {
     // By default, rulesets are created in `BestEffort` mode: the kernel enforces what it
@@ -188,9 +193,12 @@ pub fn apply_landlock(
         .map_err(ConfineError::Landlock)?
         .create()
         .map_err(ConfineError::Landlock)?;
-    for (fd, read_only) in trees {
+    for tree in trees {
         ruleset = ruleset
-            .add_rule(PathBeneath::new(*fd, tree_access(*read_only)))
+            .add_rule(PathBeneath::new(
+                tree.fd,
+                tree_access(tree.read_only, tree.is_dir),
+            ))
             .map_err(ConfineError::Landlock)?;
     }
     let status = ruleset.restrict_self().map_err(ConfineError::Landlock)?;
@@ -349,10 +357,18 @@ mod tests {
 
     #[test]
     fn read_only_trees_get_no_write_access() {
-        let ro = tree_access(true);
+        let ro = tree_access(true, true);
         assert!(!ro.contains(AccessFs::WriteFile));
         assert!(!ro.contains(AccessFs::MakeReg));
         assert!(!ro.contains(AccessFs::Execute));
-        assert!(tree_access(false).contains(AccessFs::Refer | AccessFs::Truncate));
+        assert!(tree_access(false, true).contains(AccessFs::Refer | AccessFs::Truncate));
+    }
+
+    #[test]
+    fn file_roots_get_file_rights_only() {
+        let file = AccessFs::from_file(LANDLOCK_ABI);
+        assert_eq!(tree_access(true, false), AccessFs::ReadFile);
+        assert!(file.contains(tree_access(false, false)));
+        assert!(tree_access(false, false).contains(AccessFs::WriteFile | AccessFs::Truncate));
     }
 }

@@ -66,6 +66,9 @@ pub enum GoferError {
     /// Two mounts share a name.
     #[error("Duplicate mount name {0:?}")]
     DuplicateMount(String),
+    /// A mount root is neither a directory nor a regular file.
+    #[error("Mount root {0:?} is not a directory or a regular file")]
+    RootType(PathBuf),
     /// The channel failed.
     #[error("Channel failed")]
     Channel(#[source] ChannelError),
@@ -77,7 +80,11 @@ pub struct MountConfig {
     /// The name a client passes to `Attach` (e.g. `/` for the container root, the
     /// destination path for an OCI bind mount).
     pub name: String,
-    /// The host directory.
+    /// The host directory, or a regular file (an OCI bind of one file, such as
+    /// `/etc/hosts`: its root node is the file, and walks from it fail with `ENOTDIR`).
+    /// The path is resolved once, by the trusted runtime, when the server starts
+    /// (symlinks in it are followed, as `mount --bind` follows them); from then on the
+    /// root is a descriptor.
     pub path: PathBuf,
     /// Whether every write is refused with `EROFS`.
     pub read_only: bool,
@@ -87,6 +94,18 @@ struct Mount {
     name: Vec<u8>,
     root: OwnedFd,
     read_only: bool,
+    is_dir: bool,
+}
+
+/// A served tree as the Landlock ruleset sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedTree<'a> {
+    /// The root's `O_PATH` descriptor.
+    pub fd: BorrowedFd<'a>,
+    /// Whether only reading is allowed.
+    pub read_only: bool,
+    /// A directory (the rule covers the tree beneath it) or a single regular file.
+    pub is_dir: bool,
 }
 
 struct Node {
@@ -271,19 +290,23 @@ impl Server {
             if roots.iter().any(|r: &Mount| r.name == m.name.as_bytes()) {
                 return Err(GoferError::DuplicateMount(m.name));
             }
-            let root = rfs::open(
-                &m.path,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|source| GoferError::OpenRoot {
+            let open_err = |source| GoferError::OpenRoot {
                 path: m.path.clone(),
                 source,
-            })?;
+            };
+            let root = rfs::open(&m.path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .map_err(open_err)?;
+            let kind = rfs::fstat(&root).map_err(open_err)?.st_mode & libc::S_IFMT;
+            let is_dir = match kind {
+                libc::S_IFDIR => true,
+                libc::S_IFREG => false,
+                _ => return Err(GoferError::RootType(m.path)),
+            };
             roots.push(Mount {
                 name: m.name.into_bytes(),
                 root,
                 read_only: m.read_only,
+                is_dir,
             });
         }
         rustix::process::umask(Mode::empty());
@@ -303,11 +326,15 @@ impl Server {
         self
     }
 
-    /// The served trees, as `(root FD, read_only)`, for the Landlock ruleset.
-    pub fn served_trees(&self) -> Vec<(BorrowedFd<'_>, bool)> {
+    /// The served trees, for the Landlock ruleset.
+    pub fn served_trees(&self) -> Vec<ServedTree<'_>> {
         self.mounts
             .iter()
-            .map(|m| (m.root.as_fd(), m.read_only))
+            .map(|m| ServedTree {
+                fd: m.root.as_fd(),
+                read_only: m.read_only,
+                is_dir: m.is_dir,
+            })
             .collect()
     }
 

@@ -3,7 +3,7 @@
 //! Needs root (namespaces, pivot_root), as CI has.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::os::unix::process::ExitStatusExt;
@@ -31,6 +31,18 @@ fn child_main(mode: &str) -> ! {
         MountConfig {
             name: "/ro".into(),
             path: ro_tree(&root),
+            read_only: true,
+        },
+        // OCI bind mounts: a writable directory and a read-only single file, both
+        // outside the container root (as a bind source usually is).
+        MountConfig {
+            name: "/data".into(),
+            path: bind_tree(&root),
+            read_only: false,
+        },
+        MountConfig {
+            name: "/etc/hosts".into(),
+            path: single_dir(&root).join("hosts"),
             read_only: true,
         },
     ];
@@ -72,12 +84,24 @@ fn child_main(mode: &str) -> ! {
             let inside = fs::read(root.join("file")).map_err(|e| e.raw_os_error());
             let ro_write =
                 fs::write(ro_tree(&root).join("frozen"), b"x").map_err(|e| e.raw_os_error());
+            let single = single_dir(&root);
+            let sibling = fs::read(single.join("secret")).map_err(|e| e.raw_os_error());
+            let file_root = fs::read(single.join("hosts")).map_err(|e| e.raw_os_error());
+            let file_write = fs::write(single.join("hosts"), b"x").map_err(|e| e.raw_os_error());
+            let bind_write =
+                fs::write(bind_tree(&root).join("new"), b"x").map_err(|e| e.raw_os_error());
             let ok = denied == Err(Some(libc::EACCES))
                 && inside.as_deref() == Ok(&b"inside"[..])
-                && ro_write == Err(Some(libc::EACCES));
+                && ro_write == Err(Some(libc::EACCES))
+                && sibling == Err(Some(libc::EACCES))
+                && file_root.as_deref() == Ok(&b"127.0.0.1 localhost\n"[..])
+                && file_write == Err(Some(libc::EACCES))
+                && bind_write == Ok(());
             if !ok {
                 eprintln!(
-                    "landlock child: outside {denied:?}, inside {inside:?}, ro write {ro_write:?}"
+                    "landlock child: outside {denied:?}, inside {inside:?}, ro write {ro_write:?}, \
+                     file sibling {sibling:?}, file root {file_root:?}, \
+                     file write {file_write:?}, bind write {bind_write:?}"
                 );
             }
             i32::from(!ok)
@@ -89,6 +113,16 @@ fn child_main(mode: &str) -> ! {
 
 fn ro_tree(root: &Path) -> PathBuf {
     root.with_file_name("ro-tree")
+}
+
+/// The source of the `/data` bind: a writable directory beside the root.
+fn bind_tree(root: &Path) -> PathBuf {
+    root.with_file_name("bind-tree")
+}
+
+/// Holds `hosts`, served alone as `/etc/hosts`, and `secret`, which is not served.
+fn single_dir(root: &Path) -> PathBuf {
+    root.with_file_name("single")
 }
 
 struct Tree {
@@ -112,6 +146,16 @@ fn tree() -> Tree {
     symlink("/", root.join("slash")).unwrap();
     symlink("../outside", root.join("up")).unwrap();
     symlink(&outside, root.join("alt")).unwrap();
+    let bind = bind_tree(&root);
+    fs::create_dir_all(bind.join("d")).unwrap();
+    fs::write(bind.join("d/passwd"), b"inside").unwrap();
+    symlink("../outside", bind.join("up")).unwrap();
+    symlink(&outside, bind.join("alt")).unwrap();
+    symlink("/", bind.join("slash")).unwrap();
+    let single = single_dir(&root);
+    fs::create_dir_all(&single).unwrap();
+    fs::write(single.join("hosts"), b"127.0.0.1 localhost\n").unwrap();
+    fs::write(single.join("secret"), SECRET).unwrap();
     Tree {
         _tmp: tmp,
         root,
@@ -220,10 +264,20 @@ fn confined_gofer_cannot_be_walked_out_of_its_root(t: &Tree) {
 /// A host thread swaps `d` with a symlink to the outside directory while the client walks
 /// and opens `d/passwd`: every successful open must read the inside file.
 fn confined_gofer_survives_a_swap_race(t: &Tree) {
-    swap_race(t, || confined_gofer(t), finish);
+    swap_race(&t.root, "/", || confined_gofer(t), finish);
 }
 
-fn swap_race<S>(t: &Tree, start: impl FnOnce() -> (Client, S), end: impl FnOnce(Client, S)) {
+/// The same race in a bind mount's tree, served beside the container root.
+fn confined_gofer_survives_a_swap_race_in_a_bind(t: &Tree) {
+    swap_race(&bind_tree(&t.root), "/data", || confined_gofer(t), finish);
+}
+
+fn swap_race<S>(
+    host_dir: &Path,
+    mount: &str,
+    start: impl FnOnce() -> (Client, S),
+    end: impl FnOnce(Client, S),
+) {
     let (c, state) = start();
     let stop = AtomicBool::new(false);
     // Stops the swapper even when an assertion below panics (else the scope never ends).
@@ -235,7 +289,7 @@ fn swap_race<S>(t: &Tree, start: impl FnOnce() -> (Client, S), end: impl FnOnce(
     }
     let (mut opened, mut refused) = (0u32, 0u32);
     std::thread::scope(|s| {
-        let root = t.root.clone();
+        let root = host_dir.to_path_buf();
         let stop = &stop;
         s.spawn(move || {
             while !stop.load(Ordering::Relaxed) {
@@ -250,7 +304,7 @@ fn swap_race<S>(t: &Tree, start: impl FnOnce() -> (Client, S), end: impl FnOnce(
             }
         });
         let _stop = StopOnDrop(stop);
-        let (root, _) = c.attach("/").unwrap();
+        let (root, _) = c.attach(mount).unwrap();
         for _ in 0..3000 {
             let mut handles = Vec::new();
             match c.walk(root, "d") {
@@ -304,12 +358,53 @@ fn unconfined_server_survives_a_swap_race(t: &Tree) {
         let threads = server.spawn(vec![s]);
         (Client::new(vec![c]), threads)
     };
-    swap_race(t, start, |c, threads| {
+    swap_race(&t.root, "/", start, |c, threads| {
         drop(c);
         for th in threads {
             th.join().unwrap().unwrap();
         }
     });
+}
+
+/// Every bind root is a root of its own: no `..` above it, no symlink out of it, writes
+/// where it is writable and `EROFS` where not; a single-file root is that file only.
+fn every_served_root_is_confined_to_itself(t: &Tree) {
+    let (c, child) = confined_gofer(t);
+    let (data, st) = c.attach("/data").unwrap();
+    assert!(st.is_dir());
+    assert_eq!(c.walk(data, "..").unwrap_err(), Errno::EINVAL);
+    for link in ["up", "alt", "slash"] {
+        let (h, st) = c.walk(data, link).unwrap();
+        assert!(st.is_symlink(), "{link} must be returned as a symlink");
+        assert_eq!(c.walk(h, "passwd").unwrap_err(), Errno::ENOTDIR, "{link}");
+        assert_eq!(c.open(h, libc::O_RDONLY).unwrap_err(), Errno::ELOOP);
+        c.close(&[h]).unwrap();
+    }
+    let (h, _, fd) = c
+        .create(data, "written", libc::O_RDWR, 0o644, NO_ID, NO_ID)
+        .unwrap();
+    fs::File::from(fd).write_all(b"from the sandbox").unwrap();
+    assert_eq!(
+        fs::read(bind_tree(&t.root).join("written")).unwrap(),
+        b"from the sandbox"
+    );
+    let (hosts, st) = c.attach("/etc/hosts").unwrap();
+    assert!(!st.is_dir() && !st.is_symlink());
+    assert_eq!(
+        read_all(c.open(hosts, libc::O_RDONLY).unwrap()),
+        b"127.0.0.1 localhost\n"
+    );
+    assert_eq!(c.walk(hosts, "secret").unwrap_err(), Errno::ENOTDIR);
+    assert_eq!(c.walk(hosts, "..").unwrap_err(), Errno::ENOTDIR);
+    assert_eq!(
+        c.open(hosts, libc::O_RDWR).unwrap_err(),
+        Errno::EROFS,
+        "a read-only file root refuses writes"
+    );
+    assert_eq!(c.attach("/etc").unwrap_err(), Errno::ENOENT);
+    assert_eq!(c.attach("/nope").unwrap_err(), Errno::ENOENT);
+    c.close(&[data, h, hosts]).unwrap();
+    finish(c, child);
 }
 
 fn status_field(pid: u32, field: &str) -> String {
@@ -375,7 +470,7 @@ fn main() {
         child_main(&mode);
     }
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-    let cases: [(&str, Case); 7] = [
+    let cases: [(&str, Case); 9] = [
         (
             "confined_gofer_serves_every_operation",
             confined_gofer_serves_every_operation,
@@ -387,6 +482,14 @@ fn main() {
         (
             "confined_gofer_survives_a_swap_race",
             confined_gofer_survives_a_swap_race,
+        ),
+        (
+            "confined_gofer_survives_a_swap_race_in_a_bind",
+            confined_gofer_survives_a_swap_race_in_a_bind,
+        ),
+        (
+            "every_served_root_is_confined_to_itself",
+            every_served_root_is_confined_to_itself,
         ),
         (
             "unconfined_server_survives_a_swap_race",

@@ -17,6 +17,7 @@ use sentry::vfs::exec::VfsResolver;
 use sentry::vfs::Cx;
 use signal_hook::iterator::Signals;
 
+use crate::container::ContainerConfig;
 use crate::{confine, control, fds, sandbox, GlobalFlags};
 
 /// Size of the memory file (sparse: only what the sandbox touches is used).
@@ -55,6 +56,10 @@ pub struct BootArgs {
     /// Serve `exec`, `ps`, `pause`, `resume` on this inherited listening socket.
     #[arg(long)]
     pub control_fd: Option<i32>,
+    /// The OCI container's mounts and process settings (`container::ContainerConfig`
+    /// as JSON), on this inherited descriptor.
+    #[arg(long)]
+    pub config_fd: Option<i32>,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
@@ -151,6 +156,11 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         Some(fd) => Some(fds::take(&[fd])?.remove(0)),
         None => None,
     };
+    // The OCI container's mounts, limits, groups and capabilities (none for `do`).
+    let container = match args.config_fd {
+        Some(fd) => Some(ContainerConfig::from_fd(fds::take(&[fd])?.remove(0))?),
+        None => None,
+    };
     let stdio = fds::dup_stdio()?;
     let memory = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).context("creating the memory file")?);
     let (name, why) = crate::cmd_do::choose_platform(flags)?;
@@ -172,9 +182,16 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         .strace
         .store(flags.strace, std::sync::atomic::Ordering::Relaxed);
     let client = Arc::new(gofer::Client::new(socks));
-    let fs = sentry::vfs::gofer::container_fs(client, &memory)
-        .map_err(|e| anyhow!("attaching the root filesystem: {}", describe(e)))?;
-    let creds = Credentials::new(args.uid, args.gid);
+    let fs = match &container {
+        Some(c) => sentry::vfs::mounts::build(client, &memory, &c.fs_spec()?)
+            .map_err(|e| anyhow!("mounting the container's filesystems: {}", describe(e)))?,
+        None => sentry::vfs::gofer::container_fs(client, &memory)
+            .map_err(|e| anyhow!("attaching the root filesystem: {}", describe(e)))?,
+    };
+    let mut creds = Credentials::new(args.uid, args.gid);
+    if let Some(c) = &container {
+        c.apply_creds(&mut creds);
+    }
     let cx = Cx {
         creds: creds.clone(),
         ..Cx::root()
@@ -214,6 +231,9 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
     };
     let task = Task::new_init(&kernel, &*tree, exe, spec)
         .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
+    if let Some(c) = &container {
+        c.apply_limits(&task)?;
+    }
     let control = control_listener.map(|listener| {
         let server = Arc::new(control::Server {
             kernel: Arc::clone(&kernel),

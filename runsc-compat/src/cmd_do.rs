@@ -84,6 +84,8 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         ready: None,
         control: None,
         allow_no_landlock: args.allow_no_landlock,
+        binds: Vec::new(),
+        container: None,
     };
     let Sandbox {
         mut boot,

@@ -20,6 +20,8 @@ const FIRST_CHANNEL_FD: i32 = 3;
 const READY_FD: i32 = FIRST_CHANNEL_FD + GOFER_CHANNELS;
 /// Where `boot` finds its control socket (`--control-fd`).
 const CONTROL_FD: i32 = READY_FD + 1;
+/// Where `boot` finds the container config (`--config-fd`).
+const CONFIG_FD: i32 = CONTROL_FD + 1;
 
 /// What to run, and how.
 pub struct LaunchSpec {
@@ -45,6 +47,10 @@ pub struct LaunchSpec {
     /// The listening control socket the Sentry serves `exec`, `ps`, … on.
     pub control: Option<OwnedFd>,
     pub allow_no_landlock: bool,
+    /// Host trees the Gofer serves besides the root (OCI bind mounts).
+    pub binds: Vec<crate::container::GoferBind>,
+    /// The OCI container's mounts and process settings (`None` for `bulwark do`).
+    pub container: Option<crate::container::ContainerConfig>,
 }
 
 /// The two processes of a sandbox.
@@ -78,14 +84,16 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
 
     let mut command = Command::new(&exe);
     command.args(global_args(flags, spec.platform));
+    command.arg("gofer");
     command
-        .arg("gofer")
         .arg("--serve")
-        .arg(&spec.root)
-        .args(["--channels", &channel_list]);
-    if spec.read_only {
-        command.arg("--read-only");
+        .arg(serve_arg("/", &spec.root, spec.read_only));
+    for b in &spec.binds {
+        command
+            .arg("--serve")
+            .arg(serve_arg(&b.attach, &b.path, b.read_only));
     }
+    command.args(["--channels", &channel_list]);
     if spec.allow_no_landlock {
         command.arg("--allow-no-landlock");
     }
@@ -139,6 +147,13 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
             child_fd: CONTROL_FD,
         });
     }
+    if let Some(config) = &spec.container {
+        command.arg(format!("--config-fd={CONFIG_FD}"));
+        fds.push(FdMapping {
+            parent_fd: config.to_memfd()?,
+            child_fd: CONFIG_FD,
+        });
+    }
     command.arg("--").args(&spec.argv);
     command
         .fd_mappings(fds)
@@ -154,6 +169,16 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
     };
     drop(command);
     Ok(Sandbox { boot, gofer })
+}
+
+/// A `--serve NAME=PATH[:ro]` value of `bulwark gofer`.
+fn serve_arg(name: &str, path: &std::path::Path, read_only: bool) -> std::ffi::OsString {
+    let mut arg = std::ffi::OsString::from(format!("{name}="));
+    arg.push(path);
+    if read_only {
+        arg.push(":ro");
+    }
+    arg
 }
 
 /// The global flags a child `bulwark` needs, with the platform already decided.

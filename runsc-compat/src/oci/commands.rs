@@ -122,19 +122,8 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
     }
     let root_spec = spec.root.as_ref().context("config.json has no root")?;
     let rootfs = bundle.join(&root_spec.path);
-    for m in &spec.mounts {
-        let kind = m.kind.as_deref().unwrap_or("");
-        let builtin = matches!(
-            (m.destination.as_str(), kind),
-            ("/proc", "proc") | ("/dev", _)
-        ) || m.destination.starts_with("/dev/");
-        if !builtin {
-            log::warn!(
-                "mount {} ({kind}): not supported yet, left out",
-                m.destination
-            );
-        }
-    }
+    let (container, binds) = super::config::from_spec(&spec, &bundle)?;
+    let hooks = spec.hooks.clone().unwrap_or_default();
     let root = root(flags);
     let dir = state::dir(&root, &args.id);
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
@@ -178,15 +167,22 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
             ready: Some(ready_write),
             control: Some(control),
             allow_no_landlock: false,
+            binds,
+            container: Some(container),
         };
         let mut sandbox = launch::spawn(flags, launch)?;
+        if let Some(adj) = process.oom_score_adj {
+            // The Sentry is the container's process for the host's OOM killer.
+            let path = format!("/proc/{}/oom_score_adj", sandbox.boot.id());
+            if let Err(e) = std::fs::write(&path, adj.to_string()) {
+                kill_sandbox(&mut sandbox);
+                return Err(e).with_context(|| format!("process.oomScoreAdj: writing {path}"));
+            }
+        }
         let mut line = String::new();
         BufReader::new(std::fs::File::from(ready_read)).read_line(&mut line)?;
         if line.trim() != "ok" {
-            let _ = sandbox.boot.kill();
-            let _ = sandbox.gofer.kill();
-            let _ = sandbox.boot.wait();
-            let _ = sandbox.gofer.wait();
+            kill_sandbox(&mut sandbox);
             let why = line.trim();
             bail!(
                 "{}",
@@ -208,11 +204,25 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
             paused: false,
             created: now_rfc3339(),
             annotations: spec.annotations.clone(),
+            hooks: Some(hooks.clone()),
         };
-        stored.save(&root)?;
-        if let Some(pid_file) = &args.pid_file {
-            std::fs::write(pid_file, pid.to_string())
-                .with_context(|| format!("writing {}", pid_file.display()))?;
+        let finish = || -> anyhow::Result<()> {
+            stored.save(&root)?;
+            // The sandbox is up and the program not yet started: the runtime's hooks,
+            // then the container's (see `oci::hooks` for where they run).
+            let creating = stored.hook_state("creating");
+            super::hooks::run("prestart", &hooks.prestart, &creating)?;
+            super::hooks::run("createRuntime", &hooks.create_runtime, &creating)?;
+            super::hooks::run("createContainer", &hooks.create_container, &creating)?;
+            if let Some(pid_file) = &args.pid_file {
+                std::fs::write(pid_file, pid.to_string())
+                    .with_context(|| format!("writing {}", pid_file.display()))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = finish() {
+            kill_sandbox(&mut sandbox);
+            return Err(e);
         }
         Ok((sandbox, stored))
     })();
@@ -220,6 +230,14 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
+}
+
+/// Ends both processes of a sandbox that failed to come up.
+fn kill_sandbox(sandbox: &mut Sandbox) {
+    let _ = sandbox.boot.kill();
+    let _ = sandbox.gofer.kill();
+    let _ = sandbox.boot.wait();
+    let _ = sandbox.gofer.wait();
 }
 
 pub fn create(flags: &GlobalFlags, args: CreateArgs) -> anyhow::Result<i32> {
@@ -233,6 +251,18 @@ fn start_stored(root: &Path, stored: &mut Stored) -> anyhow::Result<()> {
         "created" => {}
         status => bail!("container {:?} is {status}, not created", stored.id),
     }
+    let hooks = stored.hooks.clone().unwrap_or_default();
+    if let Err(e) = super::hooks::run(
+        "startContainer",
+        &hooks.start_container,
+        &stored.hook_state("created"),
+    ) {
+        // As runc: the container does not start, and is gone.
+        if let Some(pid) = rustix::process::Pid::from_raw(stored.pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        return Err(e);
+    }
     let fifo = state::fifo(root, &stored.id);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -240,7 +270,16 @@ fn start_stored(root: &Path, stored: &mut Stored) -> anyhow::Result<()> {
         .with_context(|| format!("opening {}", fifo.display()))?;
     f.write_all(b"s").context("starting the container")?;
     stored.started = true;
-    stored.save(root)
+    stored.save(root)?;
+    super::hooks::run_logged("poststart", &hooks.poststart, &stored.hook_state("running"));
+    Ok(())
+}
+
+/// The poststop hooks, once the container is gone.
+fn poststop(stored: &Stored) {
+    if let Some(hooks) = &stored.hooks {
+        super::hooks::run_logged("poststop", &hooks.poststop, &stored.hook_state("stopped"));
+    }
 }
 
 pub fn start(flags: &GlobalFlags, args: IdArgs) -> anyhow::Result<i32> {
@@ -265,6 +304,7 @@ pub fn run(flags: &GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
     let status = sandbox.boot.wait().context("waiting for the container")?;
     let _ = sandbox.gofer.kill();
     let _ = sandbox.gofer.wait();
+    poststop(&stored);
     let _ = std::fs::remove_dir_all(state::dir(&root, &stored.id));
     use std::os::unix::process::ExitStatusExt;
     Ok(status
@@ -344,6 +384,7 @@ pub fn delete(flags: &GlobalFlags, args: DeleteArgs) -> anyhow::Result<i32> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    poststop(&stored);
     std::fs::remove_dir_all(state::dir(&root, &args.id))
         .with_context(|| format!("removing the state of {:?}", args.id))?;
     Ok(0)

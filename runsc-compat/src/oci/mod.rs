@@ -2,6 +2,8 @@
 //! state under `--root`.
 
 pub mod commands;
+pub mod config;
 pub mod exec;
+pub mod hooks;
 pub mod spec;
 pub mod state;

@@ -19,7 +19,38 @@ pub struct Spec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linux: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hooks: Option<serde_json::Value>,
+    pub hooks: Option<Hooks>,
+}
+
+/// `hooks`: each list runs in order at its moment of the lifecycle (see `oci::hooks`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Hooks {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prestart: Vec<Hook>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub create_runtime: Vec<Hook>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub create_container: Vec<Hook>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub start_container: Vec<Hook>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub poststart: Vec<Hook>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub poststop: Vec<Hook>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Hook {
+    pub path: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -31,6 +62,33 @@ pub struct Process {
     pub env: Vec<String>,
     pub cwd: String,
     pub no_new_privileges: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rlimits: Vec<Rlimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+}
+
+/// One of `process.rlimits`: `type` is `RLIMIT_NOFILE` and the like.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Rlimit {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub hard: u64,
+    pub soft: u64,
+}
+
+/// `process.capabilities`: names such as `CAP_CHOWN` per set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Capabilities {
+    pub bounding: Vec<String>,
+    pub effective: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub permitted: Vec<String>,
+    pub ambient: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -81,6 +139,7 @@ impl Spec {
                 ],
                 cwd: "/".to_string(),
                 no_new_privileges: true,
+                ..Process::default()
             }),
             root: Some(Root {
                 path: "rootfs".to_string(),

@@ -24,6 +24,9 @@ pub struct Stored {
     pub paused: bool,
     pub created: String,
     pub annotations: BTreeMap<String, String>,
+    /// The spec's hooks, for `start` and `delete` (the bundle may change meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<super::spec::Hooks>,
 }
 
 /// The OCI state (`bulwark state`).
@@ -97,6 +100,19 @@ impl Stored {
             (true, true, false) => "running",
             (true, true, true) => "paused",
         }
+    }
+
+    /// The OCI state a hook gets on its standard input, with the status of its moment
+    /// (`creating`, `created`, `running`, `stopped`).
+    pub fn hook_state(&self, status: &str) -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "id": self.id,
+            "status": status,
+            "pid": self.pid,
+            "bundle": self.bundle.display().to_string(),
+            "annotations": self.annotations,
+        })
     }
 
     pub fn oci(&self) -> OciState<'_> {

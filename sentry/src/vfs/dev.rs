@@ -70,6 +70,21 @@ impl StaticDir {
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.as_bytes().to_vec(), inode);
     }
+
+    /// Adds an empty directory `name` (a mount point the container's spec names, such
+    /// as `/dev/mqueue` or `/sys/fs/cgroup`) unless one is there; returns it.
+    pub fn add_mount_point(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = children.get(name) {
+            return Ok(Arc::clone(existing));
+        }
+        if name.is_empty() || name.len() > super::NAME_MAX || name.contains(&b'/') {
+            return Err(Errno::EINVAL);
+        }
+        let dir = StaticDir::new(self.dev, 0o755, vec![]) as Arc<dyn Inode>;
+        children.insert(name.to_vec(), Arc::clone(&dir));
+        Ok(dir)
+    }
 }
 
 impl Inode for StaticDir {

@@ -27,43 +27,11 @@ pub fn overlay_root(
 
 /// The file tree of `bulwark do`: the overlay over the Gofer's root at `/`, procfs at
 /// `/proc`, devfs at `/dev` with devpts at `/dev/pts` and a tmpfs at `/dev/shm`. Returns
-/// the first process's filesystem context (root and working directory `/`).
+/// the first process's filesystem context (root and working directory `/`). An OCI
+/// container's tree, with its spec's mounts, is [`super::mounts::build`]'s.
 pub fn container_fs(
     client: Arc<Client>,
     memory: &Arc<MemoryFile>,
 ) -> SysResult<Arc<super::FsContext>> {
-    let root = overlay_root(client, "/", memory)?;
-    let (devfs, devpts) = super::dev::devfs_with_pts();
-    let vfs = super::Vfs::new(root, "overlay", "none");
-    let fs = super::FsContext::new(std::sync::Arc::clone(&vfs));
-    let cx = super::Cx::root();
-    let mount = |at: &[u8], inode: Arc<dyn super::Inode>, fstype, source| -> SysResult<()> {
-        let at = fs.lookup(&cx, None, at, true)?;
-        vfs.mount(&at, inode, fstype, source)
-    };
-    // Linux mounts these over whatever the image has there; a missing mount point is
-    // skipped, as an image without /proc has no procfs either.
-    for (at, inode, fstype, source) in [
-        (
-            &b"/proc"[..],
-            super::proc::ProcFs::new_root(memory) as Arc<dyn super::Inode>,
-            "proc",
-            "proc",
-        ),
-        (&b"/dev"[..], devfs, "devtmpfs", "dev"),
-        (&b"/dev/pts"[..], devpts, "devpts", "devpts"),
-        (&b"/sys"[..], super::sys::sysfs(), "sysfs", "sysfs"),
-        (
-            &b"/dev/shm"[..],
-            MemFs::tmpfs(memory, 0o1777),
-            "tmpfs",
-            "shm",
-        ),
-    ] {
-        match mount(at, inode, fstype, source) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(fs)
+    super::mounts::build(client, memory, &super::mounts::FsSpec::default())
 }

@@ -4,6 +4,7 @@
 //! overlay over the read-only Gofer root ([`memfs`]), procfs, devfs and pipes.
 
 mod anon;
+pub mod bind;
 mod cpuinfo;
 pub mod dev;
 pub mod epoll;
@@ -16,6 +17,7 @@ pub mod inotify;
 pub mod lock;
 pub mod memfd;
 pub mod memfs;
+pub mod mounts;
 pub mod path;
 pub mod pidfd;
 pub mod pipe;

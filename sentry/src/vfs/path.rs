@@ -123,13 +123,24 @@ pub struct Vfs {
 impl Vfs {
     /// A namespace whose root mount is `root`.
     pub fn new(root: Arc<dyn Inode>, fstype: &'static str, source: &str) -> Arc<Self> {
+        Self::new_with(root, fstype, source, false)
+    }
+
+    /// A namespace whose root mount is `root`, read-only (`EROFS` on every change through
+    /// it) when `read_only`.
+    pub fn new_with(
+        root: Arc<dyn Inode>,
+        fstype: &'static str,
+        source: &str,
+        read_only: bool,
+    ) -> Arc<Self> {
         let mount = Arc::new(Mount {
             id: 1,
             root: Dentry::root(root),
             mountpoint: None,
             fstype,
             source: source.to_string(),
-            read_only: false,
+            read_only,
         });
         Arc::new(Self {
             mounts: Mutex::new(vec![mount]),
@@ -158,8 +169,26 @@ impl Vfs {
         fstype: &'static str,
         source: &str,
     ) -> SysResult<()> {
-        if at.inode().mode() & S_IFMT != S_IFDIR {
-            return Err(Errno::ENOTDIR);
+        self.mount_with(at, fs, fstype, source, false)
+    }
+
+    /// Mounts `fs` on `at`: a directory on a directory, or (a bind of one file) a
+    /// non-directory on a non-directory, as Linux allows. A `read_only` mount refuses
+    /// every change made through it with `EROFS`.
+    pub fn mount_with(
+        &self,
+        at: &Path,
+        fs: Arc<dyn Inode>,
+        fstype: &'static str,
+        source: &str,
+        read_only: bool,
+    ) -> SysResult<()> {
+        let at_dir = at.inode().mode() & S_IFMT == S_IFDIR;
+        let fs_dir = fs.mode() & S_IFMT == S_IFDIR;
+        match (at_dir, fs_dir) {
+            (true, true) | (false, false) => {}
+            (false, true) => return Err(Errno::ENOTDIR),
+            (true, false) => return Err(Errno::EISDIR),
         }
         let mount = Arc::new(Mount {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -167,7 +196,7 @@ impl Vfs {
             mountpoint: Some(at.clone()),
             fstype,
             source: source.to_string(),
-            read_only: false,
+            read_only,
         });
         self.lock().push(mount);
         Ok(())
@@ -687,6 +716,37 @@ mod tests {
         );
         assert_eq!(
             fs.lookup_parent(&cx, None, b"f/x").err(),
+            Some(Errno::ENOTDIR)
+        );
+    }
+
+    #[test]
+    fn a_file_mounts_on_a_file_and_read_only_mounts_say_so() {
+        let (fs, cx) = tree();
+        let memory = Arc::new(MemoryFile::new(1 << 24).unwrap());
+        let other = MemFs::tmpfs(&memory, 0o755);
+        let file = other.create(&cx, b"bound", node(S_IFREG | 0o600)).unwrap();
+        let at = fs.lookup(&cx, None, b"/a/b/f", true).unwrap();
+        fs.vfs
+            .mount_with(&at, Arc::clone(&file), "bind", "x", true)
+            .unwrap();
+        let seen = fs.lookup(&cx, None, b"/a/b/f", true).unwrap();
+        assert!(
+            same_inode(seen.inode(), &file),
+            "the file is mounted over f"
+        );
+        assert!(seen.mount.read_only);
+        assert_eq!(seen.name_from(&fs.root()), b"/a/b/f");
+        let dir = fs.lookup(&cx, None, b"/a", true).unwrap();
+        assert_eq!(
+            fs.vfs.mount_with(&dir, file, "bind", "x", false).err(),
+            Some(Errno::EISDIR)
+        );
+        let f = fs.lookup(&cx, None, b"/mnt/inner", true).unwrap();
+        assert_eq!(
+            fs.vfs
+                .mount(&f, MemFs::tmpfs(&memory, 0o755), "tmpfs", "t")
+                .err(),
             Some(Errno::ENOTDIR)
         );
     }

@@ -28,7 +28,8 @@ pub fn sysfs() -> Arc<dyn Inode> {
         0o555,
         vec![
             ("devices", d(vec![("system", d(vec![("cpu", cpu)]))])),
-            ("fs", d(vec![])),
+            // The mount point of the cgroup filesystem.
+            ("fs", d(vec![("cgroup", d(vec![]))])),
             ("kernel", d(vec![])),
         ],
     )

@@ -40,6 +40,8 @@ pub struct MemFs {
     memory: Arc<MemoryFile>,
     next_ino: AtomicU64,
     magic: i64,
+    /// `size=` in pages (0: none), for `statfs`.
+    size_limit: AtomicU64,
     /// Serialises renames, so two of them cannot lock directories in opposite orders.
     rename_lock: Mutex<()>,
 }
@@ -120,6 +122,18 @@ impl MemFs {
         fs.new_inode(S_IFDIR | (mode & 0o7777), 0, 0, 0, None, Weak::new())
     }
 
+    /// A tmpfs mounted with `size=`: `statfs` shows `size` as its capacity (the pages
+    /// it can use are the sandbox's memory file's, as for any tmpfs here; the size is
+    /// shown, not enforced).
+    pub fn tmpfs_sized(memory: &Arc<MemoryFile>, mode: u32, size: Option<u64>) -> Arc<MemInode> {
+        let fs = Self::new(memory, TMPFS_MAGIC);
+        if let Some(size) = size {
+            fs.size_limit
+                .store(size.div_ceil(4096).max(1), Ordering::Relaxed);
+        }
+        fs.new_inode(S_IFDIR | (mode & 0o7777), 0, 0, 0, None, Weak::new())
+    }
+
     /// An overlay whose lower tree is the Gofer's `root`.
     pub fn overlay(
         memory: &Arc<MemoryFile>,
@@ -138,6 +152,7 @@ impl MemFs {
             memory: Arc::clone(memory),
             next_ino: AtomicU64::new(1 << 40),
             magic,
+            size_limit: AtomicU64::new(0),
             rename_lock: Mutex::new(()),
         })
     }
@@ -383,8 +398,17 @@ impl Inode for MemInode {
 
     fn statfs(&self) -> SysResult<StatFs> {
         // Its space is the sandbox's memory file.
-        let total = self.fs.memory.size() / 4096;
-        let free = total.saturating_sub(self.fs.memory.allocated() / 4096);
+        let (total, free) = match self.fs.size_limit.load(Ordering::Relaxed) {
+            0 => {
+                let total = self.fs.memory.size() / 4096;
+                (
+                    total,
+                    total.saturating_sub(self.fs.memory.allocated() / 4096),
+                )
+            }
+            // A sized tmpfs does not count its own pages: it shows itself empty.
+            limit => (limit, limit),
+        };
         let inodes = self.fs.next_ino.load(Ordering::Relaxed) - (1 << 40);
         Ok(StatFs {
             f_type: self.fs.magic,
