@@ -84,7 +84,7 @@ fn script_types_into_interactive_bash() {
     assert_eq!(native.status.code(), Some(3), "native: {native:?}");
     for p in platforms() {
         let out = run(Some(p), &args, input);
-        let (mut lines, _) = split_notices(normalize(&out.stdout));
+        let (lines, _) = split_notices(normalize(&out.stdout));
         assert_eq!(
             out.status.code(),
             Some(3),
@@ -97,12 +97,9 @@ fn script_types_into_interactive_bash() {
                 "{p}: no {want:?} in {lines:#?}"
             );
         }
-        let (mut native_lines, _) = split_notices(normalize(&native.stdout));
-        // The echo of the typed-ahead input by the line discipline, then bash's prompts
-        // and answers: the same lines, whatever their order around the prompts.
-        lines.sort();
-        native_lines.sort();
-        assert_eq!(lines, native_lines, "{p}");
+        // How the echo of typed-ahead input interleaves with bash's prompts depends on
+        // timing (natively too, under load): the exact comparison with native is the
+        // next test's, which types each line at its prompt.
     }
 }
 
