@@ -82,6 +82,10 @@ pub fn mmap(
             if flags & !LEGACY_MAP_MASK != 0 {
                 return Err(Errno::EOPNOTSUPP);
             }
+            // An anonymous mapping takes only MAP_SHARED or MAP_PRIVATE, as on Linux.
+            if flags & MAP_ANONYMOUS != 0 {
+                return Err(Errno::EINVAL);
+            }
             true
         }
         _ => return Err(Errno::EINVAL),

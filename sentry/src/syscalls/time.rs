@@ -259,7 +259,8 @@ pub fn clock_nanosleep(
     rem: UserAddr,
 ) -> SysResult<i64> {
     let clock = match id {
-        CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EINVAL),
+        // A thread's CPU clock has no sleep in Linux's table of clocks.
+        CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EOPNOTSUPP),
         _ => Clock::from_id(id)?,
     };
     let d = read_timespec(task, req)?;
