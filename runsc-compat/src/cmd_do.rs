@@ -84,6 +84,7 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         ready: None,
         control: None,
         allow_no_landlock: args.allow_no_landlock,
+        console: None,
     };
     let Sandbox {
         mut boot,
