@@ -3,6 +3,7 @@
 //! N killed it).
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use sentry::vfs::Cx;
 use signal_hook::iterator::Signals;
 
 use crate::container::ContainerConfig;
-use crate::{confine, control, fds, sandbox, GlobalFlags};
+use crate::{confine, console, control, fds, sandbox, GlobalFlags};
 
 /// Size of the memory file (sparse: only what the sandbox touches is used).
 const MEMORY_FILE_SIZE: u64 = 8 << 30;
@@ -60,6 +61,13 @@ pub struct BootArgs {
     /// as JSON), on this inherited descriptor.
     #[arg(long)]
     pub config_fd: Option<i32>,
+    /// The container's host terminal: the program's stdio is a terminal of the sandbox
+    /// joined to it (`console.rs`).
+    #[arg(long)]
+    pub console_fd: Option<i32>,
+    /// Take the console as this process's controlling terminal first.
+    #[arg(long)]
+    pub console_ctty: bool,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
@@ -95,6 +103,8 @@ struct Prepared {
     /// The control socket and what serving it needs, once the program runs.
     control: Option<(std::os::fd::OwnedFd, Arc<control::Server>)>,
     signals: Signals,
+    /// The container's terminal, when it has one.
+    console: Option<console::Bridge>,
 }
 
 impl Prepared {
@@ -105,11 +115,13 @@ impl Prepared {
             start,
             control,
             signals,
+            console,
         } = self;
         let program = task.group.tgid;
         let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
         let started = Arc::new(AtomicBool::new(false));
-        forward_signals(signals, &kernel, &init, Arc::clone(&started))?;
+        let resizer = console.as_ref().map(console::Bridge::resizer);
+        forward_signals(signals, &kernel, &init, Arc::clone(&started), resizer)?;
         if let Some(mut fifo) = start {
             // `bulwark start` writes one byte; until then the program does not run.
             let mut byte = [0u8; 1];
@@ -123,6 +135,9 @@ impl Prepared {
         // The sandbox ends with init: its status is the container's.
         let status = init.wait_exit(&waker);
         log::debug!("init ({program}): {status:?}");
+        if let Some(console) = console {
+            console.finish();
+        }
         Ok(match status {
             ExitStatus::Exited(code) => code,
             ExitStatus::Signaled(sig) => 128 + sig,
@@ -161,7 +176,16 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         Some(fd) => Some(ContainerConfig::from_fd(fds::take(&[fd])?.remove(0))?),
         None => None,
     };
-    let stdio = fds::dup_stdio()?;
+    let console_tty = match args.console_fd {
+        Some(fd) => Some(fds::take(&[fd])?.remove(0)),
+        None => None,
+    };
+    // With a terminal, the program's stdio is the sandbox's terminal (given below).
+    let stdio = if console_tty.is_some() {
+        Vec::new()
+    } else {
+        fds::dup_stdio()?
+    };
     let memory = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).context("creating the memory file")?);
     let (name, why) = crate::cmd_do::choose_platform(flags)?;
     log::debug!("platform: {name} ({why})");
@@ -244,6 +268,18 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         (listener, server)
     });
     let signals = forwarded_signals()?;
+    // After the handlers: a resize from now on is seen.
+    let console = match console_tty {
+        Some(tty) => {
+            if args.console_ctty {
+                console::take_controlling(tty.as_fd())?;
+            }
+            let bridge = console::Bridge::attach(&kernel, &fs, &task.creds, tty)?;
+            bridge.give_to(&task)?;
+            Some(bridge)
+        }
+        None => None,
+    };
     // The program is loaded and nothing runs it yet: from here on, only the host
     // syscalls of the Sentry's allow-list (confine.rs). Create host resources above.
     let platform = confine::Platform::from_name(name)?;
@@ -257,6 +293,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         start,
         control,
         signals,
+        console,
     })
 }
 
@@ -278,12 +315,19 @@ fn forward_signals(
     kernel: &Arc<Kernel>,
     init: &Arc<ThreadGroup>,
     started: Arc<AtomicBool>,
+    resizer: Option<console::Resizer>,
 ) -> anyhow::Result<()> {
     let (kernel, init) = (Arc::clone(kernel), Arc::clone(init));
     std::thread::Builder::new()
         .name("signals".to_string())
         .spawn(move || {
             for sig in signals.forever() {
+                if let (signal_hook::consts::SIGWINCH, Some(r)) = (sig, &resizer) {
+                    // The container's terminal changed size: its foreground group gets
+                    // SIGWINCH from the sandbox's terminal.
+                    r.sync();
+                    continue;
+                }
                 if !started.load(Ordering::SeqCst) {
                     if sig != signal_hook::consts::SIGWINCH {
                         log::debug!("signal {sig} before the program started: exiting");

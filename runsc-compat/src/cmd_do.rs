@@ -86,6 +86,7 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         allow_no_landlock: args.allow_no_landlock,
         binds: Vec::new(),
         container: None,
+        console: None,
     };
     let Sandbox {
         mut boot,

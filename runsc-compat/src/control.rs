@@ -47,6 +47,9 @@ pub enum Request {
         signal: i32,
         all: bool,
     },
+    /// On an `exec` connection with a terminal, after `started`: the host terminal's
+    /// window size changed.
+    Resize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +61,10 @@ pub struct ExecRequest {
     pub gid: u32,
     #[serde(default)]
     pub groups: Vec<u32>,
+    /// The descriptors are a host terminal: the process gets a terminal of the sandbox
+    /// joined to it (`console.rs`), as its controlling terminal.
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// What the Sentry answers.
@@ -212,6 +219,11 @@ impl Connection {
         }
     }
 
+    /// Sends a message that has no reply (`Resize`).
+    pub fn notify(&self, request: &Request) -> anyhow::Result<()> {
+        send(self.0.as_fd(), request, &[])
+    }
+
     pub fn into_fd(self) -> OwnedFd {
         self.0
     }
@@ -287,6 +299,7 @@ impl Server {
         log::debug!("control: {request:?}");
         match request {
             Request::Exec(exec) => return self.exec(conn, exec, fds),
+            Request::Resize => bail!("resize: not on an exec connection with a terminal"),
             Request::Ps => {
                 let list = self
                     .kernel
@@ -371,16 +384,29 @@ impl Server {
         let envp: Vec<Vec<u8>> = req.env.iter().map(|e| e.as_bytes().to_vec()).collect();
         fs.set_cmdline(sentry::vfs::path::cmdline(&argv));
         fs.set_environ(sentry::vfs::path::cmdline(&envp));
+        let (stdio, tty) = if req.terminal {
+            (Vec::new(), stdio.into_iter().next())
+        } else {
+            (stdio, None)
+        };
         let spec = InitSpec {
             path: path.as_bytes(),
             argv,
             envp,
-            creds,
+            creds: creds.clone(),
             stdio,
-            fs,
+            fs: Arc::clone(&fs),
         };
         let task = Task::new_exec(&self.kernel, &*self.tree, exe, spec)
             .map_err(|e| anyhow!("{program}: {}", crate::cmd_boot::describe(e)))?;
+        let console = match tty {
+            Some(tty) => {
+                let bridge = crate::console::Bridge::attach(&self.kernel, &fs, &creds, tty)?;
+                bridge.give_to(&task)?;
+                Some(bridge)
+            }
+            None => None,
+        };
         let group = Arc::clone(&task.group);
         let pid = group.tgid;
         std::thread::Builder::new()
@@ -390,11 +416,28 @@ impl Server {
             })
             .context("starting the process's thread")?;
         send(conn, &Reply::Started { pid }, &[])?;
-        let status = group.wait_exit(&sentry::kernel::wait::Waker::new());
-        let status = match status {
-            ExitStatus::Exited(code) => code,
-            ExitStatus::Signaled(sig) => 128 + sig,
-        };
-        send(conn, &Reply::Exited { status }, &[])
+        let status = std::thread::scope(|scope| {
+            if let Some(resizer) = console.as_ref().map(crate::console::Bridge::resizer) {
+                // The client reports resizes until it closes the connection, or the
+                // shutdown below ends the wait.
+                scope.spawn(move || {
+                    while let Ok(Some((Request::Resize, _))) = recv::<Request>(conn) {
+                        resizer.sync();
+                    }
+                });
+            }
+            let status = group.wait_exit(&sentry::kernel::wait::Waker::new());
+            if let Some(console) = console {
+                console.finish();
+            }
+            let status = match status {
+                ExitStatus::Exited(code) => code,
+                ExitStatus::Signaled(sig) => 128 + sig,
+            };
+            let sent = send(conn, &Reply::Exited { status }, &[]);
+            let _ = rustix::net::shutdown(conn, rustix::net::Shutdown::Read);
+            sent
+        });
+        status
     }
 }

@@ -22,6 +22,8 @@ const READY_FD: i32 = FIRST_CHANNEL_FD + GOFER_CHANNELS;
 const CONTROL_FD: i32 = READY_FD + 1;
 /// Where `boot` finds the container config (`--config-fd`).
 const CONFIG_FD: i32 = CONTROL_FD + 1;
+/// Where `boot` finds the container's terminal (`--console-fd`).
+const CONSOLE_FD: i32 = CONFIG_FD + 1;
 
 /// What to run, and how.
 pub struct LaunchSpec {
@@ -51,6 +53,16 @@ pub struct LaunchSpec {
     pub binds: Vec<crate::container::GoferBind>,
     /// The OCI container's mounts and process settings (`None` for `bulwark do`).
     pub container: Option<crate::container::ContainerConfig>,
+    /// The host terminal of a container with `process.terminal` (see `console.rs`).
+    pub console: Option<Console>,
+}
+
+/// A container's host terminal, for the Sentry to bridge.
+pub struct Console {
+    pub tty: OwnedFd,
+    /// The Sentry takes it as its controlling terminal (a pty of its own, allocated for
+    /// the console socket), to be sent `SIGWINCH`; not the caller's terminal.
+    pub take_controlling: bool,
 }
 
 /// The two processes of a sandbox.
@@ -152,6 +164,16 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
         fds.push(FdMapping {
             parent_fd: config.to_memfd()?,
             child_fd: CONFIG_FD,
+        });
+    }
+    if let Some(console) = spec.console {
+        command.arg(format!("--console-fd={CONSOLE_FD}"));
+        if console.take_controlling {
+            command.arg("--console-ctty");
+        }
+        fds.push(FdMapping {
+            parent_fd: console.tty,
+            child_fd: CONSOLE_FD,
         });
     }
     command.arg("--").args(&spec.argv);

@@ -9,6 +9,7 @@ mod cmd_boot;
 mod cmd_do;
 mod cmd_gofer;
 mod confine;
+mod console;
 mod container;
 mod control;
 mod fds;

@@ -14,6 +14,7 @@ use clap::Args;
 
 use super::spec::Spec;
 use super::state::{self, Stored};
+use crate::console::{self, HostConsole};
 use crate::launch::{self, LaunchSpec, Sandbox};
 use crate::GlobalFlags;
 
@@ -26,7 +27,7 @@ pub struct CreateArgs {
     /// Where to write the container's PID.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// A socket to pass the terminal's master to (not supported yet).
+    /// The AF_UNIX socket the terminal's master is sent to (`process.terminal`).
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
     /// Accepted for runc compatibility: the Sentry always pivots into an empty root.
@@ -93,12 +94,14 @@ fn root(flags: &GlobalFlags) -> PathBuf {
     PathBuf::from(&flags.root)
 }
 
-/// Starts the sandbox of a new container; returns it with its stored state.
-fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(Sandbox, Stored)> {
+/// Starts the sandbox of a new container; returns it with its stored state. `detach`:
+/// `bulwark` returns while the container runs (`create`, `run -d`).
+fn create_sandbox(
+    flags: &GlobalFlags,
+    args: &CreateArgs,
+    detach: bool,
+) -> anyhow::Result<(Sandbox, Stored)> {
     state::check_id(&args.id)?;
-    if args.console_socket.is_some() {
-        bail!("--console-socket: terminals are not supported yet");
-    }
     if args.preserve_fds != 0 {
         bail!("--preserve-fds: passing extra descriptors is not supported yet");
     }
@@ -114,9 +117,7 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
         .process
         .as_ref()
         .context("config.json has no process")?;
-    if process.terminal {
-        bail!("process.terminal: terminals are not supported yet");
-    }
+    let console = console::console_of(process.terminal, args.console_socket.as_deref(), detach)?;
     if process.args.is_empty() {
         bail!("process.args is empty");
     }
@@ -169,6 +170,10 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
             allow_no_landlock: false,
             binds,
             container: Some(container),
+            console: match &console {
+                Some(c) => Some(c.for_sentry()?),
+                None => None,
+            },
         };
         let mut sandbox = launch::spawn(flags, launch)?;
         if let Some(adj) = process.oom_score_adj {
@@ -192,6 +197,15 @@ fn create_sandbox(flags: &GlobalFlags, args: &CreateArgs) -> anyhow::Result<(San
                     why
                 }
             );
+        }
+        if let (Some(HostConsole::Pty(pty)), Some(socket)) = (&console, &args.console_socket) {
+            if let Err(e) = console::send_master(socket, pty) {
+                let _ = sandbox.boot.kill();
+                let _ = sandbox.gofer.kill();
+                let _ = sandbox.boot.wait();
+                let _ = sandbox.gofer.wait();
+                return Err(e);
+            }
         }
         let pid = i32::try_from(sandbox.boot.id()).unwrap_or(0);
         let stored = Stored {
@@ -242,7 +256,7 @@ fn kill_sandbox(sandbox: &mut Sandbox) {
 
 pub fn create(flags: &GlobalFlags, args: CreateArgs) -> anyhow::Result<i32> {
     // The sandbox outlives this process: its processes are reparented when it exits.
-    let _ = create_sandbox(flags, &args)?;
+    let _ = create_sandbox(flags, &args, true)?;
     Ok(0)
 }
 
@@ -291,7 +305,20 @@ pub fn start(flags: &GlobalFlags, args: IdArgs) -> anyhow::Result<i32> {
 
 pub fn run(flags: &GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
     let root = root(flags);
-    let (mut sandbox, mut stored) = create_sandbox(flags, &args.create)?;
+    let (mut sandbox, mut stored) = create_sandbox(flags, &args.create, args.detach)?;
+    // In the foreground with a terminal, the caller's is the container's: raw, so that
+    // the sandbox's own terminal does the work (restored when this returns).
+    let terminal = Spec::load(&stored.bundle)
+        .ok()
+        .and_then(|s| s.process)
+        .is_some_and(|p| p.terminal);
+    let _raw = if terminal && !args.detach {
+        Some(crate::console::RawMode::enter(std::os::fd::AsFd::as_fd(
+            &std::io::stdin(),
+        ))?)
+    } else {
+        None
+    };
     if let Err(e) = start_stored(&root, &mut stored) {
         let _ = sandbox.boot.kill();
         let _ = sandbox.gofer.kill();

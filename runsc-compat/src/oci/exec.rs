@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::spec::{Process, Spec};
 use super::state::{self, Stored};
+use crate::console::{console_of, HostConsole};
 use crate::control::{Connection, ExecRequest, Reply, Request};
 use crate::GlobalFlags;
 
@@ -27,10 +28,10 @@ pub struct ExecArgs {
     /// Where to write the PID of a host process whose exit status is the process's.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// A socket to pass the terminal's master to (not supported yet).
+    /// The AF_UNIX socket the terminal's master is sent to (with --tty and --detach).
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
-    /// Allocate a terminal (not supported yet).
+    /// Give the process a terminal.
     #[arg(short = 't', long)]
     pub tty: bool,
     /// The working directory.
@@ -74,6 +75,10 @@ pub struct ExecWaitArgs {
     /// The inherited control connection to wait on.
     #[arg(long)]
     pub fd: i32,
+    /// The process's host terminal: taken as controlling terminal, so that its resizes
+    /// are reported to the Sentry.
+    #[arg(long)]
+    pub tty_fd: Option<i32>,
 }
 
 /// A container that runs, and a connection to its Sentry.
@@ -119,17 +124,16 @@ fn process_of(stored: &Stored, args: &ExecArgs) -> anyhow::Result<Process> {
 }
 
 pub fn exec(flags: &GlobalFlags, args: ExecArgs) -> anyhow::Result<i32> {
-    if args.console_socket.is_some() {
-        bail!("--console-socket: terminals are not supported yet");
-    }
     if args.preserve_fds != 0 {
         bail!("--preserve-fds: passing extra descriptors is not supported yet");
     }
     let (stored, conn) = connect(flags, &args.id)?;
     let process = process_of(&stored, &args)?;
-    if process.terminal {
-        bail!("process.terminal: terminals are not supported yet");
-    }
+    let console = console_of(
+        process.terminal,
+        args.console_socket.as_deref(),
+        args.detach,
+    )?;
     if process.args.is_empty() {
         bail!("exec: the process has no args");
     }
@@ -144,15 +148,32 @@ pub fn exec(flags: &GlobalFlags, args: ExecArgs) -> anyhow::Result<i32> {
         uid: process.user.uid,
         gid: process.user.gid,
         groups: process.user.additional_gids,
+        terminal: console.is_some(),
     });
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-    let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let stdio = match &console {
+        Some(HostConsole::Pty(pty)) => [pty.slave.as_fd(); 3],
+        _ => [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
+    };
+    // In the foreground with a terminal, the caller's is the process's: raw, so that the
+    // sandbox's own terminal does the work (restored when this returns).
+    let _raw = match &console {
+        Some(HostConsole::Caller) => Some(crate::console::RawMode::enter(stdin.as_fd())?),
+        _ => None,
+    };
     match conn.call(&request, &stdio)? {
         Reply::Started { pid } => log::debug!("exec: PID {pid} in the sandbox"),
         other => bail!("exec: unexpected reply {other:?}"),
     }
+    if let (Some(HostConsole::Pty(pty)), Some(socket)) = (&console, &args.console_socket) {
+        crate::console::send_master(socket, pty)?;
+    }
     if !args.detach {
-        let code = wait_exited(&conn);
+        let code = if console.is_some() {
+            wait_with_resizes(&conn)
+        } else {
+            wait_exited(&conn)
+        };
         if let Some(pid_file) = &args.pid_file {
             // Without --detach the PID is this process's own.
             let _ = std::fs::write(pid_file, std::process::id().to_string());
@@ -170,11 +191,19 @@ pub fn exec(flags: &GlobalFlags, args: ExecArgs) -> anyhow::Result<i32> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     use command_fds::{CommandFdExt, FdMapping};
+    let mut fds = vec![FdMapping {
+        parent_fd: conn.into_fd(),
+        child_fd: 3,
+    }];
+    if let Some(HostConsole::Pty(pty)) = &console {
+        command.args(["--tty-fd", "4"]);
+        fds.push(FdMapping {
+            parent_fd: pty.slave.try_clone().context("duplicating the pty")?,
+            child_fd: 4,
+        });
+    }
     command
-        .fd_mappings(vec![FdMapping {
-            parent_fd: conn.into_fd(),
-            child_fd: 3,
-        }])
+        .fd_mappings(fds)
         .context("passing the connection on")?;
     let child = command.spawn().context("starting the exec waiter")?;
     if let Some(pid_file) = &args.pid_file {
@@ -199,10 +228,43 @@ fn wait_exited(conn: &Connection) -> i32 {
     }
 }
 
+/// Waits for the `exited` reply, reporting the terminal's resizes (`SIGWINCH`, which
+/// this process gets as the terminal's controlling process or foreground job) meanwhile.
+fn wait_with_resizes(conn: &Connection) -> i32 {
+    let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("exec: resizes will not reach the process: {e}");
+            return wait_exited(conn);
+        }
+    };
+    let handle = signals.handle();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for _ in signals.forever() {
+                let _ = conn.notify(&Request::Resize);
+            }
+        });
+        // A resize before the handler was in place.
+        let _ = conn.notify(&Request::Resize);
+        let code = wait_exited(conn);
+        handle.close();
+        code
+    })
+}
+
 /// The hidden `exec-wait`: the detached half of `exec`.
 pub fn exec_wait(_flags: &GlobalFlags, args: ExecWaitArgs) -> anyhow::Result<i32> {
     let fd = crate::fds::take(&[args.fd])?.remove(0);
-    Ok(wait_exited(&Connection::from_fd(fd)))
+    let conn = Connection::from_fd(fd);
+    match args.tty_fd {
+        Some(tty) => {
+            let tty = crate::fds::take(&[tty])?.remove(0);
+            crate::console::take_controlling(tty.as_fd())?;
+            Ok(wait_with_resizes(&conn))
+        }
+        None => Ok(wait_exited(&conn)),
+    }
 }
 
 pub fn ps(flags: &GlobalFlags, args: PsArgs) -> anyhow::Result<i32> {

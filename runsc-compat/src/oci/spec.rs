@@ -124,8 +124,8 @@ impl Spec {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    /// What `bulwark spec` writes: a shell in `rootfs`, as `runc spec` does (without a
-    /// terminal, which Bulwark does not offer yet).
+    /// What `bulwark spec` writes: a shell in `rootfs`, as `runc spec` does, but without
+    /// a terminal (which `create` could only give with `--console-socket`).
     pub fn example() -> Self {
         Self {
             oci_version: "1.0.2".to_string(),
