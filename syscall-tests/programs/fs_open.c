@@ -70,6 +70,12 @@ int main(void) {
     EXPECT_ERR("openat2_no_magiclinks", RAW(SYS_openat2, AT_FDCWD, "/proc/self/exe", &nomagic, sizeof nomagic), ELOOP);
     struct open_how noxdev = {.flags = O_RDONLY, .resolve = RESOLVE_NO_XDEV};
     EXPECT_ERR("openat2_no_xdev", RAW(SYS_openat2, AT_FDCWD, "/proc/self/status", &noxdev, sizeof noxdev), EXDEV);
+    struct open_how inroot = {.flags = O_RDONLY, .resolve = RESOLVE_IN_ROOT};
+    CHECK("openat2_in_root_absolute", (fd = RAW(SYS_openat2, dfd, "/x", &inroot, sizeof inroot)) >= 0);
+    close(fd);
+    CHECK("openat2_in_root_dotdot_clamped", (fd = RAW(SYS_openat2, dfd, "../../x", &inroot, sizeof inroot)) >= 0);
+    close(fd);
+    EXPECT_ERR("openat2_in_root_absolute_link", RAW(SYS_openat2, dfd, "abs", &inroot, sizeof inroot), ENOENT);
     struct open_how both = {.flags = O_RDONLY, .resolve = RESOLVE_BENEATH | RESOLVE_IN_ROOT};
     EXPECT_ERR("openat2_beneath_and_in_root", RAW(SYS_openat2, dfd, "x", &both, sizeof both), EINVAL);
     EXPECT_ERR("openat2_small_size", RAW(SYS_openat2, dfd, "x", &how, 8), EINVAL);

@@ -72,6 +72,12 @@ fn may_open(cx: &Cx, at: &Path, flags: i32) -> SysResult<()> {
     Ok(())
 }
 
+/// The filesystem view an open resolves in: the caller context's (`openat2`'s
+/// `RESOLVE_IN_ROOT` gives one rooted at the directory), else the task's.
+fn fs_of<'a>(task: &'a Task, cx: &'a Cx) -> &'a crate::vfs::FsContext {
+    cx.fs.as_deref().unwrap_or(&task.fs)
+}
+
 /// Creates a regular file `name` in `dir` for `open(O_CREAT)`.
 fn create_file(task: &Task, cx: &Cx, dir: &Path, name: &[u8], mode: u32) -> SysResult<Path> {
     let stat = dir.inode().stat()?;
@@ -79,7 +85,7 @@ fn create_file(task: &Task, cx: &Cx, dir: &Path, name: &[u8], mode: u32) -> SysR
     if dir.mount.read_only || dir.inode().read_only() {
         return Err(Errno::EROFS);
     }
-    let mode = S_IFREG | (mode & 0o7777 & !task.fs.umask());
+    let mode = S_IFREG | (mode & 0o7777 & !fs_of(task, cx).umask());
     let inode = dir
         .inode()
         .create(cx, name, NewNode::Node { mode, rdev: 0 })?;
@@ -132,17 +138,23 @@ pub fn open_path(
     let follow = flags & O_NOFOLLOW == 0;
     let mut created = false;
     let at = if flags & O_CREAT != 0 && flags & O_PATH == 0 {
-        let (dir, last, trailing) = task.fs.lookup_parent(cx, start.as_ref(), name)?;
+        let (dir, last, trailing) = fs_of(task, cx).lookup_parent(cx, start.as_ref(), name)?;
         if trailing || last == b"." || last == b".." {
             return Err(Errno::EISDIR);
         }
-        match step(&task.fs.vfs, cx, &task.fs.root(), &dir, &last) {
+        match step(
+            &fs_of(task, cx).vfs,
+            cx,
+            &fs_of(task, cx).root(),
+            &dir,
+            &last,
+        ) {
             Ok(existing) => {
                 if flags & O_EXCL != 0 {
                     return Err(Errno::EEXIST);
                 }
                 if existing.inode().mode() & S_IFMT == S_IFLNK && follow {
-                    match task.fs.lookup(cx, Some(&dir), &last, true) {
+                    match fs_of(task, cx).lookup(cx, Some(&dir), &last, true) {
                         Err(Errno::ENOENT) => {
                             // A dangling symlink: O_CREAT makes its target, as Linux.
                             let (at, made) = create_through_link(task, cx, existing, mode)?;
@@ -162,7 +174,7 @@ pub fn open_path(
             Err(e) => return Err(e),
         }
     } else {
-        task.fs.lookup(cx, start.as_ref(), name, follow)?
+        fs_of(task, cx).lookup(cx, start.as_ref(), name, follow)?
     };
     if flags & O_PATH != 0 {
         if flags & O_DIRECTORY != 0 && at.inode().mode() & S_IFMT != S_IFDIR {
@@ -208,11 +220,17 @@ fn create_through_link(task: &Task, cx: &Cx, mut link: Path, mode: u32) -> SysRe
                 dentry: Arc::clone(p),
             })
             .ok_or(Errno::ENOENT)?;
-        let (dir, name, trailing) = task.fs.lookup_parent(cx, Some(&parent), &target)?;
+        let (dir, name, trailing) = fs_of(task, cx).lookup_parent(cx, Some(&parent), &target)?;
         if trailing || name == b"." || name == b".." {
             return Err(Errno::EISDIR);
         }
-        match step(&task.fs.vfs, cx, &task.fs.root(), &dir, &name) {
+        match step(
+            &fs_of(task, cx).vfs,
+            cx,
+            &fs_of(task, cx).root(),
+            &dir,
+            &name,
+        ) {
             Ok(next) if next.inode().mode() & S_IFMT == S_IFLNK => link = next,
             Ok(next) => return Ok((next, false)),
             Err(Errno::ENOENT) => return Ok((create_file(task, cx, &dir, &name, mode)?, true)),
@@ -239,7 +257,7 @@ fn open_tmpfile(
         return Err(Errno::ENOENT);
     }
     let start = dir_of(task, dirfd, name)?;
-    let dir = task.fs.lookup(cx, start.as_ref(), name, true)?;
+    let dir = fs_of(task, cx).lookup(cx, start.as_ref(), name, true)?;
     let stat = dir.inode().stat()?;
     if stat.mode & S_IFMT != S_IFDIR {
         return Err(Errno::ENOTDIR);
@@ -248,7 +266,7 @@ fn open_tmpfile(
     if dir.mount.read_only || dir.inode().read_only() {
         return Err(Errno::EROFS);
     }
-    let mode = mode & 0o7777 & !task.fs.umask();
+    let mode = mode & 0o7777 & !fs_of(task, cx).umask();
     let inode = dir.inode().create_tmpfile(cx, mode, flags & O_EXCL == 0)?;
     let at = Path {
         mount: Arc::clone(&dir.mount),
@@ -335,32 +353,47 @@ pub fn openat2(
     {
         return Err(Errno::EINVAL);
     }
-    if how.resolve & RESOLVE_IN_ROOT != 0 {
-        // Resolving with the directory as the root is not served yet.
-        log::warn!("openat2 RESOLVE_IN_ROOT: not implemented (ENOSYS)");
-        return Err(Errno::ENOSYS);
-    }
     if how.resolve & RESOLVE_CACHED != 0 && flags & (O_CREAT | O_TRUNC | O_TMPFILE) != 0 {
         // Linux cannot promise these without blocking; the caller retries without.
         return Err(Errno::EAGAIN);
     }
     let mode = u32::try_from(how.mode).unwrap_or(0);
+    let in_root = how.resolve & RESOLVE_IN_ROOT != 0;
     let restrict = Restrict {
         no_xdev: how.resolve & RESOLVE_NO_XDEV != 0,
         no_magiclinks: how.resolve & RESOLVE_NO_MAGICLINKS != 0,
         no_symlinks: how.resolve & RESOLVE_NO_SYMLINKS != 0,
         beneath: how.resolve & RESOLVE_BENEATH != 0,
+        in_root,
         missing_last_ok: flags & O_CREAT != 0,
     };
-    if restrict != Restrict::default() {
-        // The path is checked against the restrictions, then opened as openat would.
-        // (A path changed by another thread in between is opened as it is then.)
-        let name = read_path(task, path)?;
-        let cx = cx(task);
-        let start = dir_of(task, dirfd, &name)?;
-        let follow = flags & O_NOFOLLOW == 0;
-        task.fs
-            .check_restricted(&cx, start.as_ref(), &name, follow, restrict)?;
+    if restrict == Restrict::default() {
+        return openat(task, dirfd, path, flags, mode);
     }
-    openat(task, dirfd, path, flags, mode)
+    let name = read_path(task, path)?;
+    let mut cx = cx(task);
+    let mut start = dir_of(task, dirfd, &name)?;
+    if in_root {
+        // The directory is the root: absolute paths and `..` stay beneath it.
+        let dir = match dir_of(task, dirfd, b".")? {
+            Some(d) => d,
+            None => task.fs.cwd(),
+        };
+        let fs = task.fs.fork();
+        fs.set_root(dir.clone());
+        fs.set_cwd(dir);
+        cx.fs = Some(fs);
+        start = None;
+    }
+    // The path is checked against the restrictions, then opened as openat would.
+    // (A path changed by another thread in between is opened as it is then.)
+    let follow = flags & O_NOFOLLOW == 0;
+    fs_of(task, &cx).check_restricted(&cx, start.as_ref(), &name, follow, restrict)?;
+    let file = if in_root {
+        open_path(task, &cx, AT_FDCWD, &name, flags, mode)?
+    } else {
+        open_path(task, &cx, dirfd, &name, flags, mode)?
+    };
+    super::tty::acquire_on_open(task, &*file, flags);
+    install(task, file, flags & O_CLOEXEC != 0)
 }

@@ -497,6 +497,8 @@ pub struct Restrict {
     /// `RESOLVE_BENEATH`: never above the starting directory, no absolute path or
     /// symlink, no magic link (`EXDEV`).
     pub beneath: bool,
+    /// `RESOLVE_IN_ROOT` (the root is the starting directory): no magic link (`EXDEV`).
+    pub in_root: bool,
     /// A missing last component is not an error (`O_CREAT` checks the path it will make).
     pub missing_last_ok: bool,
 }
@@ -544,7 +546,7 @@ pub fn walk(
                 return Err(Errno::ELOOP);
             }
             if let Some(target) = next.inode().follow_magic(cx) {
-                if restrict.beneath {
+                if restrict.beneath || restrict.in_root {
                     return Err(Errno::EXDEV);
                 }
                 if restrict.no_magiclinks {
