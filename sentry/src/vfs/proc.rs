@@ -35,6 +35,8 @@ enum Node {
     /// `/proc/PID` of the caller's process.
     Pid,
     File(Generator),
+    /// `comm`: the thread's name, which a write of the thread's own process changes.
+    Comm,
     Exe,
     Cwd,
     RootLink,
@@ -189,6 +191,7 @@ impl ProcInode {
             b"fd" => Node::FdDir,
             b"fdinfo" => Node::FdInfoDir,
             b"task" => Node::TaskDir,
+            b"comm" => Node::Comm,
             _ => {
                 let _ = cx;
                 PID_FILES
@@ -261,6 +264,7 @@ impl Inode for ProcInode {
             Node::FdDir | Node::FdInfoDir => S_IFDIR | 0o500,
             Node::FdInfo(_) => S_IFREG | 0o444,
             Node::File(_) => S_IFREG | 0o444,
+            Node::Comm => S_IFREG | 0o644,
             Node::SelfLink | Node::ThreadSelfLink => S_IFLNK | 0o777,
             Node::Exe | Node::Cwd | Node::RootLink | Node::Fd(_) => S_IFLNK | 0o777,
         };
@@ -480,6 +484,37 @@ impl Inode for ProcInode {
                     return Err(Errno::EACCES);
                 }
                 let data = generate(&self.fs, &self.target(cx)?)?;
+                Ok(Some(Arc::new(InodeFile::with_snapshot(
+                    cx,
+                    path.clone(),
+                    flags,
+                    data,
+                ))))
+            }
+            Node::Comm => {
+                let target = self.target(cx)?;
+                if flags & super::file::O_ACCMODE != super::file::O_RDONLY {
+                    // Only a thread of the same process may rename it, as on Linux.
+                    if target.tgid != cx.tgid {
+                        return Err(Errno::EACCES);
+                    }
+                    let thread = target
+                        .group
+                        .as_ref()
+                        .and_then(|g| {
+                            g.state()
+                                .threads
+                                .iter()
+                                .find(|t| t.tid() == target.tid)
+                                .cloned()
+                        })
+                        .ok_or(Errno::ENOENT)?;
+                    return Ok(Some(Arc::new(CommWriter {
+                        thread,
+                        flags: std::sync::atomic::AtomicI32::new(flags),
+                    })));
+                }
+                let data = format!("{}\n", comm(&target)).into_bytes();
                 Ok(Some(Arc::new(InodeFile::with_snapshot(
                     cx,
                     path.clone(),
@@ -862,6 +897,36 @@ fn statm(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
         .sum();
     let resident = mm.resident_pages();
     Ok(format!("{size} {resident} 0 {text} 0 {data} 0\n").into_bytes())
+}
+
+/// An open `/proc/PID/comm` for writing: each write names the thread (its first 15
+/// bytes, a newline included, as Linux keeps them).
+struct CommWriter {
+    thread: Arc<crate::kernel::process::TaskHandle>,
+    flags: std::sync::atomic::AtomicI32,
+}
+
+impl FileDescription for CommWriter {
+    fn read(&self, _: &mut [u8]) -> SysResult<usize> {
+        Err(Errno::EBADF)
+    }
+
+    fn write(&self, buf: &[u8]) -> SysResult<usize> {
+        self.thread.control.set_name(Some(buf));
+        Ok(buf.len())
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(super::file::anon_stat())
+    }
+
+    fn flags(&self) -> i32 {
+        self.flags.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_flags(&self, flags: i32) {
+        super::file::set_status_flags(&self.flags, flags);
+    }
 }
 
 /// The process's state letter and name, as `stat` and `status` show them.
