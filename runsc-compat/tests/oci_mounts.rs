@@ -187,14 +187,20 @@ fn a_single_file_is_bound_over_the_images() {
 fn tmpfs_mount_with_size_and_mode() {
     let mut f = Fixture::new(
         "echo hi > /scratch/f && cat /scratch/f && stat -f -c %T /scratch && \
-         stat -c %a /scratch && df -k /scratch | grep -c 65536",
+         stat -c %a /scratch && df -k /scratch | grep -c 65536; \
+         head -c 100000 /dev/zero > /small/f 2>/dev/null; echo status=$?; wc -c < /small/f; \
+         rm /small/f && head -c 60000 /dev/zero > /small/g && echo space back",
     );
     f.add_mount(serde_json::json!({
         "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
         "options": ["nosuid", "size=64m", "mode=750"]
     }));
+    f.add_mount(serde_json::json!({
+        "destination": "/small", "type": "tmpfs", "source": "tmpfs", "options": ["size=64k"]
+    }));
     let out = f.run("tmpfs");
-    assert_eq!(out, "hi\ntmpfs\n750\n1\n");
+    // The size is enforced: a write past 64 KiB fails (ENOSPC) after filling it.
+    assert_eq!(out, "hi\ntmpfs\n750\n1\nstatus=1\n65536\nspace back\n");
 }
 
 #[test]

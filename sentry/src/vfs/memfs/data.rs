@@ -15,10 +15,57 @@ use crate::mm::{MemoryObject, Page, PAGE_SIZE};
 /// The largest file tmpfs holds (Linux's `MAX_LFS_FILESIZE`).
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
+/// The pages a filesystem may hold: a tmpfs mounted with `size=` refuses more (`ENOSPC`,
+/// or `SIGBUS` for a page a mapping touches).
+#[derive(Debug, Default)]
+pub struct Budget {
+    /// The most pages (0: no limit but the sandbox's memory).
+    limit: std::sync::atomic::AtomicU64,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl Budget {
+    pub fn set_limit(&self, pages: u64) {
+        self.limit
+            .store(pages, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes one page, or `ENOSPC` at the limit.
+    fn charge(&self) -> SysResult<()> {
+        use std::sync::atomic::Ordering;
+        let limit = self.limit.load(Ordering::Relaxed);
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| {
+                (limit == 0 || u < limit).then_some(u + 1)
+            })
+            .map(|_| ())
+            .map_err(|_| Errno::ENOSPC)
+    }
+
+    fn uncharge(&self, pages: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(pages))
+            });
+    }
+}
+
 /// A growable file held in memory-file pages; holes read as zeros.
 pub struct Pages {
     memory: Arc<MemoryFile>,
     inner: Mutex<PagesInner>,
+    /// The filesystem's page budget, charged for every page held.
+    budget: Arc<Budget>,
 }
 
 struct PagesInner {
@@ -28,12 +75,27 @@ struct PagesInner {
 
 impl Pages {
     pub fn new(memory: &Arc<MemoryFile>) -> Arc<Self> {
+        Self::with_budget(memory, Arc::default())
+    }
+
+    /// Pages charged to `budget` (a filesystem's).
+    pub fn with_budget(memory: &Arc<MemoryFile>, budget: Arc<Budget>) -> Arc<Self> {
         Arc::new(Self {
             memory: Arc::clone(memory),
             inner: Mutex::new(PagesInner {
                 pages: BTreeMap::new(),
                 size: 0,
             }),
+            budget,
+        })
+    }
+
+    /// A new page, charged to the budget.
+    fn new_page(&self) -> SysResult<Arc<Page>> {
+        self.budget.charge()?;
+        Page::new(&self.memory).map_err(|e| {
+            self.budget.uncharge(1);
+            e
         })
     }
 
@@ -90,7 +152,7 @@ impl Pages {
                 Some(p) => Arc::clone(p),
                 None => {
                     // The sandbox's memory is the filesystem's space, as tmpfs's is.
-                    let p = Page::new(&self.memory).map_err(|_| Errno::ENOSPC)?;
+                    let p = self.new_page().map_err(|_| Errno::ENOSPC)?;
                     inner.pages.insert(at / PAGE_SIZE, Arc::clone(&p));
                     p
                 }
@@ -114,7 +176,9 @@ impl Pages {
         let mut inner = self.lock();
         if size < inner.size {
             let keep = size.div_ceil(PAGE_SIZE);
+            let before = inner.pages.len();
             inner.pages.retain(|&i, _| i < keep);
+            self.budget.uncharge((before - inner.pages.len()) as u64);
             let in_page = size % PAGE_SIZE;
             if in_page != 0 {
                 if let Some(page) = inner.pages.get(&(size / PAGE_SIZE)) {
@@ -130,6 +194,13 @@ impl Pages {
     }
 }
 
+impl Drop for Pages {
+    fn drop(&mut self) {
+        let held = self.inner.get_mut().map_or(0, |i| i.pages.len());
+        self.budget.uncharge(held as u64);
+    }
+}
+
 impl MemoryObject for Pages {
     fn page(&self, index: u64) -> SysResult<Option<Arc<Page>>> {
         let mut inner = self.lock();
@@ -139,7 +210,7 @@ impl MemoryObject for Pages {
         if let Some(p) = inner.pages.get(&index) {
             return Ok(Some(Arc::clone(p)));
         }
-        let p = Page::new(&self.memory)?;
+        let p = self.new_page()?;
         inner.pages.insert(index, Arc::clone(&p));
         Ok(Some(p))
     }
@@ -461,5 +532,24 @@ mod tests {
             "bytes cut by a shrink read back as zero"
         );
         assert_eq!(p.write_at(u64::MAX - 1, b"ab").err(), Some(Errno::EFBIG));
+    }
+
+    #[test]
+    fn a_budget_limits_the_pages_and_gets_them_back() {
+        let budget = Arc::new(Budget::default());
+        budget.set_limit(2);
+        let p = Pages::with_budget(&memory(), Arc::clone(&budget));
+        let page = vec![1u8; PAGE_SIZE as usize];
+        p.write_at(0, &page).unwrap();
+        p.write_at(PAGE_SIZE, &page).unwrap();
+        assert_eq!(p.write_at(2 * PAGE_SIZE, &page), Err(Errno::ENOSPC));
+        assert_eq!(budget.used(), 2);
+        p.truncate(PAGE_SIZE).unwrap();
+        assert_eq!(budget.used(), 1, "a shrink gives pages back");
+        let q = Pages::with_budget(&memory(), Arc::clone(&budget));
+        q.write_at(0, &page).unwrap();
+        drop(p);
+        drop(q);
+        assert_eq!(budget.used(), 0, "dropped files give theirs back");
     }
 }

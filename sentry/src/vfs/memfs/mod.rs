@@ -40,8 +40,8 @@ pub struct MemFs {
     memory: Arc<MemoryFile>,
     next_ino: AtomicU64,
     magic: i64,
-    /// `size=` in pages (0: none), for `statfs`.
-    size_limit: AtomicU64,
+    /// `size=` in pages (0: none) and the pages its files hold.
+    budget: Arc<data::Budget>,
     /// Serialises renames, so two of them cannot lock directories in opposite orders.
     rename_lock: Mutex<()>,
 }
@@ -122,14 +122,12 @@ impl MemFs {
         fs.new_inode(S_IFDIR | (mode & 0o7777), 0, 0, 0, None, Weak::new())
     }
 
-    /// A tmpfs mounted with `size=`: `statfs` shows `size` as its capacity (the pages
-    /// it can use are the sandbox's memory file's, as for any tmpfs here; the size is
-    /// shown, not enforced).
+    /// A tmpfs mounted with `size=`: its files may hold at most `size` bytes of pages
+    /// (`ENOSPC` beyond), and `statfs` shows that capacity and what is used of it.
     pub fn tmpfs_sized(memory: &Arc<MemoryFile>, mode: u32, size: Option<u64>) -> Arc<MemInode> {
         let fs = Self::new(memory, TMPFS_MAGIC);
         if let Some(size) = size {
-            fs.size_limit
-                .store(size.div_ceil(4096).max(1), Ordering::Relaxed);
+            fs.budget.set_limit(size.div_ceil(4096).max(1));
         }
         fs.new_inode(S_IFDIR | (mode & 0o7777), 0, 0, 0, None, Weak::new())
     }
@@ -152,7 +150,7 @@ impl MemFs {
             memory: Arc::clone(memory),
             next_ino: AtomicU64::new(1 << 40),
             magic,
-            size_limit: AtomicU64::new(0),
+            budget: Arc::default(),
             rename_lock: Mutex::new(()),
         })
     }
@@ -174,7 +172,10 @@ impl MemFs {
                 lower: None,
                 parent,
             })),
-            S_IFREG => Body::File(Mutex::new(FileData::Mem(Pages::new(&self.memory)))),
+            S_IFREG => Body::File(Mutex::new(FileData::Mem(Pages::with_budget(
+                &self.memory,
+                Arc::clone(&self.budget),
+            )))),
             S_IFLNK => Body::Symlink(Mutex::new(Link::Target(target.unwrap_or_default()))),
             crate::vfs::S_IFIFO => Body::Fifo(crate::vfs::pipe::Pipe::new_fifo()),
             _ => Body::Other,
@@ -295,7 +296,7 @@ impl MemInode {
             return Ok(Arc::clone(p));
         }
         let cache = self.lower_cache_locked(&mut data)?;
-        let pages = Pages::new(&self.fs.memory);
+        let pages = Pages::with_budget(&self.fs.memory, Arc::clone(&self.fs.budget));
         let size = self.meta().lower_size;
         let mut buf = vec![0u8; 1 << 16];
         let mut at = 0u64;
@@ -398,7 +399,7 @@ impl Inode for MemInode {
 
     fn statfs(&self) -> SysResult<StatFs> {
         // Its space is the sandbox's memory file.
-        let (total, free) = match self.fs.size_limit.load(Ordering::Relaxed) {
+        let (total, free) = match self.fs.budget.limit() {
             0 => {
                 let total = self.fs.memory.size() / 4096;
                 (
@@ -406,8 +407,7 @@ impl Inode for MemInode {
                     total.saturating_sub(self.fs.memory.allocated() / 4096),
                 )
             }
-            // A sized tmpfs does not count its own pages: it shows itself empty.
-            limit => (limit, limit),
+            limit => (limit, limit.saturating_sub(self.fs.budget.used())),
         };
         let inodes = self.fs.next_ino.load(Ordering::Relaxed) - (1 << 40);
         Ok(StatFs {
