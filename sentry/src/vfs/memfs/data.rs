@@ -93,10 +93,7 @@ impl Pages {
     /// A new page, charged to the budget.
     fn new_page(&self) -> SysResult<Arc<Page>> {
         self.budget.charge()?;
-        Page::new(&self.memory).map_err(|e| {
-            self.budget.uncharge(1);
-            e
-        })
+        Page::new(&self.memory).inspect_err(|_| self.budget.uncharge(1))
     }
 
     fn lock(&self) -> MutexGuard<'_, PagesInner> {
