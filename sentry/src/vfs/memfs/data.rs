@@ -536,7 +536,7 @@ mod tests {
         let budget = Arc::new(Budget::default());
         budget.set_limit(2);
         let p = Pages::with_budget(&memory(), Arc::clone(&budget));
-        let page = vec![1u8; PAGE_SIZE as usize];
+        let page = vec![1u8; 4096];
         p.write_at(0, &page).unwrap();
         p.write_at(PAGE_SIZE, &page).unwrap();
         assert_eq!(p.write_at(2 * PAGE_SIZE, &page), Err(Errno::ENOSPC));
