@@ -199,6 +199,9 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
     sandbox::no_new_privs()?;
     confine::drop_capabilities(one_thread)?;
     let kernel = Kernel::new(platform);
+    if let Some(profile) = container.as_ref().and_then(|c| c.seccomp.as_ref()) {
+        let _ = kernel.seccomp.set(profile.compile()?);
+    }
     if let Some(h) = &args.hostname {
         kernel.set_hostname(h.as_bytes());
     }

@@ -25,6 +25,8 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     /// `None`: the Sentry's default for the user (every capability for root).
     pub capabilities: Option<CapSets>,
+    /// `linux.seccomp`, applied by the Sentry to every application syscall.
+    pub seccomp: Option<crate::oci::seccomp::Profile>,
 }
 
 /// One mount, as the Sentry makes it.

@@ -301,3 +301,43 @@ fn exec_ps_pause_resume_and_kill_all() {
     f.wait_for("e1", "stopped");
     assert!(f.bulwark(&["delete", "e1"]).status.success());
 }
+
+#[test]
+fn the_specs_seccomp_profile_is_enforced_on_the_application() {
+    let f = Fixture::new(
+        "mkdir /tmp/d; echo mkdir=$?; echo still here; hostname other; echo hostname=$?",
+    );
+    let path = f.bundle().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+            {"names": ["sethostname"], "action": "SCMP_ACT_KILL_PROCESS"}
+        ]
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = f.bulwark(&["run", "--bundle", f.bundle().to_str().unwrap(), "sc1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // mkdir refused with EACCES; the hostname process killed by SIGSYS (128 + 31).
+    assert_eq!(stdout, "mkdir=1\nstill here\nhostname=159\n", "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    config["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY"});
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = f.bulwark(&["create", "--bundle", f.bundle().to_str().unwrap(), "sc2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a profile Bulwark cannot enforce fails create"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SCMP_ACT_NOTIFY"));
+    assert!(
+        f.bulwark(&["list", "-q"]).stdout.is_empty(),
+        "and leaves nothing"
+    );
+}

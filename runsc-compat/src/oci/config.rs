@@ -49,6 +49,7 @@ pub fn from_spec(spec: &Spec, bundle: &Path) -> anyhow::Result<(ContainerConfig,
         };
         config.masked_paths = paths("maskedPaths");
         config.readonly_paths = paths("readonlyPaths");
+        config.seccomp = super::seccomp::Profile::from_linux(linux)?;
     }
     if let Some(process) = &spec.process {
         for r in &process.rlimits {

@@ -5,5 +5,6 @@ pub mod commands;
 pub mod config;
 pub mod exec;
 pub mod hooks;
+pub mod seccomp;
 pub mod spec;
 pub mod state;

@@ -9,6 +9,7 @@ pub mod futex;
 pub mod futex_pi;
 mod limits;
 pub mod process;
+pub mod seccomp;
 pub mod signal;
 pub mod signal_frame;
 mod task;
@@ -72,6 +73,9 @@ pub struct Kernel {
     hostname: Mutex<Vec<u8>>,
     /// uname's domainname (`setdomainname`).
     domainname: Mutex<Vec<u8>>,
+    /// The container's seccomp policy (OCI `linux.seccomp`), checked on every
+    /// application syscall once set.
+    pub seccomp: std::sync::OnceLock<seccomp::Policy>,
     /// `bulwark pause`: application code does not run while set.
     frozen: std::sync::atomic::AtomicBool,
     thawed: std::sync::Condvar,
@@ -108,6 +112,7 @@ impl Kernel {
             strace: std::sync::atomic::AtomicBool::new(false),
             hostname: Mutex::new(b"bulwark".to_vec()),
             domainname: Mutex::new(b"(none)".to_vec()),
+            seccomp: std::sync::OnceLock::new(),
             frozen: std::sync::atomic::AtomicBool::new(false),
             thawed: std::sync::Condvar::new(),
             freeze_lock: Mutex::new(()),

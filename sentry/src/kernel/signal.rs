@@ -176,6 +176,11 @@ impl SigActions {
     }
 }
 
+/// `si_code` of a `SIGSYS` raised by a seccomp policy.
+pub const SYS_SECCOMP: i32 = 1;
+/// `si_arch` of x86-64 (`AUDIT_ARCH_X86_64`).
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
 /// `siginfo_t`: 128 bytes; the union's fields are laid out by `SigInfo::bytes`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SigInfo {
@@ -230,6 +235,11 @@ impl SigInfo {
         if self.addr != 0 {
             // Faults: si_addr at 16.
             b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+            if self.signo == SIGSYS && self.code == SYS_SECCOMP {
+                // si_syscall and si_arch.
+                b[24..28].copy_from_slice(&self.status.to_le_bytes());
+                b[28..32].copy_from_slice(&AUDIT_ARCH_X86_64.to_le_bytes());
+            }
         } else {
             b[16..20].copy_from_slice(&self.pid.to_le_bytes());
             b[20..24].copy_from_slice(&self.uid.to_le_bytes());

@@ -281,6 +281,11 @@ impl Task {
             self.exit = Some(ExitStatus::Signaled(SIGKILL));
             return;
         }
+        if let Some(policy) = self.kernel.seccomp.get() {
+            if !self.seccomp_allows(policy.check(r.orig_rax, &args)) {
+                return;
+            }
+        }
         let result = syscalls::dispatch(self, r.orig_rax, args);
         if let Some(described) = described {
             let name = syscalls::names::name(r.orig_rax).unwrap_or("unknown");
@@ -296,6 +301,47 @@ impl Task {
                 self.regs.rax = Errno::EINTR.to_return();
             }
             Err(errno) => self.regs.rax = errno.to_return(),
+        }
+    }
+
+    /// Carries out a seccomp action other than allowing the syscall; `true` if the
+    /// syscall is to run.
+    fn seccomp_allows(&mut self, action: super::seccomp::Action) -> bool {
+        use super::seccomp::Action;
+        let nr = self.regs.orig_rax;
+        match action {
+            Action::Allow => true,
+            Action::Log => {
+                log::info!("seccomp: task {} syscall {nr} (logged)", self.tid());
+                true
+            }
+            Action::Errno(e) => {
+                self.regs.rax = (-i64::from(e)) as u64;
+                false
+            }
+            Action::Trace => {
+                self.regs.rax = Errno::ENOSYS.to_return();
+                false
+            }
+            Action::Trap => {
+                self.regs.rax = Errno::ENOSYS.to_return();
+                let info = SigInfo {
+                    status: i32::try_from(nr).unwrap_or(-1),
+                    ..SigInfo::fault(signal::SIGSYS, signal::SYS_SECCOMP, self.regs.rip)
+                };
+                self.force_signal(info);
+                false
+            }
+            Action::KillThread => {
+                log::debug!("seccomp: task {} killed at syscall {nr}", self.tid());
+                self.exit = Some(ExitStatus::Signaled(signal::SIGSYS));
+                false
+            }
+            Action::KillProcess => {
+                log::debug!("seccomp: process {} killed at syscall {nr}", self.tgid());
+                self.group.begin_exit(ExitStatus::Signaled(signal::SIGSYS));
+                false
+            }
         }
     }
 
