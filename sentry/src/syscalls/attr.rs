@@ -33,7 +33,7 @@ fn target(task: &Task, dirfd: i32, path: UserAddr, flags: i32) -> SysResult<Targ
     let at = lookup_at(task, dirfd, path, flags)?;
     Ok(Target {
         inode: std::sync::Arc::clone(at.inode()),
-        ro: at.mount.read_only || at.inode().read_only(),
+        ro: at.mount.is_read_only() || at.inode().read_only(),
         path: Some(at),
     })
 }
@@ -42,7 +42,7 @@ fn target(task: &Task, dirfd: i32, path: UserAddr, flags: i32) -> SysResult<Targ
 fn fd_target(task: &Task, fd: i32) -> SysResult<Target> {
     let file = task.fds.get(fd)?;
     let inode = file.inode().cloned().ok_or(Errno::EBADF)?;
-    let ro = file.path().is_some_and(|p| p.mount.read_only) || inode.read_only();
+    let ro = file.path().is_some_and(|p| p.mount.is_read_only()) || inode.read_only();
     Ok(Target {
         inode,
         ro,

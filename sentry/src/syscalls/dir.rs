@@ -29,7 +29,7 @@ fn parent_at(task: &Task, cx: &Cx, dirfd: i32, path: UserAddr) -> SysResult<(Pat
 fn may_modify(cx: &Cx, dir: &Path) -> SysResult<()> {
     let stat = dir.inode().stat()?;
     permitted(&stat, &cx.creds, MAY_WRITE | MAY_EXEC)?;
-    if dir.mount.read_only || dir.inode().read_only() {
+    if dir.mount.is_read_only() || dir.inode().read_only() {
         return Err(Errno::EROFS);
     }
     Ok(())

@@ -73,7 +73,7 @@ pub fn memfd_create(task: &mut Task, name: UserAddr, flags: u32) -> SysResult<i6
             mountpoint: None,
             fstype: "tmpfs",
             source: "none".to_string(),
-            read_only: false,
+            read_only: false.into(),
         }),
         dentry: Arc::new(Dentry {
             name: shown,

@@ -18,6 +18,7 @@ mod lock;
 mod memfd;
 mod mm;
 mod mmap_file;
+mod mount;
 mod msg;
 pub mod names;
 mod open;
@@ -257,6 +258,8 @@ syscall_table! {
     160 => info::setrlimit(resource: u32, new: UserAddr),
     161 => dir::chroot(path: UserAddr),
     162 => fs::sync(),
+    165 => mount::mount(source: UserAddr, target: UserAddr, fstype: UserAddr, flags: u64, data: UserAddr),
+    166 => mount::umount2(target: UserAddr, flags: i32),
     170 => info::sethostname(name: UserAddr, len: i32),
     171 => info::setdomainname(name: UserAddr, len: i32),
     186 => process::gettid(),

@@ -66,7 +66,7 @@ fn may_open(cx: &Cx, at: &Path, flags: i32) -> SysResult<()> {
         want |= MAY_WRITE;
     }
     permitted(&stat, &cx.creds, want)?;
-    if (writes || flags & O_TRUNC != 0) && (at.mount.read_only || at.inode().read_only()) {
+    if (writes || flags & O_TRUNC != 0) && (at.mount.is_read_only() || at.inode().read_only()) {
         return Err(Errno::EROFS);
     }
     Ok(())
@@ -82,7 +82,7 @@ fn fs_of<'a>(task: &'a Task, cx: &'a Cx) -> &'a crate::vfs::FsContext {
 fn create_file(task: &Task, cx: &Cx, dir: &Path, name: &[u8], mode: u32) -> SysResult<Path> {
     let stat = dir.inode().stat()?;
     permitted(&stat, &cx.creds, MAY_WRITE | MAY_EXEC)?;
-    if dir.mount.read_only || dir.inode().read_only() {
+    if dir.mount.is_read_only() || dir.inode().read_only() {
         return Err(Errno::EROFS);
     }
     let mode = S_IFREG | (mode & 0o7777 & !fs_of(task, cx).umask());
@@ -263,7 +263,7 @@ fn open_tmpfile(
         return Err(Errno::ENOTDIR);
     }
     permitted(&stat, &cx.creds, MAY_WRITE | MAY_EXEC)?;
-    if dir.mount.read_only || dir.inode().read_only() {
+    if dir.mount.is_read_only() || dir.inode().read_only() {
         return Err(Errno::EROFS);
     }
     let mode = mode & 0o7777 & !fs_of(task, cx).umask();

@@ -313,7 +313,7 @@ fn bind_path(task: &Task, ep: &Arc<Endpoint>, path: Vec<u8>) -> SysResult<()> {
     }
     let stat = dir.inode().stat()?;
     permitted(&stat, &cx.creds, MAY_WRITE | MAY_EXEC)?;
-    if dir.mount.read_only || dir.inode().read_only() {
+    if dir.mount.is_read_only() || dir.inode().read_only() {
         return Err(Errno::EROFS);
     }
     let mode = S_IFSOCK | (0o777 & !task.fs.umask());

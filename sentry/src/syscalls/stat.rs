@@ -186,7 +186,7 @@ pub fn faccessat2(
     };
     let want = u32::try_from(mode).unwrap_or(0);
     permitted(&stat, &creds, want)?;
-    if want & crate::vfs::MAY_WRITE != 0 && (at.mount.read_only || at.inode().read_only()) {
+    if want & crate::vfs::MAY_WRITE != 0 && (at.mount.is_read_only() || at.inode().read_only()) {
         return Err(Errno::EROFS);
     }
     Ok(0)

@@ -28,7 +28,7 @@ impl AnonInode {
                 mountpoint: None,
                 fstype: "anon_inodefs",
                 source: "none".to_string(),
-                read_only: false,
+                read_only: false.into(),
             }),
             dentry,
         }

@@ -42,7 +42,14 @@ pub struct Mount {
     pub mountpoint: Option<Path>,
     pub fstype: &'static str,
     pub source: String,
-    pub read_only: bool,
+    /// Refuses every change made through it (`EROFS`); `MS_REMOUNT` may change it.
+    pub read_only: std::sync::atomic::AtomicBool,
+}
+
+impl Mount {
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
+    }
 }
 
 /// A location: a dentry in a mount.
@@ -140,7 +147,7 @@ impl Vfs {
             mountpoint: None,
             fstype,
             source: source.to_string(),
-            read_only,
+            read_only: std::sync::atomic::AtomicBool::new(read_only),
         });
         Arc::new(Self {
             mounts: Mutex::new(vec![mount]),
@@ -196,13 +203,54 @@ impl Vfs {
             mountpoint: Some(at.clone()),
             fstype,
             source: source.to_string(),
-            read_only,
+            read_only: std::sync::atomic::AtomicBool::new(read_only),
         });
         self.lock().push(mount);
         Ok(())
     }
 
     /// Every mount, in mount order.
+    /// Unmounts the mount whose root `at` is (`EINVAL` if `at` is no mount's root, or the
+    /// root mount). Without `detach`, a mount with mounts on it is `EBUSY`; with it, they
+    /// go too.
+    pub fn unmount(&self, at: &Path, detach: bool) -> SysResult<()> {
+        let mut mounts = self.lock();
+        let target = &at.mount;
+        if target.mountpoint.is_none() || !Arc::ptr_eq(&at.dentry, &target.root) {
+            return Err(Errno::EINVAL);
+        }
+        // The mounts stacked under it (on a path inside it), transitively.
+        let mut gone: Vec<Arc<Mount>> = vec![Arc::clone(target)];
+        let mut i = 0;
+        while i < gone.len() {
+            let parent = Arc::clone(&gone[i]);
+            for m in mounts.iter() {
+                let on_it = m
+                    .mountpoint
+                    .as_ref()
+                    .is_some_and(|mp| Arc::ptr_eq(&mp.mount, &parent));
+                if on_it && !gone.iter().any(|g| Arc::ptr_eq(g, m)) {
+                    gone.push(Arc::clone(m));
+                }
+            }
+            i += 1;
+        }
+        if gone.len() > 1 && !detach {
+            return Err(Errno::EBUSY);
+        }
+        mounts.retain(|m| !gone.iter().any(|g| Arc::ptr_eq(g, m)));
+        Ok(())
+    }
+
+    /// Changes whether the mount whose root `at` is refuses writes (`MS_REMOUNT`).
+    pub fn remount(&self, at: &Path, read_only: bool) -> SysResult<()> {
+        if !Arc::ptr_eq(&at.dentry, &at.mount.root) {
+            return Err(Errno::EINVAL);
+        }
+        at.mount.read_only.store(read_only, Ordering::Relaxed);
+        Ok(())
+    }
+
     pub fn mounts(&self) -> Vec<Arc<Mount>> {
         self.lock().clone()
     }
@@ -737,7 +785,7 @@ mod tests {
             same_inode(seen.inode(), &file),
             "the file is mounted over f"
         );
-        assert!(seen.mount.read_only);
+        assert!(seen.mount.is_read_only());
         assert_eq!(seen.name_from(&fs.root()), b"/a/b/f");
         let dir = fs.lookup(&cx, None, b"/a", true).unwrap();
         assert_eq!(

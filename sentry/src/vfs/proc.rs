@@ -684,7 +684,7 @@ fn mounts(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
         out.extend_from_slice(m.source.as_bytes());
         out.push(b' ');
         out.extend_from_slice(&at);
-        let opts = if m.read_only { "ro" } else { "rw" };
+        let opts = if m.is_read_only() { "ro" } else { "rw" };
         out.extend_from_slice(format!(" {} {opts} 0 0\n", m.fstype).as_bytes());
     }
     Ok(out)
@@ -760,7 +760,7 @@ fn mountinfo(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
             None => (m.id, b"/".to_vec()),
         };
         let dev = m.root.inode.dev();
-        let opts = if m.read_only { "ro" } else { "rw" };
+        let opts = if m.is_read_only() { "ro" } else { "rw" };
         out.extend_from_slice(
             format!("{} {parent} {}:{} / ", m.id, dev >> 8, dev & 0xff).as_bytes(),
         );
