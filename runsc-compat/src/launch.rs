@@ -41,6 +41,9 @@ pub struct LaunchSpec {
     /// `do`: the sandbox dies with the `bulwark` that started it. OCI containers outlive
     /// `bulwark create`.
     pub die_with_parent: bool,
+    /// Signals from outside that init does not handle are dropped, as for the init of a
+    /// PID namespace (OCI containers; `do` passes them on, so that Ctrl-C ends the program).
+    pub protect_init: bool,
     /// The Sentry waits for a byte on this FIFO (`bulwark start`) before running the
     /// program.
     pub start_fifo: Option<PathBuf>,
@@ -140,6 +143,9 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
     }
     if spec.die_with_parent {
         command.arg("--die-with-parent");
+    }
+    if spec.protect_init {
+        command.arg("--protect-init");
     }
     if let Some(fifo) = &spec.start_fifo {
         command.arg("--start-fifo").arg(fifo);

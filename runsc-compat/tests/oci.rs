@@ -341,3 +341,66 @@ fn the_specs_seccomp_profile_is_enforced_on_the_application() {
         "and leaves nothing"
     );
 }
+
+/// Regression: a SIGTERM from outside ended a container whose init does not handle it
+/// (`docker stop` returned at once with 143), where Linux drops it for the init of a PID
+/// namespace, so runc's `docker stop` waits for the timeout and SIGKILL (137).
+#[test]
+fn init_ignores_the_signals_it_does_not_handle() {
+    let f = Fixture::new("");
+    let bundle = f.bundle();
+    // sleep itself is init: sh has handlers of its own until it execs.
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["process"]["args"] = serde_json::json!(["sleep", "100"]);
+    std::fs::write(&path, config.to_string()).unwrap();
+    assert!(f
+        .bulwark(&["create", "-b", bundle.to_str().unwrap(), "i1"])
+        .status
+        .success());
+    assert!(f.bulwark(&["start", "i1"]).status.success());
+    for sig in ["TERM", "INT", "HUP", "USR1"] {
+        assert!(f.bulwark(&["kill", "i1", sig]).status.success(), "{sig}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        f.status("i1"),
+        "running",
+        "init without handlers ignores them"
+    );
+    assert!(f.bulwark(&["kill", "i1", "KILL"]).status.success());
+    f.wait_for("i1", "stopped");
+    assert!(f.bulwark(&["delete", "i1"]).status.success());
+
+    // A handled signal is delivered: the trap runs and init exits as it chooses.
+    let f = Fixture::new("trap 'exit 42' TERM; while true; do sleep 0.1; done");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg(format!("--root={}", f.dir.path().join("state").display()))
+        .args(["--platform=systrap", "run", "-b"])
+        .arg(f.bundle())
+        .arg("i2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the shell has set its trap, TERM is dropped: send it until the trap runs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = f.bulwark(&["delete", "--force", "i2"]);
+            let _ = run.kill();
+            panic!("the TERM trap never ran");
+        }
+        // Only once started: a kill in the created state ends the sandbox.
+        if String::from_utf8_lossy(&f.bulwark(&["state", "i2"]).stdout).contains("running") {
+            let _ = f.bulwark(&["kill", "i2", "TERM"]);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(42), "the TERM trap ran");
+}
