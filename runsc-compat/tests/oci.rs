@@ -237,11 +237,26 @@ fn exec_ps_pause_resume_and_kill_all() {
     let out = f.bulwark(&["exec", "e1", "/no/such/program"]);
     assert_eq!(out.status.code(), Some(1), "a missing program fails exec");
 
-    let ps = f.bulwark(&["ps", "--format", "json", "e1"]);
-    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
-    assert_eq!(pids, vec![1], "only init is left");
     let table = String::from_utf8_lossy(&f.bulwark(&["ps", "e1"]).stdout).into_owned();
     assert!(table.contains("sleep 100"), "{table}");
+    assert_eq!(table.lines().count(), 2, "only init is left: {table}");
+    // Regression: the JSON list held the sandbox's PIDs ([1]), which `docker top` looked up
+    // on the host and showed the host's init. It holds host PIDs, the Sentry's first.
+    let ps = f.bulwark(&["ps", "--format", "json", "e1"]);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&f.bulwark(&["state", "e1"]).stdout).unwrap();
+    assert_eq!(
+        i64::from(pids[0]),
+        state["pid"].as_i64().unwrap(),
+        "{pids:?}"
+    );
+    assert!(!pids.contains(&1), "{pids:?}");
+    assert!(
+        pids.iter()
+            .all(|pid| Path::new(&format!("/proc/{pid}")).exists()),
+        "{pids:?}"
+    );
 
     // Paused, no application code runs: an exec'd echo finishes only after resume.
     assert!(f.bulwark(&["pause", "e1"]).status.success());
