@@ -419,3 +419,33 @@ fn init_ignores_the_signals_it_does_not_handle() {
     };
     assert_eq!(status.code(), Some(42), "the TERM trap ran");
 }
+
+/// Regression: the control socket's path is the state root, a 64-digit container ID and
+/// `control.sock`; under Docker's root (`/var/run/docker/runtime-runc/moby`) that is 111
+/// bytes, past what a socket address holds, and every `docker run` failed with
+/// "control.sock: too long for a socket address".
+#[test]
+fn a_long_state_path_still_has_a_control_socket() {
+    let f = Fixture::new("sleep 100");
+    let id = "0123456789abcdef".repeat(6);
+    assert!(
+        f.dir
+            .path()
+            .join("state")
+            .join(&id)
+            .join("control.sock")
+            .as_os_str()
+            .len()
+            > 108
+    );
+    let out = f.bulwark(&["create", "-b", f.bundle().to_str().unwrap(), &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.bulwark(&["start", &id]).status.success());
+    let out = f.bulwark(&["exec", &id, "echo", "exec", "works"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "exec works\n");
+    assert!(f.bulwark(&["delete", "--force", &id]).status.success());
+}
