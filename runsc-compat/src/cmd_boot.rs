@@ -254,7 +254,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         .unwrap_or(DEFAULT_PATH)
         .to_string();
     let (path, exe) = find_program(&tree, program, &args.cwd, &path_var)
-        .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
+        .map_err(|e| program_error(program, e))?;
     if let Ok(at) = fs.lookup(&cx, None, path.as_bytes(), true) {
         fs.set_exe(at);
     }
@@ -410,7 +410,49 @@ pub(crate) fn find_program(
     Err(error)
 }
 
+/// An errno as Linux's `strerror` words it, lower case as Go's errors are, with its name:
+/// `no such file or directory (ENOENT)`. Docker looks for those words (and for "executable
+/// file not found") in the runtime's error to exit with 127 or 126, as with runc.
 pub(crate) fn describe(e: Errno) -> String {
     let text = std::io::Error::from_raw_os_error(e.value()).to_string();
-    format!("{text} ({e})")
+    let text = text.split(" (os error").next().unwrap_or_default();
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_ascii_lowercase());
+    format!(
+        "{}{} ({e})",
+        first.into_iter().collect::<String>(),
+        chars.as_str()
+    )
+}
+
+/// Why `program` cannot run, in runc's words where Docker reads them: a name looked up in
+/// `PATH` and found nowhere is "executable file not found in $PATH".
+pub(crate) fn program_error(program: &str, e: Errno) -> anyhow::Error {
+    if e == Errno::ENOENT && !program.contains('/') {
+        anyhow!("exec: {program:?}: executable file not found in $PATH")
+    } else {
+        anyhow!("exec: {program:?}: {}", describe(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Docker exits with 127 (126) when the runtime's error has these words, as runc's has.
+    #[test]
+    fn program_errors_use_the_words_docker_reads() {
+        assert_eq!(
+            program_error("/no/such", Errno::ENOENT).to_string(),
+            "exec: \"/no/such\": no such file or directory (ENOENT)"
+        );
+        assert_eq!(
+            program_error("nosuch", Errno::ENOENT).to_string(),
+            "exec: \"nosuch\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            program_error("/bin", Errno::EACCES).to_string(),
+            "exec: \"/bin\": permission denied (EACCES)"
+        );
+    }
 }

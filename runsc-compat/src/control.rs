@@ -397,7 +397,7 @@ impl Server {
             .find_map(|kv| kv.strip_prefix("PATH="))
             .unwrap_or(&self.default_path);
         let (path, exe) = crate::cmd_boot::find_program(&self.tree, &program, &req.cwd, path_var)
-            .map_err(|e| anyhow!("{program}: {}", crate::cmd_boot::describe(e)))?;
+            .map_err(|e| crate::cmd_boot::program_error(&program, e))?;
         if let Ok(at) = fs.lookup(&cx, None, path.as_bytes(), true) {
             fs.set_exe(at);
         }
