@@ -2,6 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context;
@@ -49,19 +50,41 @@ impl log::Log for Logger {
     }
 }
 
-pub fn init(flags: &GlobalFlags) -> anyhow::Result<()> {
-    let path = flags
-        .debug_log
-        .as_ref()
-        .filter(|_| flags.debug)
-        .or(flags.log.as_ref());
-    let out: Box<dyn Write + Send> = match path {
+/// Where the log of `command` goes: `--debug-log` with `--debug`, else `--log`, else
+/// standard error (`None`). A `--debug-log` ending in `/` is a directory, created if
+/// missing, with a file per process, `bulwark.SECONDS.PID.COMMAND.log`: as with runsc,
+/// every process of every container (create, boot, gofer, …) logs apart.
+fn path(flags: &GlobalFlags, command: &str) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(debug_log) = flags.debug_log.as_ref().filter(|_| flags.debug) {
+        if !debug_log.ends_with('/') {
+            return Ok(Some(PathBuf::from(debug_log)));
+        }
+        std::fs::create_dir_all(debug_log)
+            .with_context(|| format!("creating the log directory {debug_log}"))?;
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        // The host's PID: the Sentry is PID 1 of its own namespace, but /proc is still the
+        // host's here.
+        let pid = std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse::<u32>().ok())
+            .unwrap_or_else(std::process::id);
+        let name = format!("bulwark.{secs}.{pid}.{command}.log");
+        return Ok(Some(Path::new(debug_log).join(name)));
+    }
+    Ok(flags.log.as_ref().map(PathBuf::from))
+}
+
+pub fn init(flags: &GlobalFlags, command: &str) -> anyhow::Result<()> {
+    let out: Box<dyn Write + Send> = match path(flags, command)? {
         Some(path) => Box::new(
             OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(path)
-                .with_context(|| format!("opening the log file {path}"))?,
+                .open(&path)
+                .with_context(|| format!("opening the log file {}", path.display()))?,
         ),
         None => Box::new(std::io::stderr()),
     };

@@ -449,3 +449,43 @@ fn a_long_state_path_still_has_a_control_socket() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "exec works\n");
     assert!(f.bulwark(&["delete", "--force", &id]).status.success());
 }
+
+/// `--debug-log` ending in `/` is a directory with a log per process, as runsc's: what
+/// Docker's and containerd's runtime arguments usually name. It failed with "Is a
+/// directory".
+#[test]
+fn debug_log_to_a_directory_gives_each_process_its_file() {
+    let f = Fixture::new("echo logged");
+    let logs = f.dir.path().join("logs/");
+    let debug_log = format!("--debug-log={}/", logs.display());
+    let out = f.bulwark(&[
+        "--debug",
+        &debug_log,
+        "run",
+        "-b",
+        f.bundle().to_str().unwrap(),
+        "l1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "logged\n");
+    let mut names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for command in ["boot", "gofer", "run"] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("bulwark.") && n.ends_with(&format!(".{command}.log"))),
+            "{command}: {names:?}"
+        );
+    }
+    let boot = names.iter().find(|n| n.ends_with(".boot.log")).unwrap();
+    let text = std::fs::read_to_string(logs.join(boot)).unwrap();
+    assert!(text.contains("platform: systrap"), "{text}");
+}
