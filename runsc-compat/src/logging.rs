@@ -1,4 +1,6 @@
-//! The log: warnings (and with `--debug`, everything) to standard error or `--log`.
+//! The log: warnings (and with `--debug`, everything) to standard error, `--log` or
+//! `--debug-log`. Warnings and errors always reach `--log`: a runc shim reads the error
+//! of a failed command from there.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -11,6 +13,8 @@ use crate::GlobalFlags;
 
 struct Logger {
     out: Mutex<Box<dyn Write + Send>>,
+    /// `--log`, when the debug log took `out`: warnings and errors go there too.
+    also: Option<Mutex<std::fs::File>>,
     json: bool,
     level: log::LevelFilter,
 }
@@ -42,6 +46,16 @@ impl log::Log for Logger {
         };
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = out.write_all(line.as_bytes());
+        if let Some(also) = self
+            .also
+            .as_ref()
+            .filter(|_| record.level() <= log::Level::Warn)
+        {
+            let _ = also
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_all(line.as_bytes());
+        }
     }
 
     fn flush(&self) {
@@ -77,16 +91,25 @@ fn path(flags: &GlobalFlags, command: &str) -> anyhow::Result<Option<PathBuf>> {
     Ok(flags.log.as_ref().map(PathBuf::from))
 }
 
+fn open(path: &Path) -> anyhow::Result<std::fs::File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening the log file {}", path.display()))
+}
+
 pub fn init(flags: &GlobalFlags, command: &str) -> anyhow::Result<()> {
-    let out: Box<dyn Write + Send> = match path(flags, command)? {
-        Some(path) => Box::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .with_context(|| format!("opening the log file {}", path.display()))?,
-        ),
+    let path = path(flags, command)?;
+    let out: Box<dyn Write + Send> = match &path {
+        Some(path) => Box::new(open(path)?),
         None => Box::new(std::io::stderr()),
+    };
+    let also = match &flags.log {
+        Some(log) if path.as_deref() != Some(Path::new(log)) => {
+            Some(Mutex::new(open(Path::new(log))?))
+        }
+        _ => None,
     };
     let level = if flags.debug {
         log::LevelFilter::Debug
@@ -97,6 +120,7 @@ pub fn init(flags: &GlobalFlags, command: &str) -> anyhow::Result<()> {
     };
     let logger = Logger {
         out: Mutex::new(out),
+        also,
         json: flags.log_format == "json",
         level,
     };

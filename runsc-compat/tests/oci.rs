@@ -488,4 +488,32 @@ fn debug_log_to_a_directory_gives_each_process_its_file() {
     let boot = names.iter().find(|n| n.ends_with(".boot.log")).unwrap();
     let text = std::fs::read_to_string(logs.join(boot)).unwrap();
     assert!(text.contains("platform: systrap"), "{text}");
+
+    // The error of a failed command still reaches --log, where a runc shim reads it
+    // (Docker said "unable to retrieve OCI runtime error" with the debug log on).
+    let path = f.bundle().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["process"]["args"] = serde_json::json!(["/no/such/program"]);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let log = f.dir.path().join("log.json");
+    let log_flag = format!("--log={}", log.display());
+    let out = f.bulwark(&[
+        "--debug",
+        &debug_log,
+        &log_flag,
+        "--log-format=json",
+        "create",
+        "-b",
+        f.bundle().to_str().unwrap(),
+        "l2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error", "{text}");
+    assert!(
+        last["msg"].as_str().unwrap().contains("/no/such/program"),
+        "{text}"
+    );
 }
