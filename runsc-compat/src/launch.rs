@@ -115,7 +115,14 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
     if spec.die_with_parent {
         command.arg("--die-with-parent");
     }
+    // A container with a terminal of its own (a console socket's) has it for all its stdio,
+    // and the sandbox keeps none of the caller's: a runc shim reads `create`'s output to
+    // its end, which would never come while the sandbox runs (`docker run -t` hung).
+    let own_terminal = spec.console.as_ref().is_some_and(|c| c.take_controlling);
     command.stdin(Stdio::null()).stdout(Stdio::null());
+    if own_terminal {
+        command.stderr(Stdio::null());
+    }
     // Its own process group: a Ctrl-C at the terminal is for the program, not the Gofer.
     command.process_group(0);
     command
@@ -171,6 +178,12 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
             parent_fd: config.to_memfd()?,
             child_fd: CONFIG_FD,
         });
+    }
+    if own_terminal {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
     }
     if let Some(console) = spec.console {
         command.arg(format!("--console-fd={CONSOLE_FD}"));

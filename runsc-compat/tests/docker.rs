@@ -266,6 +266,25 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs `command`, killing it (and failing) if it takes more than a minute.
+fn within_a_minute(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{command:?} hung: {}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// A container name unique to this test run.
 fn name(what: &str) -> String {
     format!("bulwark-{what}-{}", std::process::id())
@@ -330,6 +349,41 @@ fn run_with_env_workdir_and_user() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "hello\n/tmp\nuid=1000 gid=1000 groups=1000\n");
+}
+
+/// Regression: with `-t` the shim reads `create`'s output to its end, and the sandbox
+/// kept `create`'s standard error open, so `docker run -t` hung in `create`.
+#[test]
+fn run_and_exec_with_a_terminal() {
+    let d = daemon();
+    let out = within_a_minute(docker_command(d.dir.path()).args([
+        "run",
+        "--rm",
+        "-t",
+        "--runtime=bulwark",
+        "--network=none",
+        IMAGE,
+        "sh",
+        "-c",
+        "test -t 1 && echo tty; exit 3",
+    ]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "tty\r\n",
+        "through the terminal's line discipline"
+    );
+    let c = detached(&d, "tty", &[], &["sleep", "60"]);
+    let out = within_a_minute(docker_command(d.dir.path()).args([
+        "exec",
+        "-t",
+        &c.1,
+        "sh",
+        "-c",
+        "test -t 0 && echo tty; exit 4",
+    ]));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "tty\r\n");
 }
 
 #[test]
