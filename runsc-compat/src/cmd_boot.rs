@@ -48,6 +48,11 @@ pub struct BootArgs {
     /// Exit when the `bulwark` that started this one does (`do`).
     #[arg(long)]
     pub die_with_parent: bool,
+    /// Drop the signals from outside that init has no handler for, as Linux does for the
+    /// init of a PID namespace (OCI containers: `docker stop` of a program that does not
+    /// handle SIGTERM waits for the timeout and SIGKILL, as with runc).
+    #[arg(long)]
+    pub protect_init: bool,
     /// Wait for a byte on this FIFO (`bulwark start`) before running the program.
     #[arg(long)]
     pub start_fifo: Option<std::path::PathBuf>,
@@ -105,6 +110,7 @@ struct Prepared {
     signals: Signals,
     /// The container's terminal, when it has one.
     console: Option<console::Bridge>,
+    protect_init: bool,
 }
 
 impl Prepared {
@@ -116,12 +122,20 @@ impl Prepared {
             control,
             signals,
             console,
+            protect_init,
         } = self;
         let program = task.group.tgid;
         let (init, waker) = (Arc::clone(&task.group), Arc::clone(&task.handle.waker));
         let started = Arc::new(AtomicBool::new(false));
         let resizer = console.as_ref().map(console::Bridge::resizer);
-        forward_signals(signals, &kernel, &init, Arc::clone(&started), resizer)?;
+        forward_signals(
+            signals,
+            &kernel,
+            &init,
+            Arc::clone(&started),
+            resizer,
+            protect_init,
+        )?;
         if let Some(mut fifo) = start {
             // `bulwark start` writes one byte; until then the program does not run.
             let mut byte = [0u8; 1];
@@ -240,7 +254,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         .unwrap_or(DEFAULT_PATH)
         .to_string();
     let (path, exe) = find_program(&tree, program, &args.cwd, &path_var)
-        .map_err(|e| anyhow!("{program}: {}", describe(e)))?;
+        .map_err(|e| program_error(program, e))?;
     if let Ok(at) = fs.lookup(&cx, None, path.as_bytes(), true) {
         fs.set_exe(at);
     }
@@ -283,6 +297,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         }
         None => None,
     };
+    let protect_init = args.protect_init;
     // The program is loaded and nothing runs it yet: from here on, only the host
     // syscalls of the Sentry's allow-list (confine.rs). Create host resources above.
     let platform = confine::Platform::from_name(name)?;
@@ -297,6 +312,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         control,
         signals,
         console,
+        protect_init,
     })
 }
 
@@ -312,13 +328,16 @@ fn forwarded_signals() -> anyhow::Result<Signals> {
 /// program, as if sent from outside the sandbox (`si_pid` 0). Before the program has
 /// started, one that would kill it ends the sandbox instead (`bulwark kill` of a created
 /// container): as the init of its PID namespace, the Sentry is not killed by a signal it
-/// handles.
+/// handles. With `protect_init`, a signal init has no handler for is dropped: Linux
+/// delivers only SIGKILL and SIGSTOP, or a handled signal, to the init of a PID namespace
+/// from outside it (`sig_task_ignored`, `SIGNAL_UNKILLABLE`).
 fn forward_signals(
     mut signals: Signals,
     kernel: &Arc<Kernel>,
     init: &Arc<ThreadGroup>,
     started: Arc<AtomicBool>,
     resizer: Option<console::Resizer>,
+    protect_init: bool,
 ) -> anyhow::Result<()> {
     let (kernel, init) = (Arc::clone(kernel), Arc::clone(init));
     std::thread::Builder::new()
@@ -338,12 +357,27 @@ fn forward_signals(
                     }
                     continue;
                 }
+                if protect_init && unhandled(&init, sig) {
+                    log::debug!("signal {sig}: init has no handler for it, dropped");
+                    continue;
+                }
                 let info = SigInfo::user(sig, SI_USER, 0, 0);
                 Task::send_to_group(&kernel, &init, info);
             }
         })
         .context("starting the signal thread")?;
     Ok(())
+}
+
+/// Whether `group` leaves `sig` to its default action.
+fn unhandled(group: &ThreadGroup, sig: i32) -> bool {
+    let actions = group.sighand();
+    let handler = actions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(sig)
+        .handler;
+    handler == sentry::kernel::signal::SIG_DFL
 }
 
 /// Finds `program` as `execvp` would: a name with a slash is a path (relative to `cwd`),
@@ -376,7 +410,49 @@ pub(crate) fn find_program(
     Err(error)
 }
 
+/// An errno as Linux's `strerror` words it, lower case as Go's errors are, with its name:
+/// `no such file or directory (ENOENT)`. Docker looks for those words (and for "executable
+/// file not found") in the runtime's error to exit with 127 or 126, as with runc.
 pub(crate) fn describe(e: Errno) -> String {
     let text = std::io::Error::from_raw_os_error(e.value()).to_string();
-    format!("{text} ({e})")
+    let text = text.split(" (os error").next().unwrap_or_default();
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_ascii_lowercase());
+    format!(
+        "{}{} ({e})",
+        first.into_iter().collect::<String>(),
+        chars.as_str()
+    )
+}
+
+/// Why `program` cannot run, in runc's words where Docker reads them: a name looked up in
+/// `PATH` and found nowhere is "executable file not found in $PATH".
+pub(crate) fn program_error(program: &str, e: Errno) -> anyhow::Error {
+    if e == Errno::ENOENT && !program.contains('/') {
+        anyhow!("exec: {program:?}: executable file not found in $PATH")
+    } else {
+        anyhow!("exec: {program:?}: {}", describe(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Docker exits with 127 (126) when the runtime's error has these words, as runc's has.
+    #[test]
+    fn program_errors_use_the_words_docker_reads() {
+        assert_eq!(
+            program_error("/no/such", Errno::ENOENT).to_string(),
+            "exec: \"/no/such\": no such file or directory (ENOENT)"
+        );
+        assert_eq!(
+            program_error("nosuch", Errno::ENOENT).to_string(),
+            "exec: \"nosuch\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            program_error("/bin", Errno::EACCES).to_string(),
+            "exec: \"/bin\": permission denied (EACCES)"
+        );
+    }
 }

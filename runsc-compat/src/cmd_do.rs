@@ -80,6 +80,7 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         gid: 0,
         hostname: None,
         die_with_parent: true,
+        protect_init: false,
         start_fifo: None,
         ready: None,
         control: None,

@@ -10,7 +10,7 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -165,15 +165,36 @@ pub fn socket_path(state_dir: &Path) -> std::path::PathBuf {
     state_dir.join("control.sock")
 }
 
+/// The address of the socket file `path`. One longer than a socket address holds (108
+/// bytes; Docker's state root and a 64-digit container ID make 111) is reached through a
+/// descriptor of its directory, `/proc/self/fd/N/NAME`, which stays open while the address
+/// is used.
+fn socket_addr(path: &Path) -> anyhow::Result<(rustix::net::SocketAddrUnix, Option<OwnedFd>)> {
+    use rustix::fs::{Mode, OFlags};
+    if let Ok(addr) = rustix::net::SocketAddrUnix::new(path) {
+        return Ok((addr, None));
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        bail!("{}: not a socket path", path.display());
+    };
+    let dir = rustix::fs::open(
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", parent.display()))?;
+    let short = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    let addr = rustix::net::SocketAddrUnix::new(&short)
+        .with_context(|| format!("{}: too long for a socket address", path.display()))?;
+    Ok((addr, Some(dir)))
+}
+
 /// Creates the listening control socket at `path` (for `create`).
 pub fn listen(path: &Path) -> anyhow::Result<OwnedFd> {
-    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-    let addr = SocketAddrUnix::new(path).with_context(|| {
-        format!(
-            "{}: too long for a socket address (use a shorter --root)",
-            path.display()
-        )
-    })?;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let (addr, _dir) = socket_addr(path)?;
     let sock = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
@@ -191,8 +212,8 @@ pub struct Connection(OwnedFd);
 
 impl Connection {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-        let addr = SocketAddrUnix::new(path)?;
+        use rustix::net::{AddressFamily, SocketFlags, SocketType};
+        let (addr, _dir) = socket_addr(path)?;
         let sock = rustix::net::socket_with(
             AddressFamily::UNIX,
             SocketType::SEQPACKET,
@@ -376,7 +397,7 @@ impl Server {
             .find_map(|kv| kv.strip_prefix("PATH="))
             .unwrap_or(&self.default_path);
         let (path, exe) = crate::cmd_boot::find_program(&self.tree, &program, &req.cwd, path_var)
-            .map_err(|e| anyhow!("{program}: {}", crate::cmd_boot::describe(e)))?;
+            .map_err(|e| crate::cmd_boot::program_error(&program, e))?;
         if let Ok(at) = fs.lookup(&cx, None, path.as_bytes(), true) {
             fs.set_exe(at);
         }

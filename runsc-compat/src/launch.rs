@@ -41,6 +41,9 @@ pub struct LaunchSpec {
     /// `do`: the sandbox dies with the `bulwark` that started it. OCI containers outlive
     /// `bulwark create`.
     pub die_with_parent: bool,
+    /// Signals from outside that init does not handle are dropped, as for the init of a
+    /// PID namespace (OCI containers; `do` passes them on, so that Ctrl-C ends the program).
+    pub protect_init: bool,
     /// The Sentry waits for a byte on this FIFO (`bulwark start`) before running the
     /// program.
     pub start_fifo: Option<PathBuf>,
@@ -112,7 +115,14 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
     if spec.die_with_parent {
         command.arg("--die-with-parent");
     }
+    // A container with a terminal of its own (a console socket's) has it for all its stdio,
+    // and the sandbox keeps none of the caller's: a runc shim reads `create`'s output to
+    // its end, which would never come while the sandbox runs (`docker run -t` hung).
+    let own_terminal = spec.console.as_ref().is_some_and(|c| c.take_controlling);
     command.stdin(Stdio::null()).stdout(Stdio::null());
+    if own_terminal {
+        command.stderr(Stdio::null());
+    }
     // Its own process group: a Ctrl-C at the terminal is for the program, not the Gofer.
     command.process_group(0);
     command
@@ -141,6 +151,9 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
     if spec.die_with_parent {
         command.arg("--die-with-parent");
     }
+    if spec.protect_init {
+        command.arg("--protect-init");
+    }
     if let Some(fifo) = &spec.start_fifo {
         command.arg("--start-fifo").arg(fifo);
     }
@@ -165,6 +178,12 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
             parent_fd: config.to_memfd()?,
             child_fd: CONFIG_FD,
         });
+    }
+    if own_terminal {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
     }
     if let Some(console) = spec.console {
         command.arg(format!("--console-fd={CONSOLE_FD}"));

@@ -102,9 +102,33 @@ enum Command {
     Gofer(cmd_gofer::GoferArgs),
 }
 
+impl Command {
+    /// The subcommand as typed (names per-process log files).
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Do(_) => "do",
+            Self::Create(_) => "create",
+            Self::Start(_) => "start",
+            Self::State(_) => "state",
+            Self::Kill(_) => "kill",
+            Self::Delete(_) => "delete",
+            Self::Run(_) => "run",
+            Self::List(_) => "list",
+            Self::Spec(_) => "spec",
+            Self::Exec(_) => "exec",
+            Self::Ps(_) => "ps",
+            Self::Pause(_) => "pause",
+            Self::Resume(_) => "resume",
+            Self::ExecWait(_) => "exec-wait",
+            Self::Boot(_) => "boot",
+            Self::Gofer(_) => "gofer",
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
-    if let Err(err) = logging::init(&cli.global) {
+    if let Err(err) = logging::init(&cli.global, cli.command.name()) {
         eprintln!("bulwark: {err:#}");
         std::process::exit(1);
     }

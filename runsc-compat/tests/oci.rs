@@ -237,11 +237,26 @@ fn exec_ps_pause_resume_and_kill_all() {
     let out = f.bulwark(&["exec", "e1", "/no/such/program"]);
     assert_eq!(out.status.code(), Some(1), "a missing program fails exec");
 
-    let ps = f.bulwark(&["ps", "--format", "json", "e1"]);
-    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
-    assert_eq!(pids, vec![1], "only init is left");
     let table = String::from_utf8_lossy(&f.bulwark(&["ps", "e1"]).stdout).into_owned();
     assert!(table.contains("sleep 100"), "{table}");
+    assert_eq!(table.lines().count(), 2, "only init is left: {table}");
+    // Regression: the JSON list held the sandbox's PIDs ([1]), which `docker top` looked up
+    // on the host and showed the host's init. It holds host PIDs, the Sentry's first.
+    let ps = f.bulwark(&["ps", "--format", "json", "e1"]);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&f.bulwark(&["state", "e1"]).stdout).unwrap();
+    assert_eq!(
+        i64::from(pids[0]),
+        state["pid"].as_i64().unwrap(),
+        "{pids:?}"
+    );
+    assert!(!pids.contains(&1), "{pids:?}");
+    assert!(
+        pids.iter()
+            .all(|pid| Path::new(&format!("/proc/{pid}")).exists()),
+        "{pids:?}"
+    );
 
     // Paused, no application code runs: an exec'd echo finishes only after resume.
     assert!(f.bulwark(&["pause", "e1"]).status.success());
@@ -339,5 +354,166 @@ fn the_specs_seccomp_profile_is_enforced_on_the_application() {
     assert!(
         f.bulwark(&["list", "-q"]).stdout.is_empty(),
         "and leaves nothing"
+    );
+}
+
+/// Regression: a SIGTERM from outside ended a container whose init does not handle it
+/// (`docker stop` returned at once with 143), where Linux drops it for the init of a PID
+/// namespace, so runc's `docker stop` waits for the timeout and SIGKILL (137).
+#[test]
+fn init_ignores_the_signals_it_does_not_handle() {
+    let f = Fixture::new("");
+    let bundle = f.bundle();
+    // sleep itself is init: sh has handlers of its own until it execs.
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["process"]["args"] = serde_json::json!(["sleep", "100"]);
+    std::fs::write(&path, config.to_string()).unwrap();
+    assert!(f
+        .bulwark(&["create", "-b", bundle.to_str().unwrap(), "i1"])
+        .status
+        .success());
+    assert!(f.bulwark(&["start", "i1"]).status.success());
+    for sig in ["TERM", "INT", "HUP", "USR1"] {
+        assert!(f.bulwark(&["kill", "i1", sig]).status.success(), "{sig}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        f.status("i1"),
+        "running",
+        "init without handlers ignores them"
+    );
+    assert!(f.bulwark(&["kill", "i1", "KILL"]).status.success());
+    f.wait_for("i1", "stopped");
+    assert!(f.bulwark(&["delete", "i1"]).status.success());
+
+    // A handled signal is delivered: the trap runs and init exits as it chooses.
+    let f = Fixture::new("trap 'exit 42' TERM; while true; do sleep 0.1; done");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg(format!("--root={}", f.dir.path().join("state").display()))
+        .args(["--platform=systrap", "run", "-b"])
+        .arg(f.bundle())
+        .arg("i2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the shell has set its trap, TERM is dropped: send it until the trap runs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = f.bulwark(&["delete", "--force", "i2"]);
+            let _ = run.kill();
+            panic!("the TERM trap never ran");
+        }
+        // Only once started: a kill in the created state ends the sandbox.
+        if String::from_utf8_lossy(&f.bulwark(&["state", "i2"]).stdout).contains("running") {
+            let _ = f.bulwark(&["kill", "i2", "TERM"]);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(42), "the TERM trap ran");
+}
+
+/// Regression: the control socket's path is the state root, a 64-digit container ID and
+/// `control.sock`; under Docker's root (`/var/run/docker/runtime-runc/moby`) that is 111
+/// bytes, past what a socket address holds, and every `docker run` failed with
+/// "control.sock: too long for a socket address".
+#[test]
+fn a_long_state_path_still_has_a_control_socket() {
+    let f = Fixture::new("sleep 100");
+    let id = "0123456789abcdef".repeat(6);
+    assert!(
+        f.dir
+            .path()
+            .join("state")
+            .join(&id)
+            .join("control.sock")
+            .as_os_str()
+            .len()
+            > 108
+    );
+    let out = f.bulwark(&["create", "-b", f.bundle().to_str().unwrap(), &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.bulwark(&["start", &id]).status.success());
+    let out = f.bulwark(&["exec", &id, "echo", "exec", "works"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "exec works\n");
+    assert!(f.bulwark(&["delete", "--force", &id]).status.success());
+}
+
+/// `--debug-log` ending in `/` is a directory with a log per process, as runsc's: what
+/// Docker's and containerd's runtime arguments usually name. It failed with "Is a
+/// directory".
+#[test]
+fn debug_log_to_a_directory_gives_each_process_its_file() {
+    let f = Fixture::new("echo logged");
+    let logs = f.dir.path().join("logs/");
+    let debug_log = format!("--debug-log={}/", logs.display());
+    let out = f.bulwark(&[
+        "--debug",
+        &debug_log,
+        "run",
+        "-b",
+        f.bundle().to_str().unwrap(),
+        "l1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "logged\n");
+    let mut names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for command in ["boot", "gofer", "run"] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("bulwark.") && n.ends_with(&format!(".{command}.log"))),
+            "{command}: {names:?}"
+        );
+    }
+    let boot = names.iter().find(|n| n.ends_with(".boot.log")).unwrap();
+    let text = std::fs::read_to_string(logs.join(boot)).unwrap();
+    assert!(text.contains("platform: systrap"), "{text}");
+
+    // The error of a failed command still reaches --log, where a runc shim reads it
+    // (Docker said "unable to retrieve OCI runtime error" with the debug log on).
+    let path = f.bundle().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["process"]["args"] = serde_json::json!(["/no/such/program"]);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let log = f.dir.path().join("log.json");
+    let log_flag = format!("--log={}", log.display());
+    let out = f.bulwark(&[
+        "--debug",
+        &debug_log,
+        &log_flag,
+        "--log-format=json",
+        "create",
+        "-b",
+        f.bundle().to_str().unwrap(),
+        "l2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error", "{text}");
+    assert!(
+        last["msg"].as_str().unwrap().contains("/no/such/program"),
+        "{text}"
     );
 }

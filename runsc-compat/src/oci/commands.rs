@@ -164,6 +164,7 @@ fn create_sandbox(
             gid: process.user.gid,
             hostname: spec.hostname.clone(),
             die_with_parent: false,
+            protect_init: true,
             start_fifo: Some(fifo),
             ready: Some(ready_write),
             control: Some(control),

@@ -268,14 +268,16 @@ pub fn exec_wait(_flags: &GlobalFlags, args: ExecWaitArgs) -> anyhow::Result<i32
 }
 
 pub fn ps(flags: &GlobalFlags, args: PsArgs) -> anyhow::Result<i32> {
-    let (_, conn) = connect(flags, &args.id)?;
+    let (stored, conn) = connect(flags, &args.id)?;
     let Reply::Processes { list } = conn.call(&Request::Ps, &[])? else {
         bail!("ps: unexpected reply");
     };
     match args.format.as_str() {
         "json" => {
-            let pids: Vec<i32> = list.iter().map(|p| p.pid).collect();
-            println!("{}", serde_json::to_string(&pids)?);
+            // Host PIDs, as runc prints them: clients look them up on the host (`docker
+            // top` filters the host's `ps -ef` by them), so the sandbox's own PIDs would
+            // name unrelated host processes (PID 1 is the host's init).
+            println!("{}", serde_json::to_string(&host_pids(&stored))?);
         }
         "table" => {
             println!("{:<8} {:<8} {:<8} {:<2} CMD", "UID", "PID", "PPID", "S");
@@ -289,6 +291,42 @@ pub fn ps(flags: &GlobalFlags, args: PsArgs) -> anyhow::Result<i32> {
         other => bail!("unknown format {other:?} (table or json)"),
     }
     Ok(0)
+}
+
+/// The host processes of a container's sandbox: the Sentry, the processes it started (the
+/// systrap stubs), and the Gofer.
+fn host_pids(stored: &Stored) -> Vec<i32> {
+    let mut parents = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            // Field 4 of /proc/PID/stat, after the command name in parentheses.
+            let ppid: Option<i32> = std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut pids = vec![stored.pid];
+    let mut at = 0;
+    while let Some(&parent) = pids.get(at) {
+        let mut children: Vec<i32> = parents
+            .iter()
+            .filter(|&&(_, ppid)| ppid == parent)
+            .map(|&(pid, _)| pid)
+            .collect();
+        children.sort_unstable();
+        pids.extend(children);
+        at += 1;
+    }
+    if stored.gofer_pid > 0 && state::start_time(stored.gofer_pid).is_some() {
+        pids.push(stored.gofer_pid);
+    }
+    pids
 }
 
 fn set_paused(flags: &GlobalFlags, id: &str, paused: bool) -> anyhow::Result<i32> {

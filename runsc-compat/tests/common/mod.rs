@@ -45,3 +45,71 @@ pub fn bulwark_do(platform: &str, args: &[&str]) -> Output {
         .output()
         .expect("running bulwark")
 }
+
+/// Installs the Debian package `package` with apt if `program` is not on the PATH
+/// (scripts/setup normally has).
+pub fn ensure_installed(program: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package} >/dev/null"
+                ),
+            ])
+            .status()
+            .expect("apt-get");
+        assert!(status.success(), "installing {package} (for {program})");
+    }
+}
+
+/// Writes `dir/rootfs.tar`: a root filesystem of static busybox with `tools` linked to it
+/// in `/bin`, as an image layer (what `docker import` and `podman import` take).
+pub fn busybox_rootfs_tar(dir: &Path, tools: &[&str]) -> std::path::PathBuf {
+    ensure_busybox();
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    for tool in tools {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
+    }
+    let tar = dir.join("rootfs.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("bin")
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tar
+}
+
+/// The host processes whose command line mentions `text` (a container ID, a state root).
+pub fn host_processes_mentioning(text: &str) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    let me = std::process::id().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.parse::<i32>().is_err() || name == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(text) {
+            found.push((name.parse().unwrap(), cmdline));
+        }
+    }
+    found
+}
