@@ -68,13 +68,75 @@ pub struct Cpu {
     pub mems: Option<String>,
 }
 
+/// Whether a value sets anything: a zero, `false`, an empty string, list or object
+/// (or one made only of those) means "not set", as runc and `docker update` use them.
+fn meaningful(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => a.iter().any(meaningful),
+        Value::Object(o) => o.values().any(meaningful),
+    }
+}
+
 impl Resources {
     /// `linux.resources` of the spec's `linux` object (none: the default).
     pub fn from_linux(linux: &serde_json::Value) -> anyhow::Result<Self> {
         match linux.get("resources") {
             None | Some(serde_json::Value::Null) => Ok(Self::default()),
-            Some(r) => serde_json::from_value(r.clone()).context("parsing linux.resources"),
+            Some(r) => Self::parse(r),
         }
+    }
+
+    /// Resources from JSON (`linux.resources`, or `update --resources`). Zeros are
+    /// dropped: they mean "not set" (runc skips them, and `docker update` sends every
+    /// field, zero where the user gave none).
+    pub fn parse(r: &serde_json::Value) -> anyhow::Result<Self> {
+        let mut r: Self = serde_json::from_value(r.clone()).context("parsing linux.resources")?;
+        fn nonzero<T: Default + PartialEq>(v: &mut Option<T>) {
+            if v.as_ref() == Some(&T::default()) {
+                *v = None;
+            }
+        }
+        if let Some(m) = &mut r.memory {
+            for v in [
+                &mut m.limit,
+                &mut m.reservation,
+                &mut m.swap,
+                &mut m.kernel,
+                &mut m.kernel_tcp,
+            ] {
+                nonzero(v);
+            }
+            nonzero(&mut m.disable_oom_killer);
+        }
+        if r.pids.as_ref().is_some_and(|p| p.limit == 0) {
+            r.pids = None;
+        }
+        if let Some(c) = &mut r.cpu {
+            nonzero(&mut c.quota);
+            nonzero(&mut c.realtime_runtime);
+            nonzero(&mut c.shares);
+            nonzero(&mut c.period);
+            nonzero(&mut c.realtime_period);
+            nonzero(&mut c.cpus);
+            nonzero(&mut c.mems);
+        }
+        for v in [
+            &mut r.block_io,
+            &mut r.hugepage_limits,
+            &mut r.network,
+            &mut r.rdma,
+            &mut r.unified,
+        ] {
+            if !v.as_ref().is_some_and(meaningful) {
+                *v = None;
+            }
+        }
+        Ok(r)
     }
 
     /// Whether any limit is asked for (devices and what Bulwark ignores aside).
@@ -83,7 +145,7 @@ impl Resources {
             .memory
             .as_ref()
             .is_some_and(|m| m.limit.is_some() || m.swap.is_some());
-        let pids = self.pids.as_ref().is_some_and(|p| p.limit > 0);
+        let pids = self.pids.as_ref().is_some_and(|p| p.limit != 0);
         let cpu = self.cpu.as_ref().is_some_and(|c| {
             c.shares.is_some()
                 || c.quota.is_some()
@@ -275,7 +337,7 @@ impl Cgroup {
                 (None, None) => {}
             }
         }
-        if let Some(p) = &resources.pids {
+        if let Some(p) = resources.pids.as_ref().filter(|p| p.limit != 0) {
             let value = if p.limit > 0 {
                 p.limit.to_string()
             } else {
@@ -395,5 +457,18 @@ mod tests {
         let none = Resources::from_linux(&serde_json::json!({})).unwrap();
         assert!(!none.any());
         assert_eq!(none.memory_limit(), None);
+        // What `docker update --memory 128m` sends: every field, zero where unset.
+        let docker = serde_json::json!({
+            "memory": {"limit": 134217728, "reservation": 0, "swap": 0, "kernel": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0,
+                    "realtimePeriod": 0, "cpus": "", "mems": ""},
+            "blockIO": {"weight": 0},
+            "pids": {"limit": 0},
+        });
+        let r = Resources::parse(&docker).unwrap();
+        assert_eq!(r.memory_limit(), Some(128 << 20));
+        assert_eq!(r.pids, None);
+        assert_eq!(r.cpu, Some(Cpu::default()));
+        assert!(r.unsupported().is_empty(), "{:?}", r.unsupported());
     }
 }

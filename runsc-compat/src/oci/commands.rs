@@ -595,7 +595,9 @@ pub fn update(flags: &GlobalFlags, args: UpdateArgs) -> anyhow::Result<i32> {
                 std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?
             };
-            serde_json::from_str(&text).context("parsing the resources")?
+            let value: serde_json::Value =
+                serde_json::from_str(&text).context("parsing the resources")?;
+            Resources::parse(&value)?
         }
         None => Resources::default(),
     };
