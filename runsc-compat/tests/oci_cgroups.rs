@@ -166,6 +166,14 @@ fn limits_are_written_joined_updated_and_removed() {
     assert!(out.status.success(), "update: {}", text(&out.stderr));
     assert_eq!(read("memory", &cg, "memory.limit_in_bytes"), "134217728");
     assert_eq!(read("cpu", &cg, "cpu.cfs_quota_us"), "20000");
+    // The sandbox sees the new limit too.
+    let out = f.bulwark(&["exec", "l1", "grep", "MemTotal", "/proc/meminfo"]);
+    assert!(out.status.success(), "exec: {}", text(&out.stderr));
+    let memtotal: Vec<String> = text(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(memtotal, ["MemTotal:", "131072", "kB"]);
     let out = f.bulwark(&[
         "update",
         "--pids-limit",

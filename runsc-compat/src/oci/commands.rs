@@ -650,13 +650,31 @@ pub fn update(flags: &GlobalFlags, args: UpdateArgs) -> anyhow::Result<i32> {
         return Ok(0);
     };
     Cgroup::new(path).apply(&resources)?;
-    if resources.memory_limit().is_some() || resources.pids_limit().is_some() {
-        // The Sentry keeps the limits it booted with for what it shows and counts
-        // itself; the host's cgroup holds the sandbox to the new ones.
-        eprintln!(
-            "bulwark: update: the sandbox's own view (MemTotal, its task limit) keeps the \
-             values it started with; the cgroup has the new ones"
-        );
+    // The Sentry's own view and count follow (MemTotal, what it allocates, its tasks).
+    // Before `start` it serves no requests: a created container keeps the limits it
+    // was created with inside, the cgroup has the new ones.
+    let unlimited = |v: i64| u64::try_from(v).ok().filter(|&v| v > 0).unwrap_or(u64::MAX);
+    let memory = resources
+        .memory
+        .as_ref()
+        .and_then(|m| m.limit)
+        .map(unlimited);
+    let pids = resources
+        .pids
+        .as_ref()
+        .filter(|p| p.limit != 0)
+        .map(|p| unlimited(p.limit));
+    if memory.is_some() || pids.is_some() {
+        if stored.started {
+            let (_, conn) = super::exec::connect(flags, &args.id)?;
+            conn.call(&crate::control::Request::SetLimits { memory, pids }, &[])
+                .context("telling the sandbox its new limits")?;
+        } else {
+            eprintln!(
+                "bulwark: update: the container is not started: inside, it keeps the \
+                 memory and pids limits it was created with"
+            );
+        }
     }
     Ok(0)
 }
