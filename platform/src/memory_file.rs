@@ -57,6 +57,9 @@ pub struct MemoryFile {
     /// `size` as the host's mapping length.
     len: usize,
     allocator: Mutex<Allocator>,
+    /// The most that may be allocated at once (the container's memory limit; the file's
+    /// size when there is none).
+    limit: AtomicU64,
 }
 
 // SAFETY: `base` points into a shared mapping owned by this struct for its whole life; all
@@ -111,12 +114,26 @@ impl MemoryFile {
             size,
             len,
             allocator: Mutex::new(Allocator::new(size)),
+            limit: AtomicU64::new(size),
         })
     }
 
     /// The file's size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Caps what may be allocated at once at `bytes` (rounded down to whole pages, and
+    /// never above the file's size): the container's memory limit, which the sandbox then
+    /// sees as its total memory and cannot go beyond.
+    pub fn set_limit(&self, bytes: u64) {
+        let limit = (bytes / PAGE_SIZE * PAGE_SIZE).min(self.size);
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// The memory the sandbox has: the limit if one was set, else the file's size.
+    pub fn total(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
     }
 
     /// The memfd, for the platforms to map.
@@ -130,10 +147,11 @@ impl MemoryFile {
             .checked_next_multiple_of(PAGE_SIZE)
             .filter(|&l| l != 0)
             .ok_or(MemoryFileError::OutOfMemory { requested: len })?;
-        let offset = self
-            .allocator
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let mut allocator = self.allocator.lock().unwrap_or_else(|e| e.into_inner());
+        if allocator.allocated.saturating_add(len) > self.total() {
+            return Err(MemoryFileError::OutOfMemory { requested: len });
+        }
+        let offset = allocator
             .allocate(len)
             .ok_or(MemoryFileError::OutOfMemory { requested: len })?;
         Ok(FileRange { offset, len })
@@ -353,6 +371,20 @@ mod tests {
         assert_eq!(mf.allocate(3 * PAGE_SIZE).unwrap().offset, a.offset);
         mf.free(c);
         assert!(mf.allocate(64 * PAGE_SIZE).is_err());
+    }
+
+    #[test]
+    fn the_limit_caps_allocation_and_is_the_total() {
+        let mf = MemoryFile::new(16 * PAGE_SIZE).unwrap();
+        assert_eq!(mf.total(), 16 * PAGE_SIZE);
+        mf.set_limit(4 * PAGE_SIZE + 1);
+        assert_eq!(mf.total(), 4 * PAGE_SIZE);
+        let a = mf.allocate(3 * PAGE_SIZE).unwrap();
+        assert!(mf.allocate(2 * PAGE_SIZE).is_err());
+        mf.free(a);
+        assert!(mf.allocate(4 * PAGE_SIZE).is_ok());
+        mf.set_limit(u64::MAX);
+        assert_eq!(mf.total(), 16 * PAGE_SIZE);
     }
 
     #[test]

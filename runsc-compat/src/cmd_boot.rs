@@ -73,6 +73,10 @@ pub struct BootArgs {
     /// Take the console as this process's controlling terminal first.
     #[arg(long)]
     pub console_ctty: bool,
+    /// Join this cgroup (the container's, `oci::cgroups`) before starting the platform,
+    /// so that its stub processes are born in it.
+    #[arg(long)]
+    pub cgroup: Option<String>,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     pub argv: Vec<String>,
@@ -177,6 +181,9 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         ),
         None => None,
     };
+    if let Some(cgroup) = &args.cgroup {
+        crate::oci::cgroups::join(cgroup)?;
+    }
     // Namespaces first: the platforms start threads, after which a new mount namespace
     // is refused.
     sandbox::unshare_namespaces()?;
@@ -201,6 +208,9 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         fds::dup_stdio()?
     };
     let memory = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).context("creating the memory file")?);
+    if let Some(limit) = container.as_ref().and_then(|c| c.memory_limit) {
+        memory.set_limit(limit);
+    }
     let (name, why) = crate::cmd_do::choose_platform(flags)?;
     log::debug!("platform: {name} ({why})");
     let platform = platform::new_platform(name, Arc::clone(&memory))
@@ -213,6 +223,9 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
     sandbox::no_new_privs()?;
     confine::drop_capabilities(one_thread)?;
     let kernel = Kernel::new(platform);
+    if let Some(limit) = container.as_ref().and_then(|c| c.pids_limit) {
+        kernel.set_pids_limit(limit);
+    }
     if let Some(profile) = container.as_ref().and_then(|c| c.seccomp.as_ref()) {
         let _ = kernel.seccomp.set(profile.compile()?);
     }

@@ -70,6 +70,7 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         env.push((k.to_string(), v.to_string()));
     }
     let spec = LaunchSpec {
+        cgroup: None,
         platform: name,
         root: "/".into(),
         read_only: true,

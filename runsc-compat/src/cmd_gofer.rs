@@ -30,12 +30,18 @@ pub struct GoferArgs {
     /// Exit when the `bulwark` that started this one does (`do`).
     #[arg(long)]
     pub die_with_parent: bool,
+    /// Join this cgroup (the container's, `oci::cgroups`) first.
+    #[arg(long)]
+    pub cgroup: Option<String>,
 }
 
 pub fn run(_flags: &GlobalFlags, args: GoferArgs) -> anyhow::Result<i32> {
     if args.die_with_parent {
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
             .context("setting the parent-death signal")?;
+    }
+    if let Some(cgroup) = &args.cgroup {
+        crate::oci::cgroups::join(cgroup)?;
     }
     let socks = fds::take(&fds::parse_list(&args.channels)?)?;
     let mounts = args

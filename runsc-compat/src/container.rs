@@ -27,6 +27,11 @@ pub struct ContainerConfig {
     pub capabilities: Option<CapSets>,
     /// `linux.seccomp`, applied by the Sentry to every application syscall.
     pub seccomp: Option<crate::oci::seccomp::Profile>,
+    /// `linux.resources.memory.limit` in bytes: the sandbox's total memory, which it
+    /// cannot allocate beyond (the host's cgroup holds the whole sandbox to it too).
+    pub memory_limit: Option<u64>,
+    /// `linux.resources.pids.limit`: the most tasks the sandbox may have at once.
+    pub pids_limit: Option<u64>,
 }
 
 /// One mount, as the Sentry makes it.

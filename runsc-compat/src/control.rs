@@ -50,6 +50,12 @@ pub enum Request {
     /// On an `exec` connection with a terminal, after `started`: the host terminal's
     /// window size changed.
     Resize,
+    /// `bulwark update`: the sandbox's memory limit (its total memory) and task limit in
+    /// bytes and tasks (`u64::MAX`: none); `None` leaves one as it is.
+    SetLimits {
+        memory: Option<u64>,
+        pids: Option<u64>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -348,6 +354,15 @@ impl Server {
             }
             Request::Resume => {
                 self.kernel.thaw();
+                send(conn, &Reply::Ok, &[])?;
+            }
+            Request::SetLimits { memory, pids } => {
+                if let Some(bytes) = memory {
+                    self.kernel.memory().set_limit(bytes);
+                }
+                if let Some(tasks) = pids {
+                    self.kernel.set_pids_limit(tasks);
+                }
                 send(conn, &Reply::Ok, &[])?;
             }
             Request::Signal { signal, all } => {

@@ -58,6 +58,8 @@ pub struct LaunchSpec {
     pub container: Option<crate::container::ContainerConfig>,
     /// The host terminal of a container with `process.terminal` (see `console.rs`).
     pub console: Option<Console>,
+    /// The container's cgroup (`oci::cgroups`), which the Sentry and the Gofer join.
+    pub cgroup: Option<String>,
 }
 
 /// A container's host terminal, for the Sentry to bridge.
@@ -109,6 +111,9 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
             .arg(serve_arg(&b.attach, &b.path, b.read_only));
     }
     command.args(["--channels", &channel_list]);
+    if let Some(cgroup) = &spec.cgroup {
+        command.arg(format!("--cgroup={cgroup}"));
+    }
     if spec.allow_no_landlock {
         command.arg("--allow-no-landlock");
     }
@@ -147,6 +152,9 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
     }
     if let Some(h) = &spec.hostname {
         command.arg(format!("--hostname={h}"));
+    }
+    if let Some(cgroup) = &spec.cgroup {
+        command.arg(format!("--cgroup={cgroup}"));
     }
     if spec.die_with_parent {
         command.arg("--die-with-parent");

@@ -47,6 +47,9 @@ pub struct GlobalFlags {
     /// Networking: none is the only mode so far.
     #[arg(long, global = true, default_value = "none")]
     network: String,
+    /// Use the systemd cgroup driver (not supported: `create` refuses it).
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
 }
 
 #[derive(Parser, Debug)]
@@ -91,6 +94,8 @@ enum Command {
     Pause(oci::commands::IdArgs),
     /// Lets a paused container run again.
     Resume(oci::commands::IdArgs),
+    /// Changes a container's resource limits (its cgroup's).
+    Update(oci::commands::UpdateArgs),
     /// The detached half of `exec` (started by it).
     #[command(hide = true)]
     ExecWait(oci::exec::ExecWaitArgs),
@@ -152,6 +157,7 @@ fn main() {
         Command::Ps(args) => oci::exec::ps(&cli.global, args),
         Command::Pause(args) => oci::exec::pause(&cli.global, args),
         Command::Resume(args) => oci::exec::resume(&cli.global, args),
+        Command::Update(args) => oci::commands::update(&cli.global, args),
         Command::ExecWait(args) => oci::exec::exec_wait(&cli.global, args),
         Command::Boot(args) => cmd_boot::run(&cli.global, args),
         Command::Gofer(args) => cmd_gofer::run(&cli.global, args),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 
+use super::cgroups::{self, Cgroup, Resources};
 use super::spec::Spec;
 use super::state::{self, Stored};
 use crate::console::{self, HostConsole};
@@ -74,6 +75,47 @@ pub struct DeleteArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// `linux.resources` as JSON, from this file (`-`: standard input).
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes (a `k`, `m` or `g` suffix multiplies).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit in bytes (-1: unlimited).
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// The most processes (tasks) at once.
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// CFS quota in microseconds per period (-1: none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds.
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPU shares (relative weight).
+    #[arg(long, alias = "cpu-share")]
+    pub cpu_shares: Option<u64>,
+    /// The CPUs it may run on (`0-3`, `0,2`).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// The memory nodes it may use.
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Accepted for runc compatibility; not supported (said on standard error).
+    #[arg(long)]
+    pub kernel_memory: Option<String>,
+    /// Accepted for runc compatibility; not supported (said on standard error).
+    #[arg(long)]
+    pub memory_reservation: Option<String>,
+    /// Accepted for runc compatibility; not supported (said on standard error).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+}
+
+#[derive(Args, Debug)]
 pub struct ListArgs {
     /// table or json.
     #[arg(short = 'f', long, default_value = "table")]
@@ -124,6 +166,14 @@ fn create_sandbox(
     let root_spec = spec.root.as_ref().context("config.json has no root")?;
     let rootfs = bundle.join(&root_spec.path);
     let (container, binds) = super::config::from_spec(&spec, &bundle)?;
+    let null = serde_json::Value::Null;
+    let linux = spec.linux.as_ref().unwrap_or(&null);
+    let resources = Resources::from_linux(linux)?;
+    let cgroup_path = cgroups::path_for(
+        linux.get("cgroupsPath").and_then(|p| p.as_str()),
+        &args.id,
+        flags.systemd_cgroup,
+    )?;
     let hooks = spec.hooks.clone().unwrap_or_default();
     let root = root(flags);
     let dir = state::dir(&root, &args.id);
@@ -135,7 +185,11 @@ fn create_sandbox(
         }
         Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
     }
+    let mut cgroup = None;
     let result = (|| {
+        // After the state directory: a second `create` of the same ID stops above, and
+        // leaves the first one's cgroup alone.
+        cgroup = Cgroup::create(&cgroup_path, &resources)?;
         let fifo = state::fifo(&root, &args.id);
         rustix::fs::mknodat(
             rustix::fs::CWD,
@@ -175,6 +229,7 @@ fn create_sandbox(
                 Some(c) => Some(c.for_sentry()?),
                 None => None,
             },
+            cgroup: cgroup.as_ref().map(|_| cgroup_path.clone()),
         };
         let mut sandbox = launch::spawn(flags, launch)?;
         if let Some(adj) = process.oom_score_adj {
@@ -220,6 +275,7 @@ fn create_sandbox(
             created: now_rfc3339(),
             annotations: spec.annotations.clone(),
             hooks: Some(hooks.clone()),
+            cgroup: cgroup.as_ref().map(|_| cgroup_path.clone()),
         };
         let finish = || -> anyhow::Result<()> {
             stored.save(&root)?;
@@ -243,6 +299,9 @@ fn create_sandbox(
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
+        if let Some(c) = &cgroup {
+            c.remove();
+        }
     }
     result
 }
@@ -290,6 +349,13 @@ fn start_stored(root: &Path, stored: &mut Stored) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes the container's cgroup, once its processes are gone.
+fn remove_cgroup(stored: &Stored) {
+    if let Some(path) = &stored.cgroup {
+        Cgroup::new(path).remove();
+    }
+}
+
 /// The poststop hooks, once the container is gone.
 fn poststop(stored: &Stored) {
     if let Some(hooks) = &stored.hooks {
@@ -321,8 +387,8 @@ pub fn run(flags: &GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
         None
     };
     if let Err(e) = start_stored(&root, &mut stored) {
-        let _ = sandbox.boot.kill();
-        let _ = sandbox.gofer.kill();
+        kill_sandbox(&mut sandbox);
+        remove_cgroup(&stored);
         let _ = std::fs::remove_dir_all(state::dir(&root, &stored.id));
         return Err(e);
     }
@@ -332,6 +398,7 @@ pub fn run(flags: &GlobalFlags, args: RunArgs) -> anyhow::Result<i32> {
     let status = sandbox.boot.wait().context("waiting for the container")?;
     let _ = sandbox.gofer.kill();
     let _ = sandbox.gofer.wait();
+    remove_cgroup(&stored);
     poststop(&stored);
     let _ = std::fs::remove_dir_all(state::dir(&root, &stored.id));
     use std::os::unix::process::ExitStatusExt;
@@ -412,6 +479,7 @@ pub fn delete(flags: &GlobalFlags, args: DeleteArgs) -> anyhow::Result<i32> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    remove_cgroup(&stored);
     poststop(&stored);
     std::fs::remove_dir_all(state::dir(&root, &args.id))
         .with_context(|| format!("removing the state of {:?}", args.id))?;
@@ -491,4 +559,123 @@ fn now_rfc3339() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A size in bytes: a number with an optional `k`, `m`, `g` suffix (as runc's `update`
+/// and docker take them), or `-1` for no limit.
+fn parse_bytes(s: &str) -> anyhow::Result<i64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let lower = lower.trim_end_matches('b');
+    let (digits, shift) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 10),
+        Some('m') => (&lower[..lower.len() - 1], 20),
+        Some('g') => (&lower[..lower.len() - 1], 30),
+        _ => (lower, 0),
+    };
+    let n: i64 = digits
+        .trim()
+        .parse()
+        .with_context(|| format!("{s:?} is not a size in bytes"))?;
+    if n < 0 {
+        return Ok(-1);
+    }
+    n.checked_mul(1 << shift)
+        .with_context(|| format!("{s:?} is too large"))
+}
+
+pub fn update(flags: &GlobalFlags, args: UpdateArgs) -> anyhow::Result<i32> {
+    let stored = Stored::load(&root(flags), &args.id)?;
+    if !stored.alive() {
+        bail!("container {:?} is not running", args.id);
+    }
+    let mut resources = match &args.resources {
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+            } else {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+            };
+            let value: serde_json::Value =
+                serde_json::from_str(&text).context("parsing the resources")?;
+            Resources::parse(&value)?
+        }
+        None => Resources::default(),
+    };
+    if args.memory.is_some() || args.memory_swap.is_some() {
+        let m = resources.memory.get_or_insert_with(Default::default);
+        if let Some(v) = &args.memory {
+            m.limit = Some(parse_bytes(v)?);
+        }
+        if let Some(v) = &args.memory_swap {
+            m.swap = Some(parse_bytes(v)?);
+        }
+    }
+    if let Some(limit) = args.pids_limit {
+        resources.pids = Some(cgroups::Pids { limit });
+    }
+    if args.cpu_quota.is_some()
+        || args.cpu_period.is_some()
+        || args.cpu_shares.is_some()
+        || args.cpuset_cpus.is_some()
+        || args.cpuset_mems.is_some()
+    {
+        let c = resources.cpu.get_or_insert_with(Default::default);
+        c.quota = args.cpu_quota.or(c.quota);
+        c.period = args.cpu_period.or(c.period);
+        c.shares = args.cpu_shares.or(c.shares);
+        c.cpus = args.cpuset_cpus.clone().or(c.cpus.take());
+        c.mems = args.cpuset_mems.clone().or(c.mems.take());
+    }
+    let mut notes = resources.unsupported();
+    for (set, flag) in [
+        (args.kernel_memory.is_some(), "--kernel-memory"),
+        (args.memory_reservation.is_some(), "--memory-reservation"),
+        (args.blkio_weight.is_some(), "--blkio-weight"),
+    ] {
+        if set {
+            notes.push(format!("{flag} is not supported (ignored)"));
+        }
+    }
+    for note in &notes {
+        eprintln!("bulwark: update: {note}");
+    }
+    let Some(path) = &stored.cgroup else {
+        if resources.any() {
+            bail!(
+                "container {:?} has no cgroup (it was created without limits where cgroups \
+                 could not be written): its limits cannot change",
+                args.id
+            );
+        }
+        return Ok(0);
+    };
+    Cgroup::new(path).apply(&resources)?;
+    // The Sentry's own view and count follow (MemTotal, what it allocates, its tasks).
+    // Before `start` it serves no requests: a created container keeps the limits it
+    // was created with inside, the cgroup has the new ones.
+    let unlimited = |v: i64| u64::try_from(v).ok().filter(|&v| v > 0).unwrap_or(u64::MAX);
+    let memory = resources
+        .memory
+        .as_ref()
+        .and_then(|m| m.limit)
+        .map(unlimited);
+    let pids = resources
+        .pids
+        .as_ref()
+        .filter(|p| p.limit != 0)
+        .map(|p| unlimited(p.limit));
+    if memory.is_some() || pids.is_some() {
+        if stored.started {
+            let (_, conn) = super::exec::connect(flags, &args.id)?;
+            conn.call(&crate::control::Request::SetLimits { memory, pids }, &[])
+                .context("telling the sandbox its new limits")?;
+        } else {
+            eprintln!(
+                "bulwark: update: the container is not started: inside, it keeps the \
+                 memory and pids limits it was created with"
+            );
+        }
+    }
+    Ok(0)
 }

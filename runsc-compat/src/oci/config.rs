@@ -50,6 +50,9 @@ pub fn from_spec(spec: &Spec, bundle: &Path) -> anyhow::Result<(ContainerConfig,
         config.masked_paths = paths("maskedPaths");
         config.readonly_paths = paths("readonlyPaths");
         config.seccomp = super::seccomp::Profile::from_linux(linux)?;
+        let resources = super::cgroups::Resources::from_linux(linux)?;
+        config.memory_limit = resources.memory_limit();
+        config.pids_limit = resources.pids_limit();
     }
     if let Some(process) = &spec.process {
         for r in &process.rlimits {

@@ -82,7 +82,7 @@ pub struct ExecWaitArgs {
 }
 
 /// A container that runs, and a connection to its Sentry.
-fn connect(flags: &GlobalFlags, id: &str) -> anyhow::Result<(Stored, Connection)> {
+pub(super) fn connect(flags: &GlobalFlags, id: &str) -> anyhow::Result<(Stored, Connection)> {
     let root = PathBuf::from(&flags.root);
     let stored = Stored::load(&root, id)?;
     match stored.status() {

@@ -1,6 +1,7 @@
 //! The OCI runtime: the container lifecycle commands, the bundle's `config.json`, and the
 //! state under `--root`.
 
+pub mod cgroups;
 pub mod commands;
 pub mod config;
 pub mod exec;

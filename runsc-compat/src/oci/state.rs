@@ -27,6 +27,9 @@ pub struct Stored {
     /// The spec's hooks, for `start` and `delete` (the bundle may change meanwhile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<super::spec::Hooks>,
+    /// The container's cgroup path (`oci::cgroups`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
 }
 
 /// The OCI state (`bulwark state`).

@@ -58,6 +58,22 @@ pub struct CloneArgs {
     pub exit_signal: i32,
 }
 
+/// The errno for a platform that could not make a process or thread: `EAGAIN` where
+/// the host refused one with `EAGAIN` (its pids cgroup, `RLIMIT_NPROC`: what makes fork
+/// fail so on Linux too), `ENOMEM` otherwise.
+fn host_errno(e: &platform::PlatformError) -> Errno {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error() == Some(libc::EAGAIN) {
+                return Errno::EAGAIN;
+            }
+        }
+        source = err.source();
+    }
+    Errno::ENOMEM
+}
+
 impl Task {
     /// Creates a task as `clone` does and starts it on a host thread of its own.
     pub fn clone_task(&mut self, args: CloneArgs) -> SysResult<i64> {
@@ -79,13 +95,14 @@ impl Task {
             return Err(Errno::EINVAL);
         }
         let kernel = Arc::clone(&self.kernel);
+        kernel.check_pids_limit()?;
         let mm = if flags & CLONE_VM != 0 {
             Arc::clone(&self.mm)
         } else {
             let space = kernel
                 .platform
                 .new_address_space()
-                .map_err(|_| Errno::ENOMEM)?;
+                .map_err(|e| host_errno(&e))?;
             Arc::new(self.mm.fork(space)?)
         };
         let fds = if flags & CLONE_FILES != 0 {
@@ -98,7 +115,7 @@ impl Task {
         } else {
             self.fs.fork()
         };
-        let mut ctx = kernel.platform.new_context().map_err(|_| Errno::ENOMEM)?;
+        let mut ctx = kernel.platform.new_context().map_err(|e| host_errno(&e))?;
         *ctx.fpu_mut() = self.ctx.fpu().clone();
         let tid = kernel.allocate_tid();
         let mask = self.handle.signals().mask;
@@ -245,7 +262,7 @@ impl Task {
             .kernel
             .platform
             .new_address_space()
-            .map_err(|_| Errno::ENOMEM)?;
+            .map_err(|e| host_errno(&e))?;
         let mm = Arc::new(MemoryManager::new(
             Arc::clone(self.kernel.memory()),
             space,

@@ -18,9 +18,10 @@ pub mod usage;
 pub mod wait;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use crate::errno::{Errno, SysResult};
 use platform::{MemoryFile, Platform};
 
 pub use creds::Credentials;
@@ -84,6 +85,10 @@ pub struct Kernel {
     pub strace: std::sync::atomic::AtomicBool,
     /// The names of the sandbox's Unix sockets.
     pub unix_names: Arc<crate::vfs::socket::Namespace>,
+    /// The most tasks (threads) the sandbox may have at once: the container's pids limit
+    /// (`u64::MAX`: none). Each task is a host thread of the Sentry, so the Sentry keeps
+    /// to the limit itself, failing `clone` with `EAGAIN` as Linux's pids controller does.
+    pids_limit: AtomicU64,
 }
 
 /// Processes and threads by ID (the sandbox's own PID namespace).
@@ -117,6 +122,7 @@ impl Kernel {
             thawed: std::sync::Condvar::new(),
             freeze_lock: Mutex::new(()),
             unix_names: Arc::default(),
+            pids_limit: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -261,6 +267,21 @@ impl Kernel {
     }
 
     /// A new thread ID (the first is 1: the sandbox's init).
+    /// Sets the most tasks the sandbox may have at once (the container's pids limit).
+    pub fn set_pids_limit(&self, limit: u64) {
+        self.pids_limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// `EAGAIN` if one more task would go beyond the pids limit.
+    pub fn check_pids_limit(&self) -> SysResult<()> {
+        let limit = self.pids_limit.load(Ordering::Relaxed);
+        let tasks = self.tables().threads.len() as u64;
+        if tasks >= limit {
+            return Err(Errno::EAGAIN);
+        }
+        Ok(())
+    }
+
     pub fn allocate_tid(&self) -> i32 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }

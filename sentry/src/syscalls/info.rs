@@ -173,7 +173,8 @@ const _: () = assert!(std::mem::size_of::<SysInfo>() == 112);
 
 pub fn sysinfo(task: &mut Task, info: UserAddr) -> SysResult<i64> {
     let memory = task.kernel.memory();
-    let total = memory.size();
+    // The container's memory limit when it has one (`MemoryFile::total`).
+    let total = memory.total();
     let procs = task.kernel.tables().threads.len();
     let s = SysInfo {
         uptime: i64::try_from(task.kernel.uptime().as_secs()).unwrap_or(0),

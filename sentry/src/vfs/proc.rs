@@ -623,7 +623,8 @@ fn filesystems(_: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
 }
 
 fn meminfo(fs: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
-    let total = fs.memory.size() / 1024;
+    // The container's memory limit when it has one (`MemoryFile::total`).
+    let total = fs.memory.total() / 1024;
     let used = fs.memory.allocated() / 1024;
     let free = total.saturating_sub(used);
     Ok(format!(
