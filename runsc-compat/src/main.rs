@@ -124,6 +124,7 @@ impl Command {
             Self::Ps(_) => "ps",
             Self::Pause(_) => "pause",
             Self::Resume(_) => "resume",
+            Self::Update(_) => "update",
             Self::ExecWait(_) => "exec-wait",
             Self::Boot(_) => "boot",
             Self::Gofer(_) => "gofer",

@@ -338,8 +338,12 @@ impl Cgroup {
             }
         }
         if let Some(p) = resources.pids.as_ref().filter(|p| p.limit != 0) {
+            // The Sentry counts the sandbox's processes itself and refuses a fork past
+            // the limit with EAGAIN; the host's counter sees the host tasks a sandbox
+            // process costs (its Sentry thread, a stub and the stub's threads), so it
+            // gets room for those, as a backstop against a runaway Sentry.
             let value = if p.limit > 0 {
-                p.limit.to_string()
+                host_pids(p.limit).to_string()
             } else {
                 "max".to_string()
             };
@@ -418,6 +422,18 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 fn write(path: &Path, value: &str) -> anyhow::Result<()> {
     std::fs::write(path, value).with_context(|| format!("writing {value:?} to {}", path.display()))
+}
+
+/// Host tasks one sandbox process may cost (its Sentry thread, a systrap stub process and
+/// the stub's threads), and those of the sandbox itself (Gofer, Sentry, timers).
+const HOST_TASKS_PER_PROCESS: i64 = 6;
+const HOST_TASKS_BASE: i64 = 32;
+
+/// The host's `pids.max` for a sandbox of `limit` processes.
+pub fn host_pids(limit: i64) -> i64 {
+    limit
+        .saturating_mul(HOST_TASKS_PER_PROCESS)
+        .saturating_add(HOST_TASKS_BASE)
 }
 
 #[cfg(test)]
