@@ -86,6 +86,8 @@ enum Command {
     List(oci::commands::ListArgs),
     /// Writes an example config.json.
     Spec(oci::commands::SpecArgs),
+    /// What this runtime supports of the OCI spec (JSON).
+    Features,
     /// Runs a process in a running container.
     Exec(oci::exec::ExecArgs),
     /// Lists the processes of a container.
@@ -125,6 +127,7 @@ impl Command {
             Self::Pause(_) => "pause",
             Self::Resume(_) => "resume",
             Self::Update(_) => "update",
+            Self::Features => "features",
             Self::ExecWait(_) => "exec-wait",
             Self::Boot(_) => "boot",
             Self::Gofer(_) => "gofer",
@@ -155,6 +158,7 @@ fn main() {
         Command::List(args) => oci::commands::list(&cli.global, args),
         Command::Spec(args) => oci::commands::spec(&cli.global, args),
         Command::Exec(args) => oci::exec::exec(&cli.global, args),
+        Command::Features => oci::features::features(&cli.global),
         Command::Ps(args) => oci::exec::ps(&cli.global, args),
         Command::Pause(args) => oci::exec::pause(&cli.global, args),
         Command::Resume(args) => oci::exec::resume(&cli.global, args),

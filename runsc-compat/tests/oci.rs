@@ -517,3 +517,52 @@ fn debug_log_to_a_directory_gives_each_process_its_file() {
         "{text}"
     );
 }
+
+#[test]
+fn a_killed_sentry_leaves_a_stopped_container_that_delete_cleans_up() {
+    let f = Fixture::new("sleep 100");
+    let bundle = f.bundle();
+    assert!(f
+        .bulwark(&["create", "-b", bundle.to_str().unwrap(), "ks"])
+        .status
+        .success());
+    assert!(f.bulwark(&["start", "ks"]).status.success());
+    let state: serde_json::Value =
+        serde_json::from_slice(&f.bulwark(&["state", "ks"]).stdout).unwrap();
+    let pid = i32::try_from(state["pid"].as_i64().unwrap()).unwrap();
+    let gofer = std::fs::read_to_string(f.dir.path().join("state/ks/state.json")).unwrap();
+    let gofer: serde_json::Value = serde_json::from_str(&gofer).unwrap();
+    let gofer_pid = gofer["goferPid"].as_i64().unwrap();
+    // From outside, as an OOM killer or an operator would.
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    f.wait_for("ks", "stopped");
+    assert!(f.bulwark(&["delete", "ks"]).status.success());
+    assert!(f.bulwark(&["list", "-q"]).stdout.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alive = |p: i64| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    while alive(gofer_pid) {
+        assert!(Instant::now() < deadline, "the Gofer outlived its Sentry");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn features_describe_what_is_supported() {
+    let f = Fixture::new("true");
+    let out = f.bulwark(&["features"]);
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["linux"]["seccomp"]["enabled"], true);
+    assert_eq!(doc["linux"]["cgroup"]["v1"], true);
+    assert!(doc["linux"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "CAP_SYS_ADMIN"));
+}

@@ -189,7 +189,7 @@ fn rlimit_number(name: &str) -> Option<u32> {
 }
 
 /// Linux's capability names, by number.
-const CAPS: [&str; 41] = [
+pub const CAPS: [&str; 41] = [
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",

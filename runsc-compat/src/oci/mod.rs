@@ -5,6 +5,7 @@ pub mod cgroups;
 pub mod commands;
 pub mod config;
 pub mod exec;
+pub mod features;
 pub mod hooks;
 pub mod seccomp;
 pub mod spec;
