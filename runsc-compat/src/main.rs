@@ -86,6 +86,8 @@ enum Command {
     List(oci::commands::ListArgs),
     /// Writes an example config.json.
     Spec(oci::commands::SpecArgs),
+    /// Resource usage of a container, from its cgroup (JSON lines).
+    Events(oci::events::EventsArgs),
     /// What this runtime supports of the OCI spec (JSON).
     Features,
     /// Runs a process in a running container.
@@ -128,6 +130,7 @@ impl Command {
             Self::Resume(_) => "resume",
             Self::Update(_) => "update",
             Self::Features => "features",
+            Self::Events(_) => "events",
             Self::ExecWait(_) => "exec-wait",
             Self::Boot(_) => "boot",
             Self::Gofer(_) => "gofer",
@@ -159,6 +162,7 @@ fn main() {
         Command::Spec(args) => oci::commands::spec(&cli.global, args),
         Command::Exec(args) => oci::exec::exec(&cli.global, args),
         Command::Features => oci::features::features(&cli.global),
+        Command::Events(args) => oci::events::events(&cli.global, args),
         Command::Ps(args) => oci::exec::ps(&cli.global, args),
         Command::Pause(args) => oci::exec::pause(&cli.global, args),
         Command::Resume(args) => oci::exec::resume(&cli.global, args),

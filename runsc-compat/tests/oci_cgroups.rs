@@ -164,6 +164,15 @@ fn limits_are_written_joined_updated_and_removed() {
     }
     assert!(f.bulwark(&["start", "l1"]).status.success());
 
+    // events --stats reads the same cgroup.
+    let out = f.bulwark(&["events", "--stats", "l1"]);
+    assert!(out.status.success(), "events: {}", text(&out.stderr));
+    let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["data"]["memory"]["usage"]["limit"], 64u64 << 20);
+    assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
+    assert!(ev["data"]["pids"]["current"].as_u64().unwrap() >= 2);
+
     let out = f.bulwark(&["update", "--memory", "128m", "--cpu-quota", "20000", "l1"]);
     assert!(out.status.success(), "update: {}", text(&out.stderr));
     assert_eq!(read("memory", &cg, "memory.limit_in_bytes"), "134217728");

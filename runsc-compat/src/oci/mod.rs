@@ -4,6 +4,7 @@
 pub mod cgroups;
 pub mod commands;
 pub mod config;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod hooks;
