@@ -145,6 +145,7 @@ impl Prepared {
             let mut byte = [0u8; 1];
             fifo.read_exact(&mut byte).context("waiting for start")?;
         }
+        let waiting = control.as_ref().map(|(_, s)| Arc::clone(&s.waiting));
         if let Some((listener, server)) = control {
             server.spawn(listener)?;
         }
@@ -152,6 +153,13 @@ impl Prepared {
         task.run();
         // The sandbox ends with init: its status is the container's.
         let status = init.wait_exit(&waker);
+        // Let `bulwark wait` callers have their answer first (briefly).
+        if let Some(waiting) = waiting {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while waiting.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
         log::debug!("init ({program}): {status:?}");
         if let Some(console) = console {
             console.finish();
@@ -294,6 +302,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
             fs: Arc::clone(&fs),
             tree: Arc::clone(&tree),
             default_path: DEFAULT_PATH.to_string(),
+            waiting: Arc::default(),
         });
         (listener, server)
     });

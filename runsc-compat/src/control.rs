@@ -47,6 +47,10 @@ pub enum Request {
         signal: i32,
         all: bool,
     },
+    /// Wait until process `pid` (0: init) has exited: `exited` with its status.
+    Wait {
+        pid: i32,
+    },
     /// On an `exec` connection with a terminal, after `started`: the host terminal's
     /// window size changed.
     Resize,
@@ -270,6 +274,8 @@ pub struct Server {
     pub tree: Arc<VfsResolver>,
     /// `PATH` used to find an exec'd program when its environment has none.
     pub default_path: String,
+    /// `wait` requests not answered yet: the Sentry lets them answer before it exits.
+    pub waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Server {
@@ -365,6 +371,13 @@ impl Server {
                 }
                 send(conn, &Reply::Ok, &[])?;
             }
+            Request::Wait { pid } => {
+                use std::sync::atomic::Ordering;
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                let answered = self.wait(conn, pid);
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                answered?;
+            }
             Request::Signal { signal, all } => {
                 if !(1..=64).contains(&signal) {
                     bail!("invalid signal {signal}");
@@ -383,6 +396,21 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// Answers a `wait`: the exit status of process `pid` (0: init) once it has exited.
+    fn wait(&self, conn: BorrowedFd<'_>, pid: i32) -> anyhow::Result<()> {
+        let group = if pid == 0 {
+            self.kernel.tables().init.clone()
+        } else {
+            self.kernel.group(pid)
+        }
+        .with_context(|| format!("no process {pid} in the sandbox"))?;
+        let status = match group.wait_exit(&sentry::kernel::wait::Waker::new()) {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(sig) => 128 + sig,
+        };
+        send(conn, &Reply::Exited { status }, &[])
     }
 
     fn exec(

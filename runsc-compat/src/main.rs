@@ -88,6 +88,8 @@ enum Command {
     Spec(oci::commands::SpecArgs),
     /// Resource usage of a container, from its cgroup (JSON lines).
     Events(oci::events::EventsArgs),
+    /// Waits for a container's init (or a process in it) to exit; prints its status.
+    Wait(oci::exec::WaitArgs),
     /// What this runtime supports of the OCI spec (JSON).
     Features,
     /// Runs a process in a running container.
@@ -130,6 +132,7 @@ impl Command {
             Self::Resume(_) => "resume",
             Self::Update(_) => "update",
             Self::Features => "features",
+            Self::Wait(_) => "wait",
             Self::Events(_) => "events",
             Self::ExecWait(_) => "exec-wait",
             Self::Boot(_) => "boot",
@@ -162,6 +165,7 @@ fn main() {
         Command::Spec(args) => oci::commands::spec(&cli.global, args),
         Command::Exec(args) => oci::exec::exec(&cli.global, args),
         Command::Features => oci::features::features(&cli.global),
+        Command::Wait(args) => oci::exec::wait(&cli.global, args),
         Command::Events(args) => oci::events::events(&cli.global, args),
         Command::Ps(args) => oci::exec::ps(&cli.global, args),
         Command::Pause(args) => oci::exec::pause(&cli.global, args),

@@ -566,3 +566,25 @@ fn features_describe_what_is_supported() {
         .iter()
         .any(|c| c == "CAP_SYS_ADMIN"));
 }
+
+#[test]
+fn wait_prints_the_exit_status_of_init() {
+    let f = Fixture::new("sleep 0.5; exit 6");
+    let bundle = f.bundle();
+    assert!(f
+        .bulwark(&["create", "-b", bundle.to_str().unwrap(), "w1"])
+        .status
+        .success());
+    assert!(f.bulwark(&["start", "w1"]).status.success());
+    let out = f.bulwark(&["wait", "w1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["id"], "w1");
+    assert_eq!(v["exitStatus"], 6);
+    f.wait_for("w1", "stopped");
+    assert!(f.bulwark(&["delete", "w1"]).status.success());
+}

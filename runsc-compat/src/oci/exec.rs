@@ -366,3 +366,25 @@ pub fn signal_all(flags: &GlobalFlags, id: &str, signal: i32) -> anyhow::Result<
     conn.call(&Request::Signal { signal, all: true }, &[])?;
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    pub id: String,
+    /// A process of the sandbox to wait for (default: the container's init).
+    #[arg(long, default_value_t = 0)]
+    pub pid: i32,
+}
+
+/// `bulwark wait`: waits until the container's init (or `--pid`) exits and prints its
+/// status as runsc does, `{"id":…,"exitStatus":N}`.
+pub fn wait(flags: &GlobalFlags, args: WaitArgs) -> anyhow::Result<i32> {
+    let (_, conn) = connect(flags, &args.id)?;
+    let Reply::Exited { status } = conn.call(&Request::Wait { pid: args.pid }, &[])? else {
+        bail!("wait: unexpected reply");
+    };
+    println!(
+        "{}",
+        serde_json::json!({"id": args.id, "exitStatus": status})
+    );
+    Ok(0)
+}
