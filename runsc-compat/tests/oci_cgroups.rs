@@ -3,8 +3,10 @@
 //! cgroup. Needs root (to write the host's cgroups): elsewhere the tests say NOT TESTED,
 //! except in CI, where they must run.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const CONTROLLERS: [&str; 5] = ["memory", "pids", "cpu", "cpuacct", "cpuset"];
@@ -28,37 +30,18 @@ impl Fixture {
     /// `linux.resources` and a cgroup path of its own (relative: under `/bulwark/`).
     fn new(script: &str, resources: serde_json::Value, cgroup: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let rootfs = dir.path().join("bundle/rootfs");
-        for d in ["bin", "proc", "dev", "tmp"] {
-            std::fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        if !Path::new("/bin/busybox").exists() {
-            let status = Command::new("sh")
-                .args(["-c", "apt-get install -y -qq busybox-static >/dev/null"])
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for tool in ["sh", "echo", "sleep", "cat", "head", "grep"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
-        }
-        let f = Self { dir };
-        let out = f.bulwark(&["spec", "--bundle", f.bundle().to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "spec: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let mut config = common::busybox_bundle(
+            dir.path(),
+            &["proc", "dev", "tmp"],
+            &["sh", "echo", "sleep", "cat", "head", "grep"],
         );
-        let path = f.bundle().join("config.json");
-        let mut config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
         config["linux"] = serde_json::json!({
             "resources": resources,
             "cgroupsPath": cgroup,
         });
-        std::fs::write(&path, config.to_string()).unwrap();
+        let f = Self { dir };
+        std::fs::write(f.bundle().join("config.json"), config.to_string()).unwrap();
         f
     }
 
@@ -66,28 +49,9 @@ impl Fixture {
         self.dir.path().join("bundle")
     }
 
-    /// Runs a command. The container's processes inherit its standard output and error
-    /// (as with runc), so they go to files, not to pipes that would stay open.
+    /// Runs a command, its output to files (see `common::bulwark_in`).
     fn bulwark(&self, args: &[&str]) -> Output {
-        let out = self.dir.path().join("stdout");
-        let err = self.dir.path().join("stderr");
-        let status = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .arg(format!(
-                "--root={}",
-                self.dir.path().join("state").display()
-            ))
-            .arg("--platform=systrap")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&out).unwrap(),
-            stderr: std::fs::read(&err).unwrap(),
-        }
+        common::bulwark_in(self.dir.path(), "systrap", args)
     }
 
     fn run(&self, id: &str) -> Output {

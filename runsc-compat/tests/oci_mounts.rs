@@ -3,8 +3,10 @@
 //! rootfs holds static busybox. Each container runs `sh -c SCRIPT` to its end with
 //! `bulwark run`; its output goes to a file.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::path::PathBuf;
+use std::process::Output;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -15,39 +17,21 @@ impl Fixture {
     /// A bundle running `script` with busybox's sh, and a state root of its own.
     fn new(script: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let rootfs = dir.path().join("bundle/rootfs");
-        for d in ["bin", "proc", "dev", "tmp", "etc"] {
-            std::fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        if !Path::new("/bin/busybox").exists() {
-            let status = Command::new("sh")
-                .args(["-c", "apt-get install -y -qq busybox-static >/dev/null"])
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for tool in [
-            "sh", "echo", "cat", "id", "df", "stat", "ls", "touch", "mkdir", "grep", "test",
-        ] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
-        }
-        std::fs::write(rootfs.join("etc/hosts"), "# the image's\n").unwrap();
-        let mut f = Self {
-            dir,
-            config: serde_json::Value::Null,
-        };
-        let out = f.bulwark(&["spec", "--bundle", f.bundle().to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "spec: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let mut config = common::busybox_bundle(
+            dir.path(),
+            &["proc", "dev", "tmp", "etc"],
+            &[
+                "sh", "echo", "cat", "id", "df", "stat", "ls", "touch", "mkdir", "grep", "test",
+            ],
         );
-        let path = f.bundle().join("config.json");
-        f.config = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        f.config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
-        f.config["root"]["readonly"] = serde_json::json!(false);
-        f
+        std::fs::write(
+            dir.path().join("bundle/rootfs/etc/hosts"),
+            "# the image's\n",
+        )
+        .unwrap();
+        config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+        config["root"]["readonly"] = serde_json::json!(false);
+        Self { dir, config }
     }
 
     fn bundle(&self) -> PathBuf {
@@ -65,31 +49,13 @@ impl Fixture {
         self.config["mounts"].as_array_mut().unwrap().push(mount);
     }
 
-    /// Runs a command. The container's processes inherit its standard output and error
-    /// (as with runc), so they go to files, not to pipes that would stay open.
+    /// Runs a command (the config written first), its output to files (see
+    /// `common::bulwark_in`).
     fn bulwark(&self, args: &[&str]) -> Output {
-        let out = self.dir.path().join("stdout");
-        let err = self.dir.path().join("stderr");
         if !self.config.is_null() {
             std::fs::write(self.bundle().join("config.json"), self.config.to_string()).unwrap();
         }
-        let status = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .arg(format!(
-                "--root={}",
-                self.dir.path().join("state").display()
-            ))
-            .arg("--platform=systrap")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&out).unwrap(),
-            stderr: std::fs::read(&err).unwrap(),
-        }
+        common::bulwark_in(self.dir.path(), "systrap", args)
     }
 
     /// `bulwark run` to the end: its output, checked to have succeeded.

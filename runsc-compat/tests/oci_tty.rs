@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,25 +24,16 @@ impl Fixture {
     /// A bundle running `args` on busybox, with `process.terminal` set to `terminal`,
     /// and a state root of its own.
     fn new(platform: &'static str, args: &[&str], terminal: bool) -> Self {
-        common::ensure_busybox();
         let dir = tempfile::tempdir().unwrap();
-        let rootfs = dir.path().join("bundle/rootfs");
-        for d in ["bin", "proc", "dev", "tmp"] {
-            std::fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        std::fs::copy(common::BUSYBOX, rootfs.join("bin/busybox")).unwrap();
-        for tool in ["sh", "echo", "sleep", "stty", "tty", "cat"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
-        }
-        let f = Self { dir, platform };
-        let out = f.bulwark(&["spec", "--bundle", f.bundle().to_str().unwrap()]);
-        assert!(out.status.success(), "spec: {}", text(&out.stderr));
-        let path = f.bundle().join("config.json");
-        let mut config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut config = common::busybox_bundle(
+            dir.path(),
+            &["proc", "dev", "tmp"],
+            &["sh", "echo", "sleep", "stty", "tty", "cat"],
+        );
         config["process"]["args"] = serde_json::json!(args);
         config["process"]["terminal"] = serde_json::json!(terminal);
-        std::fs::write(&path, config.to_string()).unwrap();
+        let f = Self { dir, platform };
+        std::fs::write(f.bundle().join("config.json"), config.to_string()).unwrap();
         f
     }
 
@@ -54,24 +45,9 @@ impl Fixture {
         self.dir.path().join(name)
     }
 
-    /// Runs a command, its output to files (the container's processes may inherit them).
+    /// Runs a command, its output to files (see `common::bulwark_in`).
     fn bulwark(&self, args: &[&str]) -> Output {
-        let out = self.path("stdout");
-        let err = self.path("stderr");
-        let status = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .arg(format!("--root={}", self.path("state").display()))
-            .arg(format!("--platform={}", self.platform))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&out).unwrap(),
-            stderr: std::fs::read(&err).unwrap(),
-        }
+        common::bulwark_in(self.dir.path(), self.platform, args)
     }
 
     fn pid(&self, file: &str) -> rustix::process::Pid {

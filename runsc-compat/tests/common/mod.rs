@@ -113,3 +113,52 @@ pub fn host_processes_mentioning(text: &str) -> Vec<(i32, String)> {
     }
     found
 }
+
+/// Runs `bulwark --root=DIR/state --platform=PLATFORM ARGS…` with its standard output and
+/// error going to files in `dir` (an OCI container's processes inherit them, as with
+/// runc, so they must not be pipes that would stay open), and returns both.
+pub fn bulwark_in(dir: &Path, platform: &str, args: &[&str]) -> Output {
+    let out = dir.join("stdout");
+    let err = dir.join("stderr");
+    let status = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg(format!("--root={}", dir.join("state").display()))
+        .arg(format!("--platform={platform}"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
+    }
+}
+
+/// Makes `DIR/bundle`: a rootfs with static busybox, `tools` linked to it in `/bin`,
+/// and the empty directories `dirs`, and the config.json of `bulwark spec`, which it
+/// returns for the caller to edit and write back.
+pub fn busybox_bundle(dir: &Path, dirs: &[&str], tools: &[&str]) -> serde_json::Value {
+    ensure_busybox();
+    let bundle = dir.join("bundle");
+    let rootfs = bundle.join("rootfs");
+    for d in ["bin"].iter().chain(dirs) {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    for tool in tools {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
+    }
+    let out = bulwark_in(
+        dir,
+        "systrap",
+        &["spec", "--bundle", bundle.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "spec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap()
+}
