@@ -130,11 +130,7 @@ impl Kernel {
     /// serves from the host's monotonic clock (so `/proc/uptime` and `sysinfo` agree with
     /// `clock_gettime`).
     pub fn uptime(&self) -> std::time::Duration {
-        let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-        std::time::Duration::new(
-            t.tv_sec.unsigned_abs(),
-            u32::try_from(t.tv_nsec).unwrap_or(0),
-        )
+        crate::syscalls::time::Clock::Monotonic.now()
     }
 
     pub fn hostname(&self) -> Vec<u8> {
@@ -234,15 +230,7 @@ impl Kernel {
             .into_iter()
             .map(|g| {
                 let view = g.view();
-                let s = g.state();
-                let state = if s.zombie.is_some() {
-                    'Z'
-                } else if s.stopped {
-                    'T'
-                } else {
-                    'R'
-                };
-                drop(s);
+                let state = g.state().run_state().0;
                 ProcessInfo {
                     pid: g.tgid,
                     ppid: g.parent().map_or(0, |p| p.tgid),

@@ -138,6 +138,20 @@ pub struct GroupState {
     pub exit_signal: i32,
 }
 
+impl GroupState {
+    /// The state `ps` and `/proc/PID/stat` show: `Z` (a zombie), `T` (stopped) or `R`,
+    /// with its name as `/proc/PID/status` spells it.
+    pub fn run_state(&self) -> (char, &'static str) {
+        if self.zombie.is_some() {
+            ('Z', "zombie")
+        } else if self.stopped {
+            ('T', "stopped")
+        } else {
+            ('R', "running")
+        }
+    }
+}
+
 /// A process.
 pub struct ThreadGroup {
     pub tgid: i32,

@@ -31,7 +31,7 @@ mod socket;
 mod sockopt;
 mod splice;
 mod stat;
-mod time;
+pub mod time;
 mod timer;
 mod tty;
 mod xattr;

@@ -39,8 +39,9 @@ const MS_MGC_MSK: u64 = 0xffff_0000;
 const MS_MGC_VAL: u64 = 0xc0ed_0000;
 
 const PROPAGATION: u64 = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED;
-/// Per-mount flags the Sentry accepts and does not need to act on: there are no device
-/// nodes or set-user-ID programs that it would honour, and times are kept as they are.
+/// Per-mount flags the Sentry accepts without acting on them: there are no device nodes
+/// or set-user-ID programs that it would honour, and times are kept as they are.
+/// `MS_NOEXEC` is accepted too, and logged: it is not enforced.
 const ACCEPTED: u64 = MS_NOSUID
     | MS_NODEV
     | MS_NOEXEC
@@ -122,6 +123,9 @@ pub fn mount(
     if unknown != 0 {
         log::warn!("mount: flags {unknown:#x} not implemented (EINVAL)");
         return Err(Errno::EINVAL);
+    }
+    if flags & MS_NOEXEC != 0 {
+        log::warn!("mount: MS_NOEXEC is not enforced (programs there still run)");
     }
     let read_only = flags & MS_RDONLY != 0;
     if flags & MS_BIND != 0 {

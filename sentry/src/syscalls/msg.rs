@@ -506,6 +506,19 @@ fn recvmsg_one(
     Ok(out.result)
 }
 
+/// The one buffer of `send`/`recv` and their kin as an iovec, at most `MAX_RW_COUNT`
+/// bytes (`EFAULT` outside application memory).
+fn one_buffer(buf: UserAddr, len: usize) -> SysResult<IoVec> {
+    let iov = IoVec {
+        base: buf.get(),
+        len: len.min(MAX_RW_COUNT) as u64,
+    };
+    if !buf.range_is_user(iov.len) {
+        return Err(Errno::EFAULT);
+    }
+    Ok(iov)
+}
+
 pub fn sendto(
     task: &mut Task,
     fd: i32,
@@ -516,13 +529,7 @@ pub fn sendto(
     addrlen: i32,
 ) -> SysResult<i64> {
     let file = socket_file(task, fd)?;
-    let iov = [IoVec {
-        base: buf.get(),
-        len: len.min(MAX_RW_COUNT) as u64,
-    }];
-    if !buf.range_is_user(iov[0].len) {
-        return Err(Errno::EFAULT);
-    }
+    let iov = [one_buffer(buf, len)?];
     let to = if addr.is_null() {
         None
     } else {
@@ -545,13 +552,7 @@ pub fn recvfrom(
     addrlen: UserAddr,
 ) -> SysResult<i64> {
     let file = socket_file(task, fd)?;
-    let iov = [IoVec {
-        base: buf.get(),
-        len: len.min(MAX_RW_COUNT) as u64,
-    }];
-    if !buf.range_is_user(iov[0].len) {
-        return Err(Errno::EFAULT);
-    }
+    let iov = [one_buffer(buf, len)?];
     let mut out = recv_iov(task, &file, &iov, flags)?;
     // Descriptions sent to a plain receive are closed, as Linux does.
     out.got.rights.clear();
@@ -646,13 +647,7 @@ pub(super) fn read(
     if count == 0 {
         return Ok(0);
     }
-    let iov = [IoVec {
-        base: buf.get(),
-        len: count.min(MAX_RW_COUNT) as u64,
-    }];
-    if !buf.range_is_user(iov[0].len) {
-        return Err(Errno::EFAULT);
-    }
+    let iov = [one_buffer(buf, count)?];
     recv_iov(task, file, &iov, 0).map(|o| o.result as i64)
 }
 
@@ -663,13 +658,7 @@ pub(super) fn write(
     buf: UserAddr,
     count: usize,
 ) -> SysResult<i64> {
-    let iov = [IoVec {
-        base: buf.get(),
-        len: count.min(MAX_RW_COUNT) as u64,
-    }];
-    if !buf.range_is_user(iov[0].len) {
-        return Err(Errno::EFAULT);
-    }
+    let iov = [one_buffer(buf, count)?];
     let ctl = Control {
         rights: Vec::new(),
         creds: sender_cred(task),

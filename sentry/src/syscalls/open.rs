@@ -372,8 +372,7 @@ pub fn openat2(
     }
     let name = read_path(task, path)?;
     let mut cx = cx(task);
-    let mut start = dir_of(task, dirfd, &name)?;
-    if in_root {
+    let start = if in_root {
         // The directory is the root: absolute paths and `..` stay beneath it.
         let dir = match dir_of(task, dirfd, b".")? {
             Some(d) => d,
@@ -383,8 +382,10 @@ pub fn openat2(
         fs.set_root(dir.clone());
         fs.set_cwd(dir);
         cx.fs = Some(fs);
-        start = None;
-    }
+        None
+    } else {
+        dir_of(task, dirfd, &name)?
+    };
     // The path is checked against the restrictions, then opened as openat would.
     // (A path changed by another thread in between is opened as it is then.)
     let follow = flags & O_NOFOLLOW == 0;

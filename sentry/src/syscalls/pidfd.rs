@@ -94,11 +94,8 @@ pub fn pidfd_send_signal(
     }
     match flags {
         PIDFD_SIGNAL_THREAD => {
-            let (handle, _) = task.kernel.thread(group.tgid).ok_or(Errno::ESRCH)?;
-            if !handle.signals().pending.push(info) {
-                return Err(Errno::EAGAIN);
-            }
-            handle.kick();
+            // The process's main thread, as tgkill sends to a thread.
+            super::signal::send_to_thread(task, Some(group.tgid), group.tgid, sig, info)?;
         }
         PIDFD_SIGNAL_PROCESS_GROUP => {
             let pgid = group.state().pgid;

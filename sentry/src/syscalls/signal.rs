@@ -258,7 +258,7 @@ pub fn kill(task: &mut Task, pid: i32, sig: i32) -> SysResult<i64> {
     Ok(0)
 }
 
-fn send_to_thread(
+pub(super) fn send_to_thread(
     task: &Task,
     tgid: Option<i32>,
     tid: i32,

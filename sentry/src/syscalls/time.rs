@@ -68,7 +68,7 @@ impl Clock {
         }
     }
 
-    fn now(self) -> Duration {
+    pub fn now(self) -> Duration {
         match self {
             Self::Realtime => SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -135,8 +135,14 @@ fn flags() -> String {
     names.join(" ")
 }
 
-/// The text of `/proc/cpuinfo`.
-pub fn generate() -> String {
+/// The text of `/proc/cpuinfo`, made once: it reads about a hundred CPUID leaves, and
+/// each CPUID is a VM exit when the host itself is a virtual machine.
+pub fn text() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(generate)
+}
+
+fn generate() -> String {
     let n = crate::kernel::process::host_cpus();
     let vendor = leaf(0, 0).map_or_else(String::new, |r| bytes(&[r.ebx, r.edx, r.ecx]));
     let brand: Vec<u32> = (0x8000_0002..=0x8000_0004u32)
@@ -179,7 +185,7 @@ pub fn generate() -> String {
 mod tests {
     #[test]
     fn names_the_baseline_flags() {
-        let text = super::generate();
+        let text = super::text();
         let flags = text
             .lines()
             .find_map(|l| l.strip_prefix("flags\t\t: "))

@@ -615,7 +615,7 @@ impl Inode for RandomUuid {
 }
 
 fn cpuinfo(_: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
-    Ok(super::cpuinfo::generate().into_bytes())
+    Ok(super::cpuinfo::text().as_bytes().to_vec())
 }
 
 fn filesystems(_: &ProcFs, _: &Cx) -> SysResult<Vec<u8>> {
@@ -935,14 +935,7 @@ fn state(cx: &Cx) -> (char, &'static str) {
     let Some(g) = &cx.group else {
         return ('R', "running");
     };
-    let s = g.state();
-    if s.zombie.is_some() {
-        ('Z', "zombie")
-    } else if s.stopped {
-        ('T', "stopped")
-    } else {
-        ('R', "running")
-    }
+    g.state().run_state()
 }
 
 /// The signal sets `status` shows: pending for the thread, pending for the process,
