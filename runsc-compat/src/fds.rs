@@ -31,6 +31,40 @@ pub fn take(numbers: &[RawFd]) -> anyhow::Result<Vec<OwnedFd>> {
         .collect())
 }
 
+/// Marks every descriptor above standard error close-on-exec. A command run by a client
+/// (Docker's shim, containerd, a CI harness) may inherit descriptors it was never meant to
+/// have; without this they would pass on to the Sentry and the Gofer, which must hold only
+/// what `bulwark` hands them by number. Called first thing, before any descriptor of this
+/// process's own is open.
+pub fn cloexec_inherited() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        // No procfs: every descriptor a client could plausibly leak is below this bound.
+        for n in 3..1024 {
+            set_cloexec(n);
+        }
+        return;
+    };
+    let numbers: Vec<RawFd> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&n| n > 2)
+        .collect();
+    for n in numbers {
+        set_cloexec(n);
+    }
+}
+
+fn set_cloexec(n: RawFd) {
+    // SAFETY: fcntl(F_GETFD/F_SETFD) only reads and sets the descriptor flag of `n`, and
+    // fails with EBADF on a number that is not open (the one `read_dir` used is); it
+    // touches no memory.
+    unsafe {
+        let flags = libc::fcntl(n, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(n, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
 /// Parses `3,4,5`.
 pub fn parse_list(list: &str) -> anyhow::Result<Vec<RawFd>> {
     list.split(',')

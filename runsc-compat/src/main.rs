@@ -143,6 +143,14 @@ impl Command {
 
 fn main() {
     let cli = Cli::parse();
+    // The sandbox's own processes take the descriptors their parent `bulwark` named; every
+    // other command keeps whatever its client leaked from reaching them.
+    if !matches!(
+        cli.command,
+        Command::Boot(_) | Command::Gofer(_) | Command::ExecWait(_)
+    ) {
+        fds::cloexec_inherited();
+    }
     if let Err(err) = logging::init(&cli.global, cli.command.name()) {
         eprintln!("bulwark: {err:#}");
         std::process::exit(1);

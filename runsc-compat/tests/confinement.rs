@@ -9,6 +9,11 @@ mod common;
 
 /// The `bulwark boot` process whose parent is `parent`.
 fn boot_child(parent: u32) -> Option<u32> {
+    child_running(parent, "boot")
+}
+
+/// The child of `parent` that has the argument `command` (`boot`, `gofer`).
+fn child_running(parent: u32, command: &str) -> Option<u32> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -24,7 +29,7 @@ fn boot_child(parent: u32) -> Option<u32> {
             .parse::<u32>()
             .ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == parent && cmdline.split(|&b| b == 0).any(|a| a == b"boot") {
+        if ppid == parent && cmdline.split(|&b| b == 0).any(|a| a == command.as_bytes()) {
             return Some(pid);
         }
     }
@@ -33,17 +38,19 @@ fn boot_child(parent: u32) -> Option<u32> {
 
 /// A `bulwark do` whose program has started and waits for its standard input to close,
 /// and its Sentry's PID. The caller closes the input and waits for it.
-#[allow(clippy::zombie_processes)]
 fn running_sandbox(platform: &str) -> (std::process::Child, u32) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args([
-            &format!("--platform={platform}"),
-            "do",
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo ready; read x; exit 0",
-        ])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command.args([&format!("--platform={platform}"), "do", "--"]);
+    running(command)
+}
+
+/// `command` (a `bulwark do` up to its `--`) started on a program that says it is ready
+/// and waits for its standard input to close, and its Sentry's PID.
+#[allow(clippy::zombie_processes)]
+fn running(mut command: Command) -> (std::process::Child, u32) {
+    let platform = format!("{command:?}");
+    let mut child = command
+        .args(["/bin/sh", "-c", "echo ready; read x; exit 0"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -130,6 +137,46 @@ fn the_sentry_has_its_own_namespaces_and_an_empty_root() {
         let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
         assert!(nspid.ends_with("\t1"), "{platform}: {nspid}");
     }
+}
+
+/// A descriptor that the caller of `bulwark` leaked (not close-on-exec) reaches neither the
+/// Sentry nor the Gofer: they hold only what `bulwark` gave them.
+#[test]
+fn descriptors_leaked_by_the_caller_reach_neither_sentry_nor_gofer() {
+    let marker = std::env::temp_dir().join(format!("bulwark-leak-{}", std::process::id()));
+    std::fs::write(&marker, "host secret").unwrap();
+    for platform in common::platforms() {
+        // The shell opens descriptor 7 without close-on-exec and becomes `bulwark`.
+        let mut command = Command::new("/bin/sh");
+        command.args([
+            "-c",
+            r#"exec 7<"$0"; exec "$@""#,
+            marker.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_bulwark"),
+            &format!("--platform={platform}"),
+            "do",
+            "--",
+        ]);
+        let (mut child, boot) = running(command);
+        let gofer = child_running(child.id(), "gofer");
+        let holders: Vec<(u32, std::path::PathBuf)> = [Some(boot), gofer]
+            .into_iter()
+            .flatten()
+            .flat_map(|pid| {
+                std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(move |fd| Some((pid, std::fs::read_link(fd.path()).ok()?)))
+            })
+            .filter(|(_, target)| target == &marker)
+            .collect();
+        drop(child.stdin.take());
+        let _ = child.wait();
+        assert!(gofer.is_some(), "{platform}: no gofer process found");
+        assert!(holders.is_empty(), "{platform}: leaked to {holders:?}");
+    }
+    let _ = std::fs::remove_file(&marker);
 }
 
 /// Every thread of the Sentry runs with no capability at all and under its seccomp

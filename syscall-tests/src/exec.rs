@@ -15,6 +15,31 @@ const STDERR_TAIL: usize = 2000;
 /// How long to wait for the output pipes to close once the program's group is gone.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
+/// Marks every descriptor this process inherited above stderr close-on-exec, so that the
+/// programs start with only stdin, stdout and stderr open, as they do under Bulwark. A
+/// harness that leaks a descriptor (a CI runner's, a terminal's) would otherwise change
+/// what a program sees: a test that relies on descriptor 100 being closed fails natively.
+///
+/// Call it before starting threads that open descriptors of their own.
+pub fn close_inherited_on_exec() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: `fd` was listed as open just now, and this process closes only the
+        // descriptors it opened itself; the one `read_dir` used is gone, and a failed
+        // `fcntl` on it (EBADF) is harmless.
+        let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = rustix::io::fcntl_getfd(fd) {
+            let _ = rustix::io::fcntl_setfd(fd, flags | rustix::io::FdFlags::CLOEXEC);
+        }
+    }
+}
+
 /// Runs `cmd` in a process group of its own, kills the whole group after `limit` (and
 /// once the program has exited, so that no stray child outlives its run), and parses
 /// its stdout.
@@ -124,6 +149,28 @@ mod tests {
         let mut c = Command::new("/bin/sh");
         c.args(["-c", script]);
         c
+    }
+
+    #[test]
+    fn inherited_descriptors_do_not_reach_the_program() {
+        use std::os::fd::AsRawFd;
+        // `dup` leaves close-on-exec clear, as a harness's leaked descriptor has it.
+        let leaked = rustix::io::dup(std::io::stderr()).expect("dup");
+        let n = leaked.as_raw_fd();
+        close_inherited_on_exec();
+        let r = run(
+            sh(&format!(
+                "if [ -e /proc/self/fd/{n} ]; then echo 'FAIL open'; else echo ok closed; fi"
+            )),
+            Duration::from_secs(10),
+        );
+        assert_eq!(r.cases.len(), 1);
+        assert_eq!(
+            r.cases[0].outcome,
+            crate::output::Outcome::Ok,
+            "{:?}",
+            r.cases
+        );
     }
 
     #[test]

@@ -140,6 +140,7 @@ fn runsc() -> Option<PathBuf> {
 #[test]
 fn syscall_suite() {
     let started = Instant::now();
+    syscall_tests::exec::close_inherited_on_exec();
     let dir = manifest_dir();
     let mut programs = discover(
         &dir.join("programs"),
