@@ -6,6 +6,7 @@
 //! `ENOEXEC` (or `ELIBBAD` for a bad interpreter), as on Linux.
 
 mod elf;
+pub mod harness;
 mod stack;
 
 use std::sync::Arc;

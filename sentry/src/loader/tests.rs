@@ -1,42 +1,10 @@
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use platform::{AddressSpace, MemoryFile, PlatformError};
+use platform::MemoryFile;
 
+use super::harness::{null_memory_manager, BytesExecutable};
 use super::*;
-use crate::mm::cache::{BytesSource, FileCache};
-use crate::mm::USER_END;
-
-/// An address space that accepts everything: the loader tests check the memory manager's
-/// view, not the platform's.
-struct NullSpace;
-
-impl AddressSpace for NullSpace {
-    fn map(&self, _: u64, _: u64, _: u64, _: Perms) -> Result<(), PlatformError> {
-        Ok(())
-    }
-    fn unmap(&self, _: u64, _: u64) -> Result<(), PlatformError> {
-        Ok(())
-    }
-    fn protect(&self, _: u64, _: u64, _: Perms) -> Result<(), PlatformError> {
-        Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
-struct Exe(Arc<FileCache>);
-
-impl Executable for Exe {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
-        self.0.read_at(offset, buf)
-    }
-    fn memory_object(&self) -> Arc<dyn MemoryObject> {
-        Arc::clone(&self.0) as Arc<dyn MemoryObject>
-    }
-}
 
 /// Files by path, for the resolver.
 struct Files {
@@ -74,16 +42,12 @@ impl Resolver for Files {
             .cloned()
             .ok_or(Errno::ENOENT)?;
         let name = String::from_utf8_lossy(path).into_owned();
-        Ok(Arc::new(Exe(FileCache::new(
-            &self.memory,
-            Arc::new(BytesSource(bytes)),
-            name,
-        ))))
+        Ok(BytesExecutable::new(&self.memory, bytes, name))
     }
 }
 
 fn run(files: &Files, path: &str, argv: &[&str]) -> (SysResult<Loaded>, MemoryManager) {
-    let mm = MemoryManager::new(Arc::clone(&files.memory), Arc::new(NullSpace), USER_END).unwrap();
+    let mm = null_memory_manager(&files.memory);
     let file = match files.open_executable(path.as_bytes()) {
         Ok(f) => f,
         Err(e) => return (Err(e), mm),
