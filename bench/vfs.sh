@@ -2,7 +2,9 @@
 # The VFS benchmark: stat of a cached path, cold walk+stat (a Gofer round trip per
 # component), and read throughput of a 256 MiB file through the Gofer's donated
 # descriptor, natively and under Bulwark (systrap), side by side in one run.
-#   bench/vfs.sh
+#   bench/vfs.sh [BASELINE_BULWARK]
+# With a second bulwark binary (say, one built from the previous commit), it runs that
+# too, in the same run, so a change is measured side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup >/dev/null
@@ -64,7 +66,16 @@ printf '%-16s %16s %18s %18s\n' runner "stat cached ns" "walk+stat cold ns" "rea
 cat "$work/big" >/dev/null
 read -r nc nw nr < <("$work/vfsbench" "$work")
 printf '%-16s %16s %18s %18s\n' native "$nc" "$nw" "$nr"
-read -r bc bw br < <("$bulwark" --platform=systrap do -- "$work/vfsbench" "$work" 2>/dev/null)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-printf '%-16s %8s (%6s) %10s (%6s) %10s (%6s)\n' bulwark-systrap \
-    "$bc" "$(ratio "$bc" "$nc")" "$bw" "$(ratio "$bw" "$nw")" "$br" "$(ratio "$br" "$nr")"
+row() { # name binary platform
+    local bc bw br
+    read -r bc bw br < <("$2" --platform="$3" do -- "$work/vfsbench" "$work" 2>/dev/null)
+    printf '%-16s %8s (%6s) %10s (%6s) %10s (%6s)\n' "$1" \
+        "$bc" "$(ratio "$bc" "$nc")" "$bw" "$(ratio "$bw" "$nw")" "$br" "$(ratio "$br" "$nr")"
+}
+row bulwark-systrap "$bulwark" systrap
+if [ -n "${1:-}" ]; then row baseline-systrap "$1" systrap; fi
+if [ -r /dev/kvm ]; then
+    row bulwark-kvm "$bulwark" kvm
+    if [ -n "${1:-}" ]; then row baseline-kvm "$1" kvm; fi
+fi

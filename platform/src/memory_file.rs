@@ -12,6 +12,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// The most ranges one `read_from` takes (Linux's `UIO_MAXIOV`).
+pub const IOV_MAX: usize = 1024;
+
 pub const PAGE_SIZE: u64 = 4096;
 
 /// Errors of the memory file.
@@ -185,6 +188,41 @@ impl MemoryFile {
         // Rust allocation, so the two cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
         Ok(())
+    }
+
+    /// Reads from the host descriptor `fd` at `fd_offset` straight into the memory-file
+    /// `ranges` (offset, length), in order, with one `preadv`: the bytes are copied once,
+    /// by the host kernel, where a read into a buffer and a copy would copy them twice.
+    /// Returns the bytes read, short at the end of the host file. At most `IOV_MAX`
+    /// ranges.
+    pub fn read_from(
+        &self,
+        fd: BorrowedFd<'_>,
+        fd_offset: u64,
+        ranges: &[(u64, u64)],
+    ) -> Result<usize, std::io::Error> {
+        if ranges.len() > IOV_MAX {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut iov = Vec::with_capacity(ranges.len());
+        for &(offset, len) in ranges {
+            let base = self
+                .ptr(offset, len)
+                .map_err(|_| std::io::Error::from_raw_os_error(libc::EFAULT))?;
+            iov.push(libc::iovec {
+                iov_base: base.cast(),
+                iov_len: self.host_len(len),
+            });
+        }
+        let off = libc::off_t::try_from(fd_offset)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let count = libc::c_int::try_from(iov.len()).unwrap_or(0);
+        // SAFETY: every iovec was checked by `ptr` to lie inside the mapping, which lives
+        // as long as `self`; the kernel writes only there (the same bytes `write` may
+        // copy to: application memory has no Rust references into it). `iov` outlives
+        // the call.
+        let n = unsafe { libc::preadv(fd.as_raw_fd(), iov.as_ptr(), count, off) };
+        usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
     }
 
     /// Copies `buf` to `offset`.

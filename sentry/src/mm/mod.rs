@@ -204,6 +204,32 @@ struct PageEntry {
     mapped: Option<Perms>,
 }
 
+impl PageEntry {
+    /// The page's memory-file offset if an `access` needs no change to the entry or to
+    /// the platform's translation: the same answer `MemoryManager::resolve` gives
+    /// without copying or mapping.
+    fn settled(&self, vma_perms: Perms, shared: bool, access: Access) -> Option<u64> {
+        let writable = match (&self.backing, shared) {
+            (PageRef::Object(_), true) => true,
+            (PageRef::Private(p), _) => Arc::strong_count(p) == 1,
+            (PageRef::Object(_), false) => false,
+        };
+        if access == Access::Write && !writable {
+            return None;
+        }
+        let perms = if writable {
+            vma_perms
+        } else {
+            vma_perms - Perms::WRITE
+        };
+        match self.mapped {
+            None => Some(self.backing.page().offset()),
+            Some(m) if m == perms => Some(self.backing.page().offset()),
+            Some(_) => None,
+        }
+    }
+}
+
 /// Why an access failed: the signal the application gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -520,6 +546,71 @@ impl MemoryManager {
         })
     }
 
+    /// Reads up to `len` bytes of the host descriptor `fd` at `fd_offset` into application
+    /// memory at `addr`, page by page straight into the pages behind it (see
+    /// [`MemoryFile::read_from`]), as `read(2)` of a host-backed file does. Returns the
+    /// bytes read: short at the end of the file, or before the first page that cannot be
+    /// written (`EFAULT` if that is the first).
+    pub fn read_from_host(
+        &self,
+        addr: UserAddr,
+        len: usize,
+        fd: std::os::fd::BorrowedFd<'_>,
+        fd_offset: u64,
+    ) -> SysResult<usize> {
+        /// Bytes read under one hold of the lock, so that a fault elsewhere waits little.
+        const STEP: u64 = 1 << 20;
+        if !addr.range_is_user(len as u64) {
+            return Err(Errno::EFAULT);
+        }
+        let len = len as u64;
+        let mut done = 0u64;
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        while done < len {
+            let want = (len - done).min(STEP);
+            ranges.clear();
+            let mut covered = 0u64;
+            let mut inner = self.lock();
+            while covered < want {
+                let at = addr.get() + done + covered;
+                let page = at & !(PAGE_SIZE - 1);
+                let n = (PAGE_SIZE - (at - page)).min(want - covered);
+                if !inner.in_user(at, n) {
+                    break;
+                }
+                let Ok(offset) = self.fault_locked(&mut inner, page, Access::Write, false) else {
+                    break;
+                };
+                let offset = offset + (at - page);
+                let full = ranges.len() == platform::memory_file::IOV_MAX;
+                match ranges.last_mut() {
+                    Some((start, l)) if *start + *l == offset => *l += n,
+                    _ if full => break,
+                    _ => ranges.push((offset, n)),
+                }
+                covered += n;
+            }
+            if covered == 0 && done == 0 {
+                // The first page cannot be written.
+                return Err(Errno::EFAULT);
+            }
+            if covered == 0 {
+                break;
+            }
+            let n = match self.memory.read_from(fd, fd_offset + done, &ranges) {
+                Ok(n) => n as u64,
+                Err(e) if done == 0 => return Err(Errno::from(e)),
+                Err(_) => break,
+            };
+            drop(inner);
+            done += n;
+            if n < want {
+                break;
+            }
+        }
+        usize::try_from(done).map_err(|_| Errno::EOVERFLOW)
+    }
+
     /// Reads a `T` from application memory.
     pub fn read<T: zerocopy::FromBytes + zerocopy::IntoBytes>(
         &self,
@@ -685,7 +776,7 @@ impl MemoryManager {
         access: Access,
         map: bool,
     ) -> Result<u64, Fault> {
-        let vma = inner.vma_for_fault(page)?.clone();
+        let vma = inner.vma_for_fault(page)?;
         let allowed = match access {
             Access::Read => vma.perms.contains(Perms::READ),
             Access::Write => vma.perms.contains(Perms::WRITE),
@@ -694,6 +785,19 @@ impl MemoryManager {
         if !allowed {
             return Err(Fault::AccErr);
         }
+        // The common case of a copy (`read(2)` into a buffer used before): the page is
+        // there and `resolve` would change nothing. Skips the VMA clone and the map churn.
+        let (perms, shared) = (vma.perms, vma.shared);
+        if !map {
+            if let Some(offset) = inner
+                .pages
+                .get(&page)
+                .and_then(|e| e.settled(perms, shared, access))
+            {
+                return Ok(offset);
+            }
+        }
+        let vma = inner.vma_for_fault(page)?.clone();
         let entry = match inner.pages.remove(&page) {
             Some(e) => e,
             None => {

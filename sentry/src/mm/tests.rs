@@ -341,3 +341,44 @@ fn a_read_only_shared_mapping_stays_read_only() {
     mm.mprotect(a, PAGE_SIZE, Perms::READ | Perms::EXEC)
         .unwrap();
 }
+
+#[test]
+fn reads_from_a_host_file_land_in_application_memory() {
+    use std::os::fd::AsFd;
+    let (mm, _) = setup();
+    let page = usize::try_from(PAGE_SIZE).unwrap();
+    let content: Vec<u8> = (0..3 * PAGE_SIZE + 100).map(|i| (i % 251) as u8).collect();
+    let path = std::env::temp_dir().join(format!("bulwark-mm-host-{}", std::process::id()));
+    std::fs::write(&path, &content).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let a = anon(&mm, 5 * PAGE_SIZE, RW);
+    // Unaligned, across pages, at an offset of the file, short at its end.
+    let at = a.checked_add(10).unwrap();
+    let n = mm.read_from_host(at, 4 * page, file.as_fd(), 7).unwrap();
+    assert_eq!(n, content.len() - 7);
+    let mut back = vec![0u8; n];
+    mm.copy_in(at, &mut back).unwrap();
+    assert_eq!(back, content[7..]);
+    // Into memory that is not writable: EFAULT; stopping at it part way: what was read.
+    let ro = anon(&mm, 2 * PAGE_SIZE, Perms::READ);
+    assert_eq!(
+        mm.read_from_host(ro, 100, file.as_fd(), 0),
+        Err(Errno::EFAULT)
+    );
+    mm.munmap(a.checked_add(2 * PAGE_SIZE).unwrap(), PAGE_SIZE)
+        .unwrap();
+    let n = mm
+        .read_from_host(a.checked_add(PAGE_SIZE).unwrap(), 3 * page, file.as_fd(), 0)
+        .unwrap();
+    assert_eq!(n, page);
+    // A copy-on-write page is copied before the read fills it, not shared.
+    let child = mm.fork(Arc::new(RecordingSpace::default())).unwrap();
+    mm.read_from_host(a, 16, file.as_fd(), PAGE_SIZE).unwrap();
+    let mut mine = [0u8; 16];
+    let mut theirs = [0u8; 16];
+    mm.copy_in(a, &mut mine).unwrap();
+    child.copy_in(a, &mut theirs).unwrap();
+    assert_eq!(mine, content[page..page + 16]);
+    assert_ne!(mine, theirs);
+}

@@ -169,12 +169,24 @@ pub fn read(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> SysResult<
     if super::msg::is_socket(&file) {
         return super::msg::read(task, &file, buf, count);
     }
+    let count = count.min(MAX_RW_COUNT);
+    if let Some(n) = file.read_host(None, &mut |fd, off| {
+        task.mm.read_from_host(buf, count, fd, off)
+    }) {
+        return n.map(|n| n as i64);
+    }
     read_into(task, buf, count, |data| read_stream(task, &*file, data))
 }
 
 pub fn pread64(task: &mut Task, fd: i32, buf: UserAddr, count: usize, off: i64) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
     let off = u64::try_from(off).map_err(|_| Errno::EINVAL)?;
+    let count = count.min(MAX_RW_COUNT);
+    if let Some(n) = file.read_host(Some(off), &mut |fd, at| {
+        task.mm.read_from_host(buf, count, fd, at)
+    }) {
+        return n.map(|n| n as i64);
+    }
     let mut at = off;
     read_into(task, buf, count, |data| {
         let n = file.pread(data, at)?;

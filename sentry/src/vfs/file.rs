@@ -67,6 +67,15 @@ pub fn anon_stat() -> Stat {
 
 /// An open file description. Defaults are Linux's answers for a file that lacks the
 /// operation.
+/// A host descriptor whose bytes at each offset are a file's (see [`Inode::host_data`]).
+pub trait HostData: Send + Sync {
+    fn host_fd(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+
+/// How [`FileDescription::read_host`] reads: from a host descriptor at an offset into the
+/// caller's destination, returning the bytes read.
+pub type HostReader<'a> = dyn FnMut(std::os::fd::BorrowedFd<'_>, u64) -> SysResult<usize> + 'a;
+
 pub trait FileDescription: Send + Sync {
     /// Reads at the current offset (or from the stream).
     fn read(&self, _buf: &mut [u8]) -> SysResult<usize> {
@@ -81,6 +90,13 @@ pub trait FileDescription: Send + Sync {
     /// `pread64`.
     fn pread(&self, _buf: &mut [u8], _offset: u64) -> SysResult<usize> {
         Err(Errno::ESPIPE)
+    }
+
+    /// `read` (`at` is `None`) or `pread64` (at `at`) of a file whose bytes a host
+    /// descriptor holds, done by `read` straight into the destination; `None` when the
+    /// file has no such descriptor (use `read` or `pread`).
+    fn read_host(&self, _at: Option<u64>, _read: &mut HostReader<'_>) -> Option<SysResult<usize>> {
+        None
     }
 
     /// `pwrite64`.
@@ -449,6 +465,34 @@ impl FileDescription for InodeFile {
         let n = self.read_data(offset, buf)?;
         self.notify(n, super::inotify::IN_ACCESS);
         Ok(n)
+    }
+
+    fn read_host(&self, at: Option<u64>, read: &mut HostReader<'_>) -> Option<SysResult<usize>> {
+        if self.snapshot.is_some() {
+            return None;
+        }
+        if let Err(e) = self.check_read() {
+            return Some(Err(e));
+        }
+        let data = match self.inode_ref().host_data() {
+            Ok(Some(data)) => data,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        let n = match at {
+            Some(offset) => read(data.host_fd(), offset),
+            None => {
+                let mut off = self.offset();
+                read(data.host_fd(), *off).and_then(|n| {
+                    *off = off.checked_add(n as u64).ok_or(Errno::EOVERFLOW)?;
+                    Ok(n)
+                })
+            }
+        };
+        if let Ok(n) = n {
+            self.notify(n, super::inotify::IN_ACCESS);
+        }
+        Some(n)
     }
 
     fn pwrite(&self, buf: &[u8], offset: u64) -> SysResult<usize> {

@@ -33,7 +33,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use file::{FileDescription, InodeFile};
+pub use file::{FileDescription, HostData, InodeFile};
 pub use host::HostFile;
 pub use path::{FsContext, Path, Vfs};
 pub use stat::Stat;
@@ -337,6 +337,13 @@ pub trait Inode: Send + Sync {
     /// Called before the file is opened for writing (the overlay copies the file up).
     fn prepare_write(&self) -> SysResult<()> {
         Ok(())
+    }
+
+    /// The host descriptor holding this file's bytes, when a read may go to it directly
+    /// (a Gofer-donated lower file): the syscall layer then reads into application
+    /// memory with no copy through a buffer of the Sentry's.
+    fn host_data(&self) -> SysResult<Option<Arc<dyn HostData>>> {
+        Ok(None)
     }
 
     /// Something to hold while the file is open, keeping its data at hand (a lower

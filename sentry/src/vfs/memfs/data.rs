@@ -439,6 +439,12 @@ impl DonatedFile {
     }
 }
 
+impl crate::vfs::HostData for DonatedFile {
+    fn host_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+}
+
 impl ReadAt for DonatedFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
         std::os::unix::fs::FileExt::read_at(&self.file, buf, offset).map_err(Errno::from)
@@ -458,6 +464,11 @@ pub struct LowerOpen {
 }
 
 impl LowerOpen {
+    /// The donated descriptor, for reads straight into application memory.
+    pub fn donated(&self) -> Arc<DonatedFile> {
+        Arc::clone(&self.file)
+    }
+
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> SysResult<usize> {
         if offset >= self.file.size {
             return Ok(0);

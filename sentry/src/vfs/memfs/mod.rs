@@ -544,6 +544,17 @@ impl Inode for MemInode {
         self.file_size()
     }
 
+    fn host_data(&self) -> SysResult<Option<Arc<dyn crate::vfs::HostData>>> {
+        let Body::File(data) = &self.body else {
+            return Ok(None);
+        };
+        let mut data = lock(data);
+        match &*data {
+            FileData::Mem(_) => Ok(None),
+            FileData::Lower { .. } => Ok(Some(self.lower_cache_locked(&mut data)?.donated())),
+        }
+    }
+
     fn pin(&self) -> SysResult<Option<Arc<dyn Any + Send + Sync>>> {
         let Body::File(data) = &self.body else {
             return Ok(None);
