@@ -33,7 +33,7 @@ impl Fixture {
         let mut config = common::busybox_bundle(
             dir.path(),
             &["proc", "dev", "tmp"],
-            &["sh", "echo", "sleep", "cat", "head", "grep"],
+            &["sh", "echo", "sleep", "cat", "head", "grep", "dd"],
         );
         config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
         config["linux"] = serde_json::json!({
@@ -109,7 +109,12 @@ fn limits_are_written_joined_updated_and_removed() {
     let bundle = f.bundle();
     let out = f.bulwark(&["create", "-b", bundle.to_str().unwrap(), "l1"]);
     assert!(out.status.success(), "create: {}", text(&out.stderr));
-    assert_eq!(read("memory", &cg, "memory.limit_in_bytes"), "67108864");
+    // The host's limit has room for the Sentry's and the Gofer's own memory (64 MiB and
+    // a sixteenth); the Sentry holds the application to 64 MiB itself.
+    assert_eq!(
+        read("memory", &cg, "memory.limit_in_bytes"),
+        ((64u64 << 20) + (4 << 20) + (64 << 20)).to_string()
+    );
     // The host's counter has room for the host tasks each sandbox process costs; the
     // Sentry holds the sandbox to 64 itself (pids_limit_makes_fork_fail).
     assert_eq!(read("pids", &cg, "pids.max"), (64 * 6 + 32).to_string());
@@ -139,7 +144,10 @@ fn limits_are_written_joined_updated_and_removed() {
 
     let out = f.bulwark(&["update", "--memory", "128m", "--cpu-quota", "20000", "l1"]);
     assert!(out.status.success(), "update: {}", text(&out.stderr));
-    assert_eq!(read("memory", &cg, "memory.limit_in_bytes"), "134217728");
+    assert_eq!(
+        read("memory", &cg, "memory.limit_in_bytes"),
+        ((128u64 << 20) + (8 << 20) + (64 << 20)).to_string()
+    );
     assert_eq!(read("cpu", &cg, "cpu.cfs_quota_us"), "20000");
     // The sandbox sees the new limit too.
     let out = f.bulwark(&["exec", "l1", "grep", "MemTotal", "/proc/meminfo"]);
@@ -196,6 +204,43 @@ fn memory_limit_is_memtotal_and_holds() {
     );
     assert!(start.elapsed() < Duration::from_secs(60));
     assert_gone(&cg);
+}
+
+/// A program that touches more memory than the limit is killed inside the sandbox by the
+/// Sentry's OOM killer (`SIGKILL`, status 137 to its shell), and the rest goes on; on
+/// both platforms.
+#[test]
+fn memory_overrun_kills_the_largest_process_only() {
+    if !runnable("memory_overrun_kills_the_largest_process_only") {
+        return;
+    }
+    for platform in common::platforms() {
+        let cg = unique("oom");
+        // dd reads 256 MiB of zeros into one buffer it allocated: every page is touched
+        // by the Sentry's copy (a syscall), then by dd itself on the next block.
+        let f = Fixture::new(
+            "dd if=/dev/zero of=/dev/null bs=256M count=2 2>/dev/null; echo dd=$?; \
+             head -c 1000000 /dev/zero | cat > /dev/null; echo alive",
+            serde_json::json!({"memory": {"limit": 64 << 20}}),
+            &cg,
+        );
+        let start = Instant::now();
+        let out = common::bulwark_in(
+            f.dir.path(),
+            platform,
+            &["run", "--bundle", f.bundle().to_str().unwrap(), "oom1"],
+        );
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains("dd=137") && stdout.contains("alive"),
+            "{platform}: {stdout} {} ({:?})",
+            text(&out.stderr),
+            out.status
+        );
+        assert_eq!(out.status.code(), Some(0), "{platform}: {stdout}");
+        assert!(start.elapsed() < Duration::from_secs(60));
+        assert_gone(&cg);
+    }
 }
 
 #[test]

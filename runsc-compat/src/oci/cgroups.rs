@@ -321,7 +321,12 @@ impl Cgroup {
                     swap_file.display()
                 );
             }
-            match (m.limit, swap) {
+            // The Sentry keeps the application to `limit` itself (its OOM killer ends the
+            // largest process inside the sandbox); the host's limit gives room for the
+            // Sentry's and the Gofer's own memory on top, as a backstop, so that the host
+            // never kills the whole sandbox for what the application did.
+            let (limit, swap) = (m.limit.map(host_memory), swap.map(host_memory));
+            match (limit, swap) {
                 (Some(limit), Some(swap)) => {
                     // memory.limit_in_bytes may not exceed memsw: raise memsw first when
                     // the memory limit does not fit under the current one.
@@ -424,6 +429,36 @@ fn write(path: &Path, value: &str) -> anyhow::Result<()> {
     std::fs::write(path, value).with_context(|| format!("writing {value:?} to {}", path.display()))
 }
 
+/// Memory the Sentry and the Gofer may use for themselves beyond the application's limit:
+/// a base, and a share of the limit (the Sentry's page and mapping tables grow with it).
+const HOST_MEMORY_BASE: i64 = 64 << 20;
+const HOST_MEMORY_SHARE: i64 = 16;
+
+/// The host's memory limit for a sandbox whose application may use `limit` bytes (`-1`
+/// and other non-positive values, "no limit", pass through).
+pub fn host_memory(limit: i64) -> i64 {
+    if limit <= 0 {
+        return limit;
+    }
+    limit
+        .saturating_add(limit / HOST_MEMORY_SHARE)
+        .saturating_add(HOST_MEMORY_BASE)
+}
+
+/// The application's limit behind a host limit `host` that [`host_memory`] made (a host
+/// value it cannot have made, "no limit" among them, is returned as it is).
+pub fn container_memory(host: u64) -> u64 {
+    // cgroup v1 shows "no limit" as a page-rounded i64::MAX; no real limit comes close.
+    let Some(h) = i64::try_from(host).ok().filter(|&h| h < 1 << 62) else {
+        return host;
+    };
+    let guess = (h - HOST_MEMORY_BASE) / (HOST_MEMORY_SHARE + 1) * HOST_MEMORY_SHARE;
+    (guess.max(1)..guess.max(1) + HOST_MEMORY_SHARE + 2)
+        .find(|&l| host_memory(l) == h)
+        .and_then(|l| u64::try_from(l).ok())
+        .unwrap_or(host)
+}
+
 /// Host tasks one sandbox process may cost (its Sentry thread, a systrap stub process and
 /// the stub's threads), and those of the sandbox itself (Gofer, Sentry, timers).
 const HOST_TASKS_PER_PROCESS: i64 = 6;
@@ -439,6 +474,19 @@ pub fn host_pids(limit: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_limit_leaves_room_for_the_sandbox_itself() {
+        assert_eq!(host_memory(64 << 20), (64 << 20) + (4 << 20) + (64 << 20));
+        assert_eq!(host_memory(-1), -1);
+        assert_eq!(host_memory(0), 0);
+        assert_eq!(host_memory(i64::MAX), i64::MAX);
+        for limit in [1, 4095, 64 << 20, (64 << 20) + 17, 3 << 30] {
+            assert_eq!(container_memory(host_memory(limit) as u64), limit as u64);
+        }
+        // The unlimited value of cgroup v1 (a page-rounded i64::MAX) stays as it is.
+        assert_eq!(container_memory(9223372036854771712), 9223372036854771712);
+    }
 
     #[test]
     fn paths() {

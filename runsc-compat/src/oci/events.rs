@@ -76,7 +76,9 @@ fn stats(id: &str, cg: &Cgroup) -> serde_json::Value {
                 "usage": {
                     "usage": number(cg, "memory", "memory.usage_in_bytes"),
                     "max": number(cg, "memory", "memory.max_usage_in_bytes"),
-                    "limit": number(cg, "memory", "memory.limit_in_bytes"),
+                    // The container's limit, not the host's (which has room for the
+                    // sandbox itself on top).
+                    "limit": super::cgroups::container_memory(number(cg, "memory", "memory.limit_in_bytes")),
                     "failcnt": number(cg, "memory", "memory.failcnt"),
                 },
             },

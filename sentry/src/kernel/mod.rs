@@ -8,6 +8,7 @@ mod fd_table;
 pub mod futex;
 pub mod futex_pi;
 mod limits;
+pub mod oom;
 pub mod process;
 pub mod seccomp;
 pub mod signal;
@@ -89,6 +90,8 @@ pub struct Kernel {
     /// (`u64::MAX`: none). Each task is a host thread of the Sentry, so the Sentry keeps
     /// to the limit itself, failing `clone` with `EAGAIN` as Linux's pids controller does.
     pids_limit: AtomicU64,
+    /// The OOM killer's last victim.
+    oom: oom::OomState,
 }
 
 /// Processes and threads by ID (the sandbox's own PID namespace).
@@ -123,6 +126,7 @@ impl Kernel {
             freeze_lock: Mutex::new(()),
             unix_names: Arc::default(),
             pids_limit: AtomicU64::new(u64::MAX),
+            oom: oom::OomState::default(),
         })
     }
 

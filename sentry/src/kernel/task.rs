@@ -287,6 +287,12 @@ impl Task {
             }
         }
         let result = syscalls::dispatch(self, r.orig_rax, args);
+        if self.mm.take_out_of_memory() {
+            // A copy to or from application memory found no page: make room as a page
+            // fault would (this process may be the one to go; the syscall's result then
+            // never reaches it).
+            let _ = self.kernel.out_of_memory();
+        }
         if let Some(described) = described {
             let name = syscalls::names::name(r.orig_rax).unwrap_or("unknown");
             let shown = syscalls::describe_result(&result);
@@ -346,16 +352,56 @@ impl Task {
     }
 
     fn page_fault(&mut self, addr: u64, access: Access) {
-        if let Err(fault) = self.mm.handle_fault(UserAddr::new(addr), access) {
-            log::debug!("task {}: {fault:?} at {addr:#x} ({access:?})", self.tid());
-            let info = match fault {
-                Fault::Bus => SigInfo::fault(SIGBUS, signal::BUS_ADRERR, addr),
-                Fault::AccErr => SigInfo::fault(SIGSEGV, signal::SEGV_ACCERR, addr),
-                Fault::MapErr | Fault::OutOfMemory => {
-                    SigInfo::fault(SIGSEGV, signal::SEGV_MAPERR, addr)
+        let mut since = None;
+        let fault = loop {
+            match self.mm.handle_fault(UserAddr::new(addr), access) {
+                Ok(()) => return,
+                Err(Fault::OutOfMemory) => {
+                    self.mm.take_out_of_memory();
+                    if !self.recover_memory(&mut since) {
+                        return;
+                    }
                 }
-            };
-            self.force_signal(info);
+                Err(fault) => break fault,
+            }
+        };
+        log::debug!("task {}: {fault:?} at {addr:#x} ({access:?})", self.tid());
+        let info = match fault {
+            Fault::Bus => SigInfo::fault(SIGBUS, signal::BUS_ADRERR, addr),
+            Fault::AccErr => SigInfo::fault(SIGSEGV, signal::SEGV_ACCERR, addr),
+            Fault::MapErr | Fault::OutOfMemory => {
+                SigInfo::fault(SIGSEGV, signal::SEGV_MAPERR, addr)
+            }
+        };
+        self.force_signal(info);
+    }
+
+    /// After a page was refused for want of memory: calls in the OOM killer. `true` if
+    /// the access is to be tried again (another process was killed, or an earlier victim
+    /// is still exiting); `false` once this process is the one to die.
+    fn recover_memory(&mut self, since: &mut Option<std::time::Instant>) -> bool {
+        /// How long a fault waits for memory before its own process is killed instead.
+        const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+        if self.group.state().exiting.is_some() {
+            return false;
+        }
+        let since = *since.get_or_insert_with(std::time::Instant::now);
+        match self.kernel.out_of_memory() {
+            super::oom::OomOutcome::Killed(victim) if Arc::ptr_eq(&victim, &self.group) => false,
+            super::oom::OomOutcome::Killed(_) | super::oom::OomOutcome::Waiting
+                if since.elapsed() < PATIENCE =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                true
+            }
+            _ => {
+                log::warn!(
+                    "out of memory: process {} gets no page, killed",
+                    self.tgid()
+                );
+                self.group.begin_exit(ExitStatus::Signaled(SIGKILL));
+                false
+            }
         }
     }
 
@@ -542,17 +588,31 @@ impl Task {
             // the siginfo, as on Linux.
             frame_info = SigInfo { ..info };
         }
-        let pushed = signal_frame::push(
-            &self.mm,
-            &mut self.regs,
-            self.ctx.fpu(),
-            &frame_info,
-            action.handler,
-            action.restorer,
-            old_mask,
-            stack_top,
-            reported_stack,
-        );
+        let mut since = None;
+        let pushed = loop {
+            let pushed = signal_frame::push(
+                &self.mm,
+                &mut self.regs,
+                self.ctx.fpu(),
+                &frame_info,
+                action.handler,
+                action.restorer,
+                old_mask,
+                stack_top,
+                reported_stack,
+            );
+            // A stack page the sandbox had no memory for: make room and write it again
+            // (the registers change only once the frame is written).
+            if pushed.is_err() && self.mm.take_out_of_memory() {
+                if self.recover_memory(&mut since) {
+                    continue;
+                }
+                if self.group.state().exiting.is_some() {
+                    return true;
+                }
+            }
+            break pushed;
+        };
         if pushed.is_err() {
             // No room for the frame: Linux kills with SIGSEGV.
             self.group.begin_exit(ExitStatus::Signaled(SIGSEGV));

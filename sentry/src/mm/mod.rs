@@ -282,6 +282,10 @@ pub struct MemoryManager {
     memory: Arc<MemoryFile>,
     space: Arc<dyn AddressSpace>,
     inner: Mutex<Inner>,
+    /// Set when a page could not be had because the sandbox's memory is used up, so
+    /// that the caller (a syscall copying to or from application memory) can call in
+    /// the OOM killer; see [`MemoryManager::take_out_of_memory`].
+    out_of_memory: std::sync::atomic::AtomicBool,
 }
 
 struct Inner {
@@ -318,6 +322,7 @@ impl MemoryManager {
                 brk_start: 0,
                 brk: 0,
             }),
+            out_of_memory: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -694,6 +699,7 @@ impl MemoryManager {
                 brk_start: inner.brk_start,
                 brk: inner.brk,
             }),
+            out_of_memory: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -717,6 +723,12 @@ impl MemoryManager {
             .next_back()
             .is_some_and(|(_, v)| v.shared);
         Ok((offset + (addr.get() - page), shared))
+    }
+
+    /// Whether a page was refused for want of memory since the last call (and clears it).
+    pub fn take_out_of_memory(&self) -> bool {
+        self.out_of_memory
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Pages the Sentry holds for this address space (`/proc/PID/statm`'s resident).
@@ -805,7 +817,11 @@ impl MemoryManager {
                     Some((obj, index)) => match obj.page(index) {
                         Ok(Some(p)) => PageRef::Object(p),
                         Ok(None) => return Err(Fault::Bus),
-                        Err(_) => return Err(Fault::OutOfMemory),
+                        Err(_) => {
+                            self.out_of_memory
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                            return Err(Fault::OutOfMemory);
+                        }
                     },
                     None => PageRef::Object(Arc::clone(&inner.zero)),
                 };
@@ -817,6 +833,10 @@ impl MemoryManager {
         };
         let (entry, result) = self.resolve(entry, &vma, page, access, map);
         inner.pages.insert(page, entry);
+        if result == Err(Fault::OutOfMemory) {
+            self.out_of_memory
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         result
     }
 
