@@ -240,6 +240,9 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
     if let Some(h) = &args.hostname {
         kernel.set_hostname(h.as_bytes());
     }
+    for (name, value) in container.iter().flat_map(|c| &c.sysctl) {
+        crate::oci::sysctl::apply(&kernel, name, value)?;
+    }
     kernel
         .strace
         .store(flags.strace, std::sync::atomic::Ordering::Relaxed);

@@ -1,7 +1,7 @@
 //! What the Sentry needs to know of a container beyond its program: its mounts, whether
-//! its root is read-only, masked and read-only paths, and the process's limits, groups,
-//! capabilities and `no_new_privs`. `create` builds it from the OCI spec
-//! ([`crate::oci::config`]); `launch` passes it to `boot` as JSON in a sealed memfd
+//! its root is read-only, masked and read-only paths, the process's limits, groups,
+//! capabilities and `no_new_privs`, and the sysctls it sets. `create` builds it from the
+//! OCI spec ([`crate::oci::config`]); `launch` passes it to `boot` as JSON in a sealed memfd
 //! (`--config-fd`); `boot` applies it. `bulwark do` passes none.
 
 use std::io::{Read, Seek, Write};
@@ -32,6 +32,8 @@ pub struct ContainerConfig {
     pub memory_limit: Option<u64>,
     /// `linux.resources.pids.limit`: the most tasks the sandbox may have at once.
     pub pids_limit: Option<u64>,
+    /// `linux.sysctl` the Sentry applies (those of `oci::sysctl::APPLIED`), by name.
+    pub sysctl: std::collections::BTreeMap<String, String>,
 }
 
 /// One mount, as the Sentry makes it.

@@ -53,7 +53,9 @@ impl Daemon {
         };
         let tar = common::busybox_rootfs_tar(
             dir.path(),
-            &["sh", "echo", "sleep", "id", "touch", "cat", "pwd", "true"],
+            &[
+                "sh", "echo", "sleep", "id", "touch", "cat", "pwd", "true", "dd",
+            ],
         );
         // From here a panic stops dockerd: Drop runs.
         let daemon = Self { dir, dockerd };
@@ -617,4 +619,214 @@ fn a_start_that_fails_leaves_nothing_behind() {
     );
     let id = d.id_of(&name);
     d.assert_gone(&id);
+}
+
+#[test]
+fn tmpfs_mount_is_a_writable_tmpfs() {
+    let d = daemon();
+    let out = within_a_minute(docker_command(d.dir.path()).args([
+        "run",
+        "--rm",
+        "--runtime=bulwark",
+        "--network=none",
+        "--tmpfs",
+        "/scratch",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo written > /scratch/f && cat /scratch/f && cat /proc/mounts",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("written"), "{text}");
+    assert!(
+        lines.any(
+            |l| l.split(' ').nth(1) == Some("/scratch") && l.split(' ').nth(2) == Some("tmpfs")
+        ),
+        "/scratch is a tmpfs in /proc/mounts:\n{text}"
+    );
+}
+
+/// The host cgroup directory of `controller` a host process is in (from its
+/// /proc/PID/cgroup), e.g. `/sys/fs/cgroup/cpu/docker/ID`.
+fn host_cgroup_dir(pid: &str, controller: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = text
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup for {pid}:\n{text}"));
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(path.trim_start_matches('/'))
+}
+
+/// Waits (up to 20 s) until a detached container has started, and returns the PID of its
+/// Sentry on the host.
+fn sentry_pid(d: &Daemon, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pid = d.inspect(name, "{{.State.Pid}}");
+        if pid != "0" {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "{name} never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether dockerd still answers and the host can still start a process.
+fn assert_host_fine(d: &Daemon) {
+    let out = d.docker(&["version"]);
+    assert!(out.status.success(), "dockerd: {}", stderr(&out));
+    assert!(Command::new("true").status().unwrap().success());
+}
+
+/// `docker wait` with a minute's bound: the container's exit status.
+fn wait_exit(d: &Daemon, name: &str) -> String {
+    let out = within_a_minute(docker_command(d.dir.path()).args(["wait", name]));
+    assert!(out.status.success(), "docker wait: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// A program that touches more than the container's memory is killed inside the sandbox
+/// (the Sentry's OOM killer picks the largest process, as Linux's memcg one does); the
+/// container's init and the host are unharmed.
+#[test]
+fn memory_limit_kills_the_hog_inside_the_sandbox() {
+    let d = daemon();
+    let c = detached(
+        &d,
+        "memory",
+        &["--memory", "64m"],
+        &[
+            "sh",
+            "-c",
+            "until test -e /go; do sleep 0.1; done; \
+             dd if=/dev/zero of=/dev/null bs=256M count=1; echo dd=$?; echo alive",
+        ],
+    );
+    let pid = sentry_pid(&d, &c.1);
+    let limit = host_cgroup_dir(&pid, "memory").join("memory.limit_in_bytes");
+    assert_eq!(
+        std::fs::read_to_string(&limit).unwrap().trim(),
+        (64 << 20).to_string(),
+        "{}",
+        limit.display()
+    );
+    let out = d.docker(&["exec", &c.1, "touch", "/go"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let code = wait_exit(&d, &c.1);
+    let logs = d.docker(&["logs", &c.1]);
+    assert_host_fine(&d);
+    // Without the Sentry's OOM killer, the host's memcg one kills the whole sandbox
+    // (exit status 137, no output, OOMKilled true).
+    assert_eq!(
+        (code.as_str(), stdout(&logs).as_str()),
+        ("0", "dd=137\nalive\n"),
+        "OOMKilled {}: {}",
+        d.inspect(&c.1, "{{.State.OOMKilled}}"),
+        stderr(&logs)
+    );
+}
+
+#[test]
+fn pids_limit_contains_a_fork_bomb() {
+    let d = daemon();
+    let out = within_a_minute(docker_command(d.dir.path()).args([
+        "run",
+        "--rm",
+        "--runtime=bulwark",
+        "--network=none",
+        "--pids-limit",
+        "64",
+        IMAGE,
+        "sh",
+        "-c",
+        "i=0; while test $i -lt 200; do sleep 30 & i=$((i+1)); done; echo all started",
+    ]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
+        "a fork failed inside: {err}"
+    );
+    assert!(!stdout(&out).contains("all started"), "{}", stdout(&out));
+    assert_host_fine(&d);
+}
+
+#[test]
+fn cpus_sets_the_cfs_quota_of_the_host_cgroup() {
+    let d = daemon();
+    let c = detached(&d, "cpus", &["--cpus", "0.5"], &["sleep", "60"]);
+    let pid = sentry_pid(&d, &c.1);
+    let out = d.docker(&["exec", &c.1, "echo", "running"]);
+    assert_eq!(stdout(&out), "running\n", "{}", stderr(&out));
+    let dir = host_cgroup_dir(&pid, "cpu");
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("cpu.cfs_period_us"), "100000", "{}", dir.display());
+    assert_eq!(read("cpu.cfs_quota_us"), "50000", "{}", dir.display());
+}
+
+/// The Sentry killed from outside: the container is seen to have failed, and `docker rm`
+/// leaves nothing behind.
+#[test]
+fn a_killed_sentry_fails_the_container_and_rm_cleans_up() {
+    let d = daemon();
+    let c = detached(&d, "sentry-kill", &[], &["sleep", "60"]);
+    let id = d.id_of(&c.1);
+    let pid = sentry_pid(&d, &c.1);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains(" boot ") && cmdline.contains(&id),
+        "{pid} is the Sentry: {cmdline}"
+    );
+    let cgroup = host_cgroup_dir(&pid, "memory");
+    assert!(cgroup.is_dir(), "{}", cgroup.display());
+    let pid = rustix::process::Pid::from_raw(pid.parse().unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let code = wait_exit(&d, &c.1);
+    assert_ne!(code, "0", "the container failed");
+    assert_eq!(d.inspect(&c.1, "{{.State.Running}}"), "false");
+    assert_eq!(d.inspect(&c.1, "{{.State.ExitCode}}"), code);
+    let out = within_a_minute(docker_command(d.dir.path()).args(["rm", &c.1]));
+    assert!(out.status.success(), "docker rm: {}", stderr(&out));
+    d.assert_gone(&id);
+    assert!(!cgroup.exists(), "{} left behind", cgroup.display());
+    assert_host_fine(&d);
+}
+
+/// `--sysctl` of a namespaced sysctl the Sentry does not implement (the Docker CLI takes
+/// only `net.*`, `fs.mqueue.*` and the IPC ones, none of which it does) is left out with
+/// a warning and does not fail the container, nor do those Docker sets on every one; the
+/// container's hostname reads back from /proc/sys.
+#[test]
+fn unsupported_sysctls_do_not_fail_the_container() {
+    let d = daemon();
+    let out = d.run(
+        &[
+            "--rm",
+            "--hostname",
+            "box",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--sysctl",
+            "kernel.shmmax=1000000",
+        ],
+        &["cat", "/proc/sys/kernel/hostname"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "box\n");
 }

@@ -552,3 +552,53 @@ fn wait_prints_the_exit_status_of_init() {
     f.wait_for("w1", "stopped");
     assert!(f.bulwark(&["delete", "w1"]).status.success());
 }
+
+/// `linux.sysctl`: those the Sentry implements are read back (and written) under
+/// /proc/sys; namespaced ones it does not implement, as Docker sets on every container,
+/// are left out with a warning; one that is not namespaced fails `create`.
+#[test]
+fn sysctls_are_applied_ignored_with_a_warning_or_refused() {
+    let f = Fixture::new(
+        "cat /proc/sys/kernel/domainname /proc/sys/kernel/hostname; \
+         echo renamed > /proc/sys/kernel/hostname; hostname",
+    );
+    let path = f.bundle().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["linux"]["sysctl"] = serde_json::json!({
+        "kernel.domainname": "example.org",
+        "net.ipv4.ip_unprivileged_port_start": "0",
+        "net.ipv4.ping_group_range": "0 2147483647",
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = f.bulwark(&["run", "--bundle", f.bundle().to_str().unwrap(), "sy1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout, "example.org\noci-test\nrenamed\n", "{stderr}");
+    for name in [
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.ping_group_range",
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "sysctl {name} not supported by the Sentry, ignored"
+            )),
+            "{stderr}"
+        );
+    }
+
+    config["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "10"});
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = f.bulwark(&["create", "--bundle", f.bundle().to_str().unwrap(), "sy2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sysctl \"vm.swappiness\" is not in a separate kernel namespace"),
+        "{stderr}"
+    );
+    assert!(
+        f.bulwark(&["list", "-q"]).stdout.is_empty(),
+        "and leaves nothing"
+    );
+}

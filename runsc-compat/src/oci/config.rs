@@ -1,6 +1,7 @@
 //! From the OCI spec to what the Gofer serves and the Sentry applies: `mounts`,
 //! `root.readonly`, `linux.maskedPaths`/`readonlyPaths`, and the process's rlimits,
-//! additional groups, capabilities and `noNewPrivileges`.
+//! additional groups, capabilities and `noNewPrivileges`, and `linux.sysctl` (see
+//! [`super::sysctl`]).
 //!
 //! Mount options, as far as they mean something here: `bind`/`rbind` (a bind is always
 //! recursive as far as the host tree under the source is reachable through the Gofer's
@@ -53,6 +54,7 @@ pub fn from_spec(spec: &Spec, bundle: &Path) -> anyhow::Result<(ContainerConfig,
         let resources = super::cgroups::Resources::from_linux(linux)?;
         config.memory_limit = resources.memory_limit();
         config.pids_limit = resources.pids_limit();
+        config.sysctl = super::sysctl::from_linux(linux, spec.hostname.as_deref())?;
     }
     if let Some(process) = &spec.process {
         for r in &process.rlimits {

@@ -11,3 +11,4 @@ pub mod hooks;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod sysctl;

@@ -21,7 +21,6 @@ use crate::mm::VmaKind;
 /// What `uname` reports (kept in step with `syscalls/info.rs`).
 const RELEASE: &str = "6.8.0-bulwark";
 const UTS_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC Bulwark";
-const HOSTNAME: &str = "bulwark";
 
 type Generator = fn(&ProcFs, &Cx) -> SysResult<Vec<u8>>;
 
@@ -81,7 +80,8 @@ impl ProcFs {
                 (
                     "kernel",
                     d(vec![
-                        ("hostname", f(&format!("{HOSTNAME}\n"))),
+                        ("domainname", UtsSysctl::inode(dev, UtsField::Domainname)),
+                        ("hostname", UtsSysctl::inode(dev, UtsField::Hostname)),
                         ("ngroups_max", f("65536\n")),
                         ("osrelease", f(&format!("{RELEASE}\n"))),
                         ("ostype", f("Linux\n")),
@@ -611,6 +611,129 @@ impl Inode for RandomUuid {
             flags,
             data,
         ))))
+    }
+}
+
+/// Which name of the UTS namespace a [`UtsSysctl`] is.
+#[derive(Clone, Copy, Debug)]
+enum UtsField {
+    Hostname,
+    Domainname,
+}
+
+/// `/proc/sys/kernel/hostname` and `domainname`: the sandbox's names (uname's), which a
+/// write changes as `sethostname`/`setdomainname` do (the OCI `linux.sysctl` sets them
+/// at boot).
+struct UtsSysctl {
+    dev: u64,
+    field: UtsField,
+}
+
+impl UtsSysctl {
+    fn inode(dev: u64, field: UtsField) -> Arc<dyn Inode> {
+        Arc::new(Self { dev, field })
+    }
+
+    fn ino(&self) -> u64 {
+        match self.field {
+            UtsField::Hostname => 0x20_0001,
+            UtsField::Domainname => 0x20_0002,
+        }
+    }
+}
+
+impl Inode for UtsSysctl {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn dev(&self) -> u64 {
+        self.dev
+    }
+    fn ino(&self) -> u64 {
+        UtsSysctl::ino(self)
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(Stat {
+            dev: self.dev,
+            ino: UtsSysctl::ino(self),
+            nlink: 1,
+            mode: S_IFREG | 0o644,
+            blksize: 1024,
+            ..Stat::default()
+        })
+    }
+    fn open(
+        &self,
+        cx: &Cx,
+        path: &Path,
+        flags: i32,
+    ) -> SysResult<Option<Arc<dyn FileDescription>>> {
+        if flags & super::file::O_ACCMODE != super::file::O_RDONLY {
+            // Root's file (0644), and the name belongs to the sandbox: CAP_SYS_ADMIN, as
+            // for sethostname(2).
+            if !cx.creds.capable(crate::kernel::creds::CAP_SYS_ADMIN) {
+                return Err(Errno::EACCES);
+            }
+            let kernel = cx.kernel.clone().ok_or(Errno::EACCES)?;
+            return Ok(Some(Arc::new(UtsWriter {
+                kernel,
+                field: self.field,
+                flags: std::sync::atomic::AtomicI32::new(flags),
+            })));
+        }
+        let mut data = match (&cx.kernel, self.field) {
+            (Some(k), UtsField::Hostname) => k.hostname(),
+            (Some(k), UtsField::Domainname) => k.domainname(),
+            (None, UtsField::Hostname) => b"bulwark".to_vec(),
+            (None, UtsField::Domainname) => b"(none)".to_vec(),
+        };
+        data.push(b'\n');
+        Ok(Some(Arc::new(InodeFile::with_snapshot(
+            cx,
+            path.clone(),
+            flags,
+            data,
+        ))))
+    }
+}
+
+/// An open `/proc/sys/kernel/hostname` (or `domainname`) for writing: each write sets
+/// the name to what it holds up to a newline or NUL, at most 64 bytes (Linux's
+/// `proc_dostring` of a `__NEW_UTS_LEN` string).
+struct UtsWriter {
+    kernel: Arc<crate::kernel::Kernel>,
+    field: UtsField,
+    flags: std::sync::atomic::AtomicI32,
+}
+
+impl FileDescription for UtsWriter {
+    fn read(&self, _: &mut [u8]) -> SysResult<usize> {
+        Err(Errno::EBADF)
+    }
+
+    fn write(&self, buf: &[u8]) -> SysResult<usize> {
+        let end = buf
+            .iter()
+            .position(|&b| b == b'\n' || b == 0)
+            .unwrap_or(buf.len())
+            .min(64);
+        match self.field {
+            UtsField::Hostname => self.kernel.set_hostname(&buf[..end]),
+            UtsField::Domainname => self.kernel.set_domainname(&buf[..end]),
+        }
+        Ok(buf.len())
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(super::file::anon_stat())
+    }
+
+    fn flags(&self) -> i32 {
+        self.flags.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_flags(&self, flags: i32) {
+        super::file::set_status_flags(&self.flags, flags);
     }
 }
 
