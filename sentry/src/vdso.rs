@@ -172,12 +172,23 @@ fn sample() -> (u64, u64) {
     (best.1, best.2)
 }
 
-/// Calibrates, then re-bases every second for as long as the vDSO lives. The rate comes
-/// from the whole time since start, so it only gets more precise; the monotonic base never
-/// moves backwards.
+/// How long after start the parameters are published, and re-published: a first rate
+/// from 2 ms of counting (so that a program starting at once takes the fast path, not
+/// the syscall), a better one at 50 ms, then every second. The rate comes from the whole
+/// time since start, so it only gets more precise.
+const PUBLISH_AFTER: [Duration; 3] = [
+    Duration::from_millis(2),
+    Duration::from_millis(48),
+    Duration::from_secs(1),
+];
+
+/// Calibrates, then re-bases for as long as the vDSO lives (see [`PUBLISH_AFTER`]); the
+/// monotonic base never moves backwards.
 fn publish_loop(vdso: &Weak<Vdso>) {
     let (tsc0, mono0) = sample();
-    std::thread::sleep(Duration::from_millis(50));
+    let mut waits = PUBLISH_AFTER.iter();
+    let mut wait = waits.next().copied().unwrap_or(Duration::from_secs(1));
+    std::thread::sleep(wait);
     let mut last: Option<(u64, u64, u64)> = None; // (tsc_base, mono_base, mult)
     loop {
         let Some(vdso) = vdso.upgrade() else { return };
@@ -196,7 +207,8 @@ fn publish_loop(vdso: &Weak<Vdso>) {
             last = Some((tsc, mono_base, mult));
         }
         drop(vdso);
-        std::thread::sleep(Duration::from_secs(1));
+        wait = waits.next().copied().unwrap_or(wait);
+        std::thread::sleep(wait);
     }
 }
 
