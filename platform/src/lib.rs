@@ -272,10 +272,28 @@ pub fn rdtsc() -> u64 {
 /// An application address space. All changes take effect before the call returns, for
 /// every context that runs in it (no stale translation survives an `unmap` or `protect`).
 /// Ranges must be page-aligned and lie below [`Platform::max_user_address`].
+/// One range for [`AddressSpace::map_many`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapRange {
+    pub addr: u64,
+    pub len: u64,
+    pub offset: u64,
+    pub perms: Perms,
+}
+
 pub trait AddressSpace: Send + Sync + Any {
     /// Maps `len` bytes of the memory file at `offset` to `addr` with `perms`, replacing
     /// whatever was mapped there.
     fn map(&self, addr: u64, len: u64, offset: u64, perms: Perms) -> Result<(), PlatformError>;
+
+    /// Maps several ranges, each as [`AddressSpace::map`] does; a platform that can do
+    /// them in one go (systrap: one request to the stub) does.
+    fn map_many(&self, ranges: &[MapRange]) -> Result<(), PlatformError> {
+        for r in ranges {
+            self.map(r.addr, r.len, r.offset, r.perms)?;
+        }
+        Ok(())
+    }
 
     /// Removes every mapping in `[addr, addr + len)`. Unmapped holes are not an error.
     fn unmap(&self, addr: u64, len: u64) -> Result<(), PlatformError>;

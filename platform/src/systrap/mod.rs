@@ -269,6 +269,41 @@ impl AddressSpace for SystrapAddressSpace {
         Ok(())
     }
 
+    fn map_many(&self, ranges: &[crate::MapRange]) -> Result<(), PlatformError> {
+        let mut ops = Vec::with_capacity(ranges.len());
+        for r in ranges.iter().filter(|r| r.len > 0) {
+            Self::check_range(r.addr, r.len)?;
+            if !r.offset.is_multiple_of(PAGE_SIZE)
+                || r.offset
+                    .checked_add(r.len)
+                    .is_none_or(|e| e > self.memory_size)
+            {
+                return Err(MemoryFileError::OutOfRange {
+                    offset: r.offset,
+                    len: r.len,
+                }
+                .into());
+            }
+            ops.push(Op {
+                kind: OP_MAP,
+                prot: u32::from(r.perms.bits()),
+                addr: r.addr,
+                len: r.len,
+                offset: r.offset,
+            });
+        }
+        let mut mappings = self.mappings.lock().unwrap_or_else(|e| e.into_inner());
+        let result = self.stub.request(&ops);
+        for op in &ops {
+            remove_range(&mut mappings, op.addr, op.addr + op.len);
+        }
+        result?;
+        for op in &ops {
+            mappings.insert(op.addr, op.addr + op.len);
+        }
+        Ok(())
+    }
+
     fn unmap(&self, addr: u64, len: u64) -> Result<(), PlatformError> {
         Self::check_range(addr, len)?;
         if len == 0 {

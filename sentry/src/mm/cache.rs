@@ -63,34 +63,73 @@ impl FileCache {
     }
 }
 
-impl MemoryObject for FileCache {
-    fn page(&self, index: u64) -> SysResult<Option<Arc<Page>>> {
-        let size = self.source.size()?;
-        if index >= size.div_ceil(PAGE_SIZE) {
-            return Ok(None);
+impl FileCache {
+    /// Fills the missing pages `[first, first + count)` with one read of the source:
+    /// the page a fault needs and the neighbours fault-around will map with it (Linux's
+    /// read-around). Pages past the first are best effort: no memory for them, no error.
+    fn fill(&self, pages: &mut BTreeMap<u64, Arc<Page>>, first: u64, count: u64) -> SysResult<()> {
+        let mut fresh = Vec::new();
+        for i in 0..count {
+            match Page::new(&self.memory) {
+                Ok(p) => fresh.push(p),
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => break,
+            }
         }
-        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(page) = pages.get(&index) {
-            return Ok(Some(Arc::clone(page)));
-        }
-        let page = Page::new(&self.memory)?;
-        let mut buf = vec![0u8; PAGE_BYTES];
+        let mut buf = vec![0u8; fresh.len() * PAGE_BYTES];
         let mut filled = 0;
         while filled < buf.len() {
             let n = self
                 .source
-                .read_at(index * PAGE_SIZE + filled as u64, &mut buf[filled..])?;
+                .read_at(first * PAGE_SIZE + filled as u64, &mut buf[filled..])?;
             if n == 0 {
                 break;
             }
             filled += n;
         }
         // The rest of the last page stays zero, as Linux maps it.
-        self.memory
-            .write(page.offset(), &buf[..filled])
-            .map_err(|_| Errno::EIO)?;
-        pages.insert(index, Arc::clone(&page));
-        Ok(Some(page))
+        for (i, (page, bytes)) in fresh.into_iter().zip(buf.chunks(PAGE_BYTES)).enumerate() {
+            self.memory
+                .write(page.offset(), bytes)
+                .map_err(|_| Errno::EIO)?;
+            pages.insert(first + i as u64, page);
+        }
+        Ok(())
+    }
+}
+
+/// How many pages a missing page of a cached file brings in with it (an aligned window,
+/// as fault-around maps them).
+const READ_AROUND_PAGES: u64 = super::FAULT_AROUND_PAGES;
+
+impl MemoryObject for FileCache {
+    fn page(&self, index: u64) -> SysResult<Option<Arc<Page>>> {
+        let size = self.source.size()?;
+        let last = size.div_ceil(PAGE_SIZE);
+        if index >= last {
+            return Ok(None);
+        }
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(page) = pages.get(&index) {
+            return Ok(Some(Arc::clone(page)));
+        }
+        // The run of missing pages from `index` to the end of its window (or the next
+        // cached page, or the end of the file).
+        let window_end = ((index / READ_AROUND_PAGES) + 1) * READ_AROUND_PAGES;
+        let run_end = pages
+            .range(index..window_end.min(last))
+            .next()
+            .map_or(window_end.min(last), |(&i, _)| i);
+        self.fill(&mut pages, index, run_end - index)?;
+        Ok(pages.get(&index).cloned())
+    }
+
+    fn cached_pages(&self, first: u64, count: u64) -> Vec<(u64, Arc<Page>)> {
+        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        pages
+            .range(first..first.saturating_add(count))
+            .map(|(&i, p)| (i, Arc::clone(p)))
+            .collect()
     }
 
     fn name(&self) -> String {

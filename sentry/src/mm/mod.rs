@@ -74,6 +74,13 @@ pub trait MemoryObject: Send + Sync {
     /// How `/proc/PID/maps` names a mapping of it.
     fn name(&self) -> String;
 
+    /// The pages among `count` from `first` that are at hand without I/O or allocation,
+    /// with their indices: a fault maps them too (fault-around), as Linux maps the
+    /// page-cache neighbours of a faulting page. The default: none.
+    fn cached_pages(&self, _first: u64, _count: u64) -> Vec<(u64, Arc<Page>)> {
+        Vec::new()
+    }
+
     /// Writes modified pages back to where the object's data lives (`msync`, `fsync`).
     /// Memory-only objects have nowhere else to write: the default does nothing.
     fn sync(&self) -> SysResult<()> {
@@ -229,6 +236,10 @@ impl PageEntry {
         }
     }
 }
+
+/// How many pages around a faulting page of a file mapping are mapped with it, if the
+/// file's cache has them (Linux's `fault_around_bytes`, 64 KiB).
+pub const FAULT_AROUND_PAGES: u64 = 16;
 
 /// Why an access failed: the signal the application gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -529,8 +540,89 @@ impl MemoryManager {
     /// says which signal the application gets.
     pub fn handle_fault(&self, addr: UserAddr, access: Access) -> Result<(), Fault> {
         let mut inner = self.lock();
-        self.fault_locked(&mut inner, addr.page_down().get(), access, true)
-            .map(|_| ())
+        let page = addr.page_down().get();
+        self.fault_locked(&mut inner, page, access, true)?;
+        if access != Access::Write {
+            self.fault_around(&mut inner, page);
+        }
+        Ok(())
+    }
+
+    /// After a read or execute fault at `page` of a file mapping, maps the neighbours the
+    /// file's cache already holds (an aligned window of [`FAULT_AROUND_PAGES`]) in one
+    /// platform call, so that a program walking through its code and libraries takes a
+    /// fault per window, not per page. Private mappings get them read-only (a write
+    /// still faults, for the copy).
+    fn fault_around(&self, inner: &mut Inner, page: u64) {
+        let window = FAULT_AROUND_PAGES * PAGE_SIZE;
+        let Some(vma) = inner
+            .vmas
+            .range(..=page)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| v.end > page)
+        else {
+            return;
+        };
+        let Some((object, object_offset)) = vma.object.clone() else {
+            return;
+        };
+        let perms = if vma.shared {
+            vma.perms
+        } else {
+            vma.perms - Perms::WRITE
+        };
+        if !perms.contains(Perms::READ) {
+            return;
+        }
+        let aligned = page & !(window - 1);
+        let start = aligned.max(vma.start);
+        let end = aligned.saturating_add(window).min(vma.end);
+        let vma_start = vma.start;
+        let first = (object_offset + (start - vma_start)) / PAGE_SIZE;
+        let mut ranges: Vec<platform::MapRange> = Vec::new();
+        for (index, p) in object.cached_pages(first, (end - start) / PAGE_SIZE) {
+            let Some(addr) = index
+                .checked_sub(first)
+                .map(|i| start + i * PAGE_SIZE)
+                .filter(|&a| a < end && a != page)
+            else {
+                continue;
+            };
+            if inner.pages.contains_key(&addr) {
+                continue;
+            }
+            let offset = p.offset();
+            inner.pages.insert(
+                addr,
+                PageEntry {
+                    backing: PageRef::Object(p),
+                    mapped: Some(perms),
+                },
+            );
+            match ranges.last_mut() {
+                Some(r) if r.addr + r.len == addr && r.offset + r.len == offset => {
+                    r.len += PAGE_SIZE;
+                }
+                _ => ranges.push(platform::MapRange {
+                    addr,
+                    len: PAGE_SIZE,
+                    offset,
+                    perms,
+                }),
+            }
+        }
+        if ranges.is_empty() || self.space.map_many(&ranges).is_ok() {
+            return;
+        }
+        // The neighbours are an optimisation: on failure, forget them (they fault in
+        // one by one later) and leave no translation the entries do not record.
+        for r in &ranges {
+            let _ = self.space.unmap(r.addr, r.len);
+            for a in (r.addr..r.addr + r.len).step_by(PAGE_BYTES) {
+                inner.pages.remove(&a);
+            }
+        }
     }
 
     /// Copies application memory at `addr` into `buf`.

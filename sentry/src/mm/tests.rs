@@ -382,3 +382,45 @@ fn reads_from_a_host_file_land_in_application_memory() {
     assert_eq!(mine, content[page..page + 16]);
     assert_ne!(mine, theirs);
 }
+
+#[test]
+fn a_file_fault_maps_its_cached_neighbours_read_only() {
+    use crate::mm::cache::{BytesSource, FileCache};
+    let (mm, space) = setup();
+    let bytes: Vec<u8> = (0..20u8).flat_map(|i| [i; 4096]).collect();
+    let cache = FileCache::new(mm.memory_file(), Arc::new(BytesSource(bytes)), "f".into());
+    let a = mm
+        .mmap(
+            UserAddr::NULL,
+            20 * PAGE_SIZE,
+            RW,
+            MapFlags::default(),
+            Some((Arc::clone(&cache) as Arc<dyn MemoryObject>, 0)),
+        )
+        .unwrap();
+    let at = |i: u64| a.get() + i * PAGE_SIZE;
+    mm.handle_fault(UserAddr::new(at(3)), Access::Read).unwrap();
+    // The fault read pages 3..16 of the file in one go (to the end of its 16-page
+    // window) and mapped them all, private ones read-only; 0..3 were never read.
+    for i in 0..20 {
+        let want = (3..16).contains(&i);
+        assert_eq!(space.get(at(i)).is_some(), want, "page {i}");
+        if let Some((_, perms)) = space.get(at(i)) {
+            assert_eq!(perms, Perms::READ, "page {i}");
+        }
+    }
+    // A neighbour mapped ahead of its fault still reads the file and copies on write.
+    let mut b = [0u8; 1];
+    mm.copy_in(UserAddr::new(at(9)), &mut b).unwrap();
+    assert_eq!(b, [9]);
+    mm.handle_fault(UserAddr::new(at(9)), Access::Write).unwrap();
+    let (offset, perms) = space.get(at(9)).unwrap();
+    assert_eq!(perms, RW);
+    assert_ne!(Some(offset), cache.page(9).unwrap().map(|p| p.offset()));
+    mm.copy_out(UserAddr::new(at(9)), &[0xff]).unwrap();
+    let mut back = [0u8; 1];
+    mm.memory_file()
+        .read(cache.page(9).unwrap().unwrap().offset(), &mut back)
+        .unwrap();
+    assert_eq!(back, [9], "the file's page is untouched");
+}

@@ -19,6 +19,10 @@ impl MemoryObject for Named {
         self.inner.page(index)
     }
 
+    fn cached_pages(&self, first: u64, count: u64) -> Vec<(u64, Arc<Page>)> {
+        self.inner.cached_pages(first, count)
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }

@@ -491,6 +491,10 @@ impl MemoryObject for LowerOpen {
         self.cache.page(index)
     }
 
+    fn cached_pages(&self, first: u64, count: u64) -> Vec<(u64, Arc<Page>)> {
+        self.cache.cached_pages(first, count)
+    }
+
     fn name(&self) -> String {
         self.cache.name()
     }
