@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::file::{FileDescription, O_NONBLOCK, O_RDONLY, O_WRONLY};
+use super::file::{FileDescription, O_NONBLOCK, O_RDONLY, O_WRONLY, POLLIN, POLLOUT};
 use super::{Stat, Time, S_IFIFO};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
@@ -65,6 +65,14 @@ struct State {
     write_opens: u64,
 }
 
+impl State {
+    /// Whether a writer could write `PIPE_BUF` bytes (or a smaller pipe's all) at once:
+    /// what `POLLOUT` reports.
+    fn writable(&self) -> bool {
+        self.capacity.saturating_sub(self.buf.len()) >= PIPE_BUF.min(self.capacity)
+    }
+}
+
 pub struct Pipe {
     ino: u64,
     state: Mutex<State>,
@@ -85,6 +93,13 @@ impl Pipe {
     fn notify(&self) {
         self.moved.notify_all();
         self.queue.notify_all();
+    }
+
+    /// Wakes everyone, announcing `mask` to edge-triggered watchers: Linux wakes the
+    /// readers with `EPOLLIN` on a write and the writers with `EPOLLOUT` on a read.
+    fn notify_events(&self, mask: u32) {
+        self.moved.notify_all();
+        self.queue.notify(mask);
     }
 }
 
@@ -228,11 +243,19 @@ impl FileDescription for PipeEnd {
             };
         }
         let n = buf.len().min(s.buf.len());
+        let was_writable = s.writable();
         for (dst, src) in buf.iter_mut().zip(s.buf.drain(..n)) {
             *dst = src;
         }
+        // Writers hear of an event only when the pipe becomes writable (Linux wakes them
+        // with EPOLLOUT when a read empties a slot of a full pipe).
+        let mask = if !was_writable && s.writable() {
+            u32::from(POLLOUT)
+        } else {
+            0
+        };
         drop(s);
-        self.pipe.notify();
+        self.pipe.notify_events(mask);
         Ok(n)
     }
 
@@ -258,7 +281,7 @@ impl FileDescription for PipeEnd {
         let n = buf.len().min(space);
         s.buf.extend(&buf[..n]);
         drop(s);
-        self.pipe.notify();
+        self.pipe.notify_events(u32::from(POLLIN));
         Ok(n)
     }
 
@@ -297,7 +320,7 @@ impl FileDescription for PipeEnd {
     }
 
     fn readiness(&self) -> u16 {
-        use super::file::{POLLERR, POLLHUP, POLLIN, POLLOUT};
+        use super::file::{POLLERR, POLLHUP};
         let s = self.pipe.lock();
         let mut r = 0;
         if self.reader {
@@ -311,7 +334,7 @@ impl FileDescription for PipeEnd {
         if self.writer {
             if s.readers == 0 {
                 r |= POLLERR;
-            } else if s.capacity.saturating_sub(s.buf.len()) >= PIPE_BUF.min(s.capacity) {
+            } else if s.writable() {
                 r |= POLLOUT;
             }
         }
