@@ -146,6 +146,12 @@ pub trait FileDescription: Send + Sync {
         Err(Errno::ENOTTY)
     }
 
+    /// The lines `/proc/self/fdinfo/N` shows after the common ones (Linux's
+    /// `show_fdinfo`), each ending in a newline.
+    fn fdinfo(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
     /// A name for `/proc/self/fd/N` of files with no path (`pipe:[N]`).
     fn anon_name(&self) -> Vec<u8> {
         b"anon_inode:[unknown]".to_vec()
