@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::fasync::{AsyncList, Fasync, Reason};
 use super::file::{FileDescription, O_NONBLOCK, O_RDONLY, O_WRONLY, POLLIN, POLLOUT};
 use super::{Stat, Time, S_IFIFO};
 use crate::errno::{Errno, SysResult};
@@ -78,6 +79,11 @@ pub struct Pipe {
     state: Mutex<State>,
     moved: Condvar,
     queue: WaitQueue,
+    /// The read and write ends with `O_ASYNC` set: a write signals the readers, a read
+    /// the writers, a close both (Linux does so on every attempt, even one that gets
+    /// `EAGAIN`).
+    async_readers: AsyncList,
+    async_writers: AsyncList,
 }
 
 impl Pipe {
@@ -128,6 +134,8 @@ impl Pipe {
             }),
             moved: Condvar::new(),
             queue: WaitQueue::default(),
+            async_readers: AsyncList::default(),
+            async_writers: AsyncList::default(),
         })
     }
 }
@@ -193,6 +201,8 @@ pub fn pipe(flags: i32) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
         }),
         moved: Condvar::new(),
         queue: WaitQueue::default(),
+        async_readers: AsyncList::default(),
+        async_writers: AsyncList::default(),
     });
     let nb = flags & O_NONBLOCK;
     let r = Arc::new(PipeEnd {
@@ -223,17 +233,13 @@ impl Drop for PipeEnd {
         }
         drop(s);
         self.pipe.notify();
+        self.pipe.async_readers.kill(Reason::In);
+        self.pipe.async_writers.kill(Reason::Out);
     }
 }
 
-impl FileDescription for PipeEnd {
-    fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
-        if !self.reader {
-            return Err(Errno::EBADF);
-        }
-        if buf.is_empty() {
-            return Ok(0);
-        }
+impl PipeEnd {
+    fn read_buf(&self, buf: &mut [u8]) -> SysResult<usize> {
         let mut s = self.pipe.lock();
         if s.buf.is_empty() {
             return if s.writers == 0 {
@@ -259,10 +265,7 @@ impl FileDescription for PipeEnd {
         Ok(n)
     }
 
-    fn write(&self, buf: &[u8]) -> SysResult<usize> {
-        if !self.writer {
-            return Err(Errno::EBADF);
-        }
+    fn write_buf(&self, buf: &[u8]) -> SysResult<usize> {
         let mut s = self.pipe.lock();
         if s.readers == 0 {
             // The caller sends SIGPIPE with EPIPE.
@@ -283,6 +286,41 @@ impl FileDescription for PipeEnd {
         drop(s);
         self.pipe.notify_events(u32::from(POLLIN));
         Ok(n)
+    }
+}
+
+impl FileDescription for PipeEnd {
+    fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
+        if !self.reader {
+            return Err(Errno::EBADF);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let r = self.read_buf(buf);
+        self.pipe.async_writers.kill(Reason::Out);
+        r
+    }
+
+    fn write(&self, buf: &[u8]) -> SysResult<usize> {
+        if !self.writer {
+            return Err(Errno::EBADF);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let r = self.write_buf(buf);
+        self.pipe.async_readers.kill(Reason::In);
+        r
+    }
+
+    fn set_async(&self, who: &Arc<Fasync>, fd: i32, on: bool) {
+        if self.reader {
+            self.pipe.async_readers.set(who, fd, on);
+        }
+        if self.writer {
+            self.pipe.async_writers.set(who, fd, on);
+        }
     }
 
     fn stat(&self) -> SysResult<Stat> {
