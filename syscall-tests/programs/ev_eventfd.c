@@ -54,5 +54,10 @@ int main(void) {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/fdinfo/%d", e);
     CHECK("eventfd_fdinfo_count", get_file(path, buf, sizeof buf) > 0 && strstr(buf, "eventfd-count:"));
+    int s2 = eventfd(42, EFD_SEMAPHORE | EFD_NONBLOCK);
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", s2);
+    CHECK("eventfd_fdinfo_count_hex", get_file(path, buf, sizeof buf) > 0 && strstr(buf, "\neventfd-count:               2a\n"));
+    CHECK("eventfd_fdinfo_semaphore", strstr(buf, "\neventfd-semaphore: 1\n") && strstr(buf, "\neventfd-id: "));
+    CHECK("eventfd_fdinfo_common", strncmp(buf, "pos:\t0\nflags:\t04002\nmnt_id:\t", 28) == 0 && strstr(buf, "\nino:\t"));
     return DONE();
 }

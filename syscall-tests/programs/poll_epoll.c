@@ -34,10 +34,43 @@ int main(void) {
     EXPECT_EQ("epoll_et_not_again", epoll_wait(ep, out, 4, 0), 0);
     write(p[1], "c", 1);
     EXPECT_EQ("epoll_et_new_data", epoll_wait(ep, out, 4, 0), 1);
+    EXPECT_EQ("epoll_et_new_data_once", epoll_wait(ep, out, 4, 0), 0);
+    char one;
+    read(p[0], &one, 1);
+    EXPECT_EQ("epoll_et_partial_read_not_again", epoll_wait(ep, out, 4, 0), 0);
+    write(p[1], "d", 1);
+    EXPECT_EQ("epoll_et_more_data_again", epoll_wait(ep, out, 4, 0), 1);
+    EXPECT_EQ("epoll_et_timeout_while_ready", epoll_wait(ep, out, 4, 20), 0);
+    EXPECT_OK("epoll_et_mod_rearms", epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev));
+    EXPECT_EQ("epoll_et_reported_after_mod", epoll_wait(ep, out, 4, 0), 1);
     ev.events = EPOLLIN | EPOLLONESHOT;
     epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev);
     EXPECT_EQ("epoll_oneshot_first", epoll_wait(ep, out, 4, 0), 1);
     EXPECT_EQ("epoll_oneshot_disarmed", epoll_wait(ep, out, 4, 0), 0);
+    write(p[1], "e", 1);
+    EXPECT_EQ("epoll_oneshot_new_data_still_disarmed", epoll_wait(ep, out, 4, 0), 0);
+    EXPECT_OK("epoll_oneshot_mod", epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev));
+    EXPECT_EQ("epoll_oneshot_rearmed_by_mod", epoll_wait(ep, out, 4, 0), 1);
+    {
+        /* Edge-triggered on a pipe's write end: reported once while it stays writable,
+           again when a reader empties a full pipe. */
+        int w[2], ew = epoll_create1(0);
+        pipe2(w, O_NONBLOCK);
+        struct epoll_event wev = {.events = EPOLLOUT | EPOLLET, .data.u64 = 7};
+        epoll_ctl(ew, EPOLL_CTL_ADD, w[1], &wev);
+        EXPECT_EQ("epoll_et_out_first", epoll_wait(ew, out, 4, 0), 1);
+        EXPECT_EQ("epoll_et_out_not_again", epoll_wait(ew, out, 4, 0), 0);
+        static char big[4096];
+        while (write(w[1], big, sizeof big) > 0) {
+        }
+        EXPECT_EQ("epoll_et_out_full", epoll_wait(ew, out, 4, 0), 0);
+        while (read(w[0], big, sizeof big) > 0) {
+        }
+        CHECK("epoll_et_out_after_drain", epoll_wait(ew, out, 4, 0) == 1 && out[0].data.u64 == 7 && (out[0].events & EPOLLOUT));
+        close(w[0]);
+        close(w[1]);
+        close(ew);
+    }
     EXPECT_ERR("epoll_wait_maxevents_zero", epoll_wait(ep, out, 0, 0), EINVAL);
     EXPECT_ERR("epoll_wait_not_epoll", epoll_wait(p[0], out, 4, 0), EINVAL);
     EXPECT_OK("epoll_ctl_del", epoll_ctl(ep, EPOLL_CTL_DEL, p[0], NULL));

@@ -196,6 +196,8 @@ pub struct SigInfo {
     pub addr: u64,
     /// `si_value` of `rt_sigqueueinfo` (the pointer/int union).
     pub value: u64,
+    /// `si_band` and `si_fd` of a signal-driven I/O signal (`F_SETSIG`).
+    pub poll: Option<(i64, i32)>,
 }
 
 impl SigInfo {
@@ -232,7 +234,10 @@ impl SigInfo {
         b[0..4].copy_from_slice(&self.signo.to_le_bytes());
         b[4..8].copy_from_slice(&self.errno.to_le_bytes());
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
-        if self.addr != 0 {
+        if let Some((band, fd)) = self.poll {
+            b[16..24].copy_from_slice(&band.to_le_bytes());
+            b[24..28].copy_from_slice(&fd.to_le_bytes());
+        } else if self.addr != 0 {
             // Faults: si_addr at 16.
             b[16..24].copy_from_slice(&self.addr.to_le_bytes());
             if self.signo == SIGSYS && self.code == SYS_SECCOMP {

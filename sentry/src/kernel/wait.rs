@@ -8,6 +8,7 @@
 //! the sleep race-free: a wake between them bumps the generation, and the sleep returns
 //! at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
@@ -67,10 +68,26 @@ impl Waker {
     }
 }
 
-/// The wakers of the tasks waiting for one thing.
+/// The poll bits that count as an input event (`POLLIN`, `POLLPRI`, `POLLRDNORM`,
+/// `POLLRDBAND`, `POLLRDHUP`) and as an output one (`POLLOUT`, `POLLWRNORM`,
+/// `POLLWRBAND`), for [`WaitQueue::notify`].
+pub const INPUT_EVENTS: u32 = 0x1 | 0x2 | 0x40 | 0x80 | 0x2000;
+pub const OUTPUT_EVENTS: u32 = 0x4 | 0x100 | 0x200;
+
+/// The wakers of the tasks waiting for one thing, and a count of the input and output
+/// events announced on it (what edge-triggered epoll watches: Linux's wake-up `key`).
 #[derive(Default)]
 pub struct WaitQueue {
     waiters: Mutex<Vec<Weak<Waker>>>,
+    input: AtomicU64,
+    output: AtomicU64,
+}
+
+/// How many input and output events a queue has announced; see [`WaitQueue::events`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventCount {
+    pub input: u64,
+    pub output: u64,
 }
 
 impl WaitQueue {
@@ -78,7 +95,32 @@ impl WaitQueue {
     pub const fn new() -> Self {
         Self {
             waiters: Mutex::new(Vec::new()),
+            input: AtomicU64::new(0),
+            output: AtomicU64::new(0),
         }
+    }
+
+    /// The events announced so far. Read it before looking at readiness: an event after
+    /// the read moves the count, so it is never missed.
+    pub fn events(&self) -> EventCount {
+        EventCount {
+            input: self.input.load(Ordering::Acquire),
+            output: self.output.load(Ordering::Acquire),
+        }
+    }
+
+    /// Announces an event of the classes in `mask` (poll bits; `POLLHUP`/`POLLERR` or
+    /// anything else count as both) and wakes every registered waiter.
+    pub fn notify(&self, mask: u32) {
+        let only_output = mask & !OUTPUT_EVENTS == 0;
+        let only_input = mask & !INPUT_EVENTS == 0;
+        if !only_output {
+            self.input.fetch_add(1, Ordering::AcqRel);
+        }
+        if !only_input {
+            self.output.fetch_add(1, Ordering::AcqRel);
+        }
+        self.wake_all();
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Weak<Waker>>> {
@@ -94,8 +136,13 @@ impl WaitQueue {
         }
     }
 
-    /// Wakes every registered waiter.
+    /// Announces a change of any kind (input and output) and wakes every registered
+    /// waiter.
     pub fn notify_all(&self) {
+        self.notify(u32::MAX);
+    }
+
+    fn wake_all(&self) {
         let waiters: Vec<Arc<Waker>> = {
             let mut list = self.lock();
             list.retain(|w| w.strong_count() > 0);
@@ -156,5 +203,19 @@ mod tests {
             !w.sleep(seen, Some(Instant::now() + Duration::from_millis(10))),
             "unregistered"
         );
+    }
+
+    #[test]
+    fn notify_counts_input_and_output_events_apart() {
+        let q = WaitQueue::new();
+        let start = q.events();
+        q.notify(0x1);
+        assert_eq!(q.events().input, start.input + 1);
+        assert_eq!(q.events().output, start.output);
+        q.notify(0x4);
+        assert_eq!(q.events().output, start.output + 1);
+        q.notify_all();
+        assert_eq!(q.events().input, start.input + 2);
+        assert_eq!(q.events().output, start.output + 2);
     }
 }

@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::open::install;
-use super::poll::{deadline_ms, read_sigmask, read_timespec, wait, with_mask, Entry};
+use super::poll::{deadline_ms, read_sigmask, read_timespec, wait_with, with_mask};
 use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::EventCount;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
-use crate::vfs::epoll::{key_of, Epoll, Interest};
+use crate::vfs::epoll::{key_of, Epoll, Interest, EPOLLONESHOT};
 use crate::vfs::file::O_CLOEXEC;
 use crate::vfs::FileDescription;
 
@@ -16,7 +17,6 @@ const EPOLL_CTL_ADD: i32 = 1;
 const EPOLL_CTL_DEL: i32 = 2;
 const EPOLL_CTL_MOD: i32 = 3;
 const EPOLLEXCLUSIVE: u32 = 1 << 28;
-const EPOLLONESHOT: u32 = 1 << 30;
 /// `sizeof(struct epoll_event)` on x86-64 (packed: u32 events, u64 data).
 const EVENT_SIZE: usize = 12;
 /// The most events one call returns (Linux: `INT_MAX / sizeof(struct epoll_event)`).
@@ -70,16 +70,7 @@ pub fn epoll_ctl(task: &mut Task, epfd: i32, op: i32, fd: i32, event: UserAddr) 
             if interests.contains_key(&key) {
                 return Err(Errno::EEXIST);
             }
-            let file = Arc::downgrade(&target);
-            interests.insert(
-                key,
-                Interest {
-                    file,
-                    events,
-                    data,
-                    armed: true,
-                },
-            );
+            interests.insert(key, Interest::new(Arc::downgrade(&target), events, data));
         }
         EPOLL_CTL_MOD => {
             let i = interests.get_mut(&key).ok_or(Errno::ENOENT)?;
@@ -89,6 +80,7 @@ pub fn epoll_ctl(task: &mut Task, epfd: i32, op: i32, fd: i32, event: UserAddr) 
             i.events = events;
             i.data = data;
             i.armed = true;
+            i.reported_at = None;
         }
         EPOLL_CTL_DEL => {
             interests.remove(&key).ok_or(Errno::ENOENT)?;
@@ -101,6 +93,10 @@ pub fn epoll_ctl(task: &mut Task, epfd: i32, op: i32, fd: i32, event: UserAddr) 
 /// An armed entry being waited on: its key, its interest, and its description.
 type Watched = ((i32, usize), Interest, Arc<dyn FileDescription>);
 
+/// What one look at the watched entries found: each one's events and, for an
+/// edge-triggered one, the event count to remember when it is reported.
+type Found = Vec<(u32, Option<EventCount>)>;
+
 fn do_wait(
     task: &Task,
     epfd: i32,
@@ -111,6 +107,7 @@ fn do_wait(
     if max <= 0 || max > MAX_EVENTS {
         return Err(Errno::EINVAL);
     }
+    let max = usize::try_from(max).map_err(|_| Errno::EINVAL)?;
     let ep_file = task.fds.get(epfd)?;
     let ep = ep_file.as_epoll().ok_or(Errno::EINVAL)?;
     // The armed entries whose description still exists (closing it removes the entry).
@@ -123,41 +120,48 @@ fn do_wait(
             .filter_map(|(k, i)| i.file.upgrade().map(|f| (*k, i.clone(), f)))
             .collect()
     };
-    let entries: Vec<Entry> = watched
-        .iter()
-        .map(|(_, i, f)| Entry {
-            file: Some(Arc::clone(f)),
-            events: (i.events & 0xffff) as u16,
-        })
-        .collect();
-    let ready = match wait(task, &entries, deadline) {
+    let files: Vec<&Arc<dyn FileDescription>> = watched.iter().map(|(_, _, f)| f).collect();
+    let found: Found = match wait_with(task, &files, deadline, || {
+        let found: Found = watched.iter().map(|(_, i, f)| i.poll(&**f)).collect();
+        (found.iter().any(|(r, _)| *r != 0), found)
+    }) {
         // epoll_wait is never restarted after a handler.
         Err(Errno::ERESTARTNOHAND) => return Err(Errno::EINTR),
         r => r?,
     };
+    // Reported entries are consumed under the lock, once the events are copied out (a
+    // failed copy consumes nothing, as Linux puts them back): a one-shot entry is
+    // disarmed, an edge-triggered one remembers the events it was reported at. An entry
+    // changed meanwhile (by epoll_ctl or another waiter) is left for the next look.
+    let mut interests = ep.interests();
     let mut out = Vec::new();
-    let mut fired = Vec::new();
-    for ((key, interest, _), r) in watched.iter().zip(ready) {
-        if r == 0 {
+    let mut consumed = Vec::new();
+    for ((key, seen, _), (r, count)) in watched.iter().zip(found) {
+        if r == 0 || consumed.len() >= max {
             continue;
         }
-        if out.len() / EVENT_SIZE >= usize::try_from(max).unwrap_or(0) {
-            break;
+        let Some(i) = interests.get(key) else {
+            continue;
+        };
+        if !i.armed || i.events != seen.events || i.reported_at != seen.reported_at {
+            continue;
         }
-        out.extend_from_slice(&u32::from(r).to_le_bytes());
-        out.extend_from_slice(&interest.data.to_le_bytes());
-        if interest.events & EPOLLONESHOT != 0 {
-            fired.push(*key);
-        }
+        out.extend_from_slice(&r.to_le_bytes());
+        out.extend_from_slice(&i.data.to_le_bytes());
+        consumed.push((*key, count));
     }
     task.mm.copy_out(events, &out)?;
-    let mut interests = ep.interests();
-    for key in fired {
-        if let Some(i) = interests.get_mut(&key) {
-            i.armed = false;
+    for (key, count) in &consumed {
+        if let Some(i) = interests.get_mut(key) {
+            if i.events & EPOLLONESHOT != 0 {
+                i.armed = false;
+            }
+            if count.is_some() {
+                i.reported_at = *count;
+            }
         }
     }
-    Ok((out.len() / EVENT_SIZE) as i64)
+    Ok(consumed.len() as i64)
 }
 
 pub fn epoll_wait(

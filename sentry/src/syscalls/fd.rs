@@ -7,7 +7,8 @@ use super::open::{install, nofile_limit};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::{UserAddr, UserPtr};
-use crate::vfs::file::{FileDescription, O_CLOEXEC, O_DIRECT, O_NONBLOCK, SEEK_CUR};
+use crate::vfs::fasync::{Fasync, OwnerKind};
+use crate::vfs::file::{FileDescription, O_ASYNC, O_CLOEXEC, O_DIRECT, O_NONBLOCK, SEEK_CUR};
 use crate::vfs::{pipe, S_IFMT, S_IFREG};
 
 const F_DUPFD: i32 = 0;
@@ -15,6 +16,12 @@ const F_GETFD: i32 = 1;
 const F_SETFD: i32 = 2;
 const F_GETFL: i32 = 3;
 const F_SETFL: i32 = 4;
+const F_SETOWN: i32 = 8;
+const F_GETOWN: i32 = 9;
+const F_SETSIG: i32 = 10;
+const F_GETSIG: i32 = 11;
+const F_SETOWN_EX: i32 = 15;
+const F_GETOWN_EX: i32 = 16;
 const F_DUPFD_CLOEXEC: i32 = 1030;
 const F_SETPIPE_SZ: i32 = 1031;
 const F_GETPIPE_SZ: i32 = 1032;
@@ -29,6 +36,7 @@ const FIONREAD: u32 = 0x541b;
 const FIONBIO: u32 = 0x5421;
 const FIONCLEX: u32 = 0x5450;
 const FIOCLEX: u32 = 0x5451;
+const FIOASYNC: u32 = 0x5452;
 
 pub fn dup(task: &mut Task, fd: i32) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
@@ -80,11 +88,41 @@ pub fn fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> SysResult<i64> {
         }
         F_GETFL => Ok(i64::from(file.flags() & !O_CLOEXEC)),
         F_SETFL => {
-            file.set_flags(i32::from_ne_bytes(
-                u32::try_from(arg & 0xffff_ffff).unwrap_or(0).to_ne_bytes(),
-            ));
+            let flags =
+                i32::from_ne_bytes(u32::try_from(arg & 0xffff_ffff).unwrap_or(0).to_ne_bytes());
+            set_flags(&file, fd, flags);
             Ok(0)
         }
+        F_SETOWN => {
+            // A negative argument names a process group; INT_MIN has no negation.
+            let who =
+                i32::from_ne_bytes(u32::try_from(arg & 0xffff_ffff).unwrap_or(0).to_ne_bytes());
+            let (kind, id) = match who {
+                i32::MIN => return Err(Errno::EINVAL),
+                w if w < 0 => (OwnerKind::Group, -w),
+                w => (OwnerKind::Process, w),
+            };
+            Fasync::of(&file).set_owner(task, kind, id)?;
+            Ok(0)
+        }
+        F_GETOWN => Ok(i64::from(Fasync::of(&file).getown())),
+        F_SETOWN_EX => {
+            let raw: [i32; 2] = task.mm.read(UserPtr::new(UserAddr::new(arg)))?;
+            let kind = OwnerKind::from_raw(raw[0])?;
+            Fasync::of(&file).set_owner(task, kind, raw[1])?;
+            Ok(0)
+        }
+        F_GETOWN_EX => {
+            let (kind, id) = Fasync::of(&file).owner();
+            task.mm
+                .write(UserPtr::new(UserAddr::new(arg)), &[kind as i32, id])?;
+            Ok(0)
+        }
+        F_SETSIG => {
+            Fasync::of(&file).set_sig(arg)?;
+            Ok(0)
+        }
+        F_GETSIG => Ok(i64::from(Fasync::of(&file).sig())),
         F_GETPIPE_SZ => Ok(file.pipe_size()? as i64),
         F_SETPIPE_SZ => {
             let size = usize::try_from(arg & 0xffff_ffff).map_err(|_| Errno::EINVAL)?;
@@ -106,6 +144,20 @@ pub fn ioctl(task: &mut Task, fd: i32, cmd: u32, arg: UserAddr) -> SysResult<i64
     match cmd {
         FIOCLEX | FIONCLEX => {
             task.fds.set_cloexec(fd, cmd == FIOCLEX)?;
+            Ok(0)
+        }
+        FIOASYNC => {
+            let on: i32 = task.mm.read(UserPtr::new(arg))?;
+            let flags = file.flags();
+            set_flags(
+                &file,
+                fd,
+                if on != 0 {
+                    flags | O_ASYNC
+                } else {
+                    flags & !O_ASYNC
+                },
+            );
             Ok(0)
         }
         FIONBIO => {
@@ -142,6 +194,16 @@ pub fn ioctl(task: &mut Task, fd: i32, cmd: u32, arg: UserAddr) -> SysResult<i64
             log::debug!("ioctl {cmd:#x} on fd {fd}: ENOTTY");
             Err(Errno::ENOTTY)
         }
+    }
+}
+
+/// `F_SETFL`: the status flags, and the file told when `O_ASYNC` changes.
+fn set_flags(file: &Arc<dyn FileDescription>, fd: i32, flags: i32) {
+    let was = file.flags() & O_ASYNC;
+    file.set_flags(flags);
+    let now = file.flags() & O_ASYNC;
+    if was != now {
+        file.set_async(&Fasync::of(file), fd, now != 0);
     }
 }
 

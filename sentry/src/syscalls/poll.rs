@@ -65,18 +65,29 @@ pub(super) fn wait(
     entries: &[Entry],
     deadline: Option<Instant>,
 ) -> SysResult<Vec<u16>> {
-    let check = || -> Vec<u16> { entries.iter().map(ready).collect() };
-    let first = check();
-    if first.iter().any(|&r| r != 0) || deadline.is_some_and(|d| d <= Instant::now()) {
+    let files: Vec<&Arc<dyn FileDescription>> =
+        entries.iter().filter_map(|e| e.file.as_ref()).collect();
+    wait_with(task, &files, deadline, || {
+        let now: Vec<u16> = entries.iter().map(ready).collect();
+        (now.iter().any(|&r| r != 0), now)
+    })
+}
+
+/// Waits on the queues of `files` until `check` says ready (its first value) or
+/// `deadline`; returns what the last check found.
+pub(super) fn wait_with<T>(
+    task: &Task,
+    files: &[&Arc<dyn FileDescription>],
+    deadline: Option<Instant>,
+    check: impl Fn() -> (bool, T),
+) -> SysResult<T> {
+    let (ready, first) = check();
+    if ready || deadline.is_some_and(|d| d <= Instant::now()) {
         return Ok(first);
     }
-    let polled = entries
+    let polled = files.iter().any(|f| f.needs_polling());
+    let _registered: Vec<_> = files
         .iter()
-        .filter_map(|e| e.file.as_ref())
-        .any(|f| f.needs_polling());
-    let _registered: Vec<_> = entries
-        .iter()
-        .filter_map(|e| e.file.as_ref())
         .filter_map(|f| f.wait_queue())
         .map(|q| q.register(&task.handle.waker))
         .collect();
@@ -88,14 +99,14 @@ pub(super) fn wait(
             deadline
         };
         let r = task.block_until(until, || {
-            let now = check();
-            Ok(now.iter().any(|&r| r != 0).then_some(now))
+            let (ready, now) = check();
+            Ok(ready.then_some(now))
         });
         match r {
             Ok(now) => return Ok(now),
             Err(Errno::ETIMEDOUT) => {
                 if deadline.is_some_and(|d| d <= Instant::now()) {
-                    return Ok(check());
+                    return Ok(check().1);
                 }
             }
             // Not restarted after a handler, as Linux's poll and select.

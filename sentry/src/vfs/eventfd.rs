@@ -1,6 +1,7 @@
 //! `eventfd`: a 64-bit counter that `write` adds to and `read` takes (all of it, or one
 //! at a time with `EFD_SEMAPHORE`), blocking at zero and at the top.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
@@ -12,11 +13,31 @@ use crate::kernel::wait::WaitQueue;
 /// The largest value the counter holds.
 const MAX: u64 = u64::MAX - 1;
 
+/// The `eventfd-id`s in use: Linux numbers eventfds with an IDA, the lowest free one.
+static IDS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+fn alloc_id() -> u32 {
+    let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+    let id = (0..).find(|i| !ids.contains(i)).unwrap_or(u32::MAX);
+    ids.insert(id);
+    id
+}
+
 pub struct EventFd {
     count: Mutex<u64>,
     semaphore: bool,
     flags: AtomicI32,
     queue: WaitQueue,
+    /// The `eventfd-id` of `/proc/self/fdinfo`.
+    id: u32,
+}
+
+impl Drop for EventFd {
+    fn drop(&mut self) {
+        IDS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl EventFd {
@@ -26,6 +47,7 @@ impl EventFd {
             semaphore,
             flags: AtomicI32::new(O_RDWR | flags),
             queue: WaitQueue::default(),
+            id: alloc_id(),
         }
     }
 
@@ -47,7 +69,8 @@ impl FileDescription for EventFd {
         *count -= value;
         drop(count);
         buf[..8].copy_from_slice(&value.to_ne_bytes());
-        self.queue.notify_all();
+        // As Linux: a read announces room to write, a write something to read.
+        self.queue.notify(u32::from(POLLOUT));
         Ok(8)
     }
 
@@ -66,7 +89,7 @@ impl FileDescription for EventFd {
         }
         *count += value;
         drop(count);
-        self.queue.notify_all();
+        self.queue.notify(u32::from(POLLIN));
         Ok(8)
     }
 
@@ -105,6 +128,17 @@ impl FileDescription for EventFd {
     fn readable_bytes(&self) -> SysResult<usize> {
         Err(Errno::EINVAL)
     }
+
+    /// Linux's `eventfd_show_fdinfo`: the count in hex, the id, the semaphore flag.
+    fn fdinfo(&self) -> Vec<u8> {
+        format!(
+            "eventfd-count: {:16x}\neventfd-id: {}\neventfd-semaphore: {}\n",
+            *self.count(),
+            self.id,
+            u8::from(self.semaphore)
+        )
+        .into_bytes()
+    }
 }
 
 #[cfg(test)]
@@ -126,5 +160,18 @@ mod tests {
         let s = EventFd::new(3, true, 0);
         s.read(&mut b).unwrap();
         assert_eq!(u64::from_ne_bytes(b), 1, "semaphore: one at a time");
+    }
+
+    #[test]
+    fn fdinfo_shows_count_id_and_semaphore() {
+        let e = EventFd::new(0x2a, true, 0);
+        let text = String::from_utf8(e.fdinfo()).unwrap();
+        let want = format!(
+            "eventfd-count:               2a\neventfd-id: {}\neventfd-semaphore: 1\n",
+            e.id
+        );
+        assert_eq!(text, want);
+        let other = EventFd::new(0, false, 0);
+        assert_ne!(other.id, e.id, "ids are unique while both live");
     }
 }

@@ -146,6 +146,16 @@ pub trait FileDescription: Send + Sync {
         Err(Errno::ENOTTY)
     }
 
+    /// `O_ASYNC` turned on or off through descriptor `fd` (Linux's `fasync`): a file
+    /// that signals readiness lists or unlists `who`. Others keep only the flag.
+    fn set_async(&self, _who: &Arc<super::fasync::Fasync>, _fd: i32, _on: bool) {}
+
+    /// The lines `/proc/self/fdinfo/N` shows after the common ones (Linux's
+    /// `show_fdinfo`), each ending in a newline.
+    fn fdinfo(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
     /// A name for `/proc/self/fd/N` of files with no path (`pipe:[N]`).
     fn anon_name(&self) -> Vec<u8> {
         b"anon_inode:[unknown]".to_vec()

@@ -10,6 +10,7 @@ pub mod dev;
 pub mod epoll;
 pub mod eventfd;
 pub mod exec;
+pub mod fasync;
 pub mod file;
 pub mod gofer;
 mod host;

@@ -9,7 +9,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::file::{FileDescription, O_NONBLOCK, O_RDONLY, O_WRONLY};
+use super::fasync::{AsyncList, Fasync, Reason};
+use super::file::{FileDescription, O_NONBLOCK, O_RDONLY, O_WRONLY, POLLIN, POLLOUT};
 use super::{Stat, Time, S_IFIFO};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
@@ -65,11 +66,24 @@ struct State {
     write_opens: u64,
 }
 
+impl State {
+    /// Whether a writer could write `PIPE_BUF` bytes (or a smaller pipe's all) at once:
+    /// what `POLLOUT` reports.
+    fn writable(&self) -> bool {
+        self.capacity.saturating_sub(self.buf.len()) >= PIPE_BUF.min(self.capacity)
+    }
+}
+
 pub struct Pipe {
     ino: u64,
     state: Mutex<State>,
     moved: Condvar,
     queue: WaitQueue,
+    /// The read and write ends with `O_ASYNC` set: a write signals the readers, a read
+    /// the writers, a close both (Linux does so on every attempt, even one that gets
+    /// `EAGAIN`).
+    async_readers: AsyncList,
+    async_writers: AsyncList,
 }
 
 impl Pipe {
@@ -85,6 +99,13 @@ impl Pipe {
     fn notify(&self) {
         self.moved.notify_all();
         self.queue.notify_all();
+    }
+
+    /// Wakes everyone, announcing `mask` to edge-triggered watchers: Linux wakes the
+    /// readers with `EPOLLIN` on a write and the writers with `EPOLLOUT` on a read.
+    fn notify_events(&self, mask: u32) {
+        self.moved.notify_all();
+        self.queue.notify(mask);
     }
 }
 
@@ -113,6 +134,8 @@ impl Pipe {
             }),
             moved: Condvar::new(),
             queue: WaitQueue::default(),
+            async_readers: AsyncList::default(),
+            async_writers: AsyncList::default(),
         })
     }
 }
@@ -178,6 +201,8 @@ pub fn pipe(flags: i32) -> (Arc<PipeEnd>, Arc<PipeEnd>) {
         }),
         moved: Condvar::new(),
         queue: WaitQueue::default(),
+        async_readers: AsyncList::default(),
+        async_writers: AsyncList::default(),
     });
     let nb = flags & O_NONBLOCK;
     let r = Arc::new(PipeEnd {
@@ -208,17 +233,13 @@ impl Drop for PipeEnd {
         }
         drop(s);
         self.pipe.notify();
+        self.pipe.async_readers.kill(Reason::In);
+        self.pipe.async_writers.kill(Reason::Out);
     }
 }
 
-impl FileDescription for PipeEnd {
-    fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
-        if !self.reader {
-            return Err(Errno::EBADF);
-        }
-        if buf.is_empty() {
-            return Ok(0);
-        }
+impl PipeEnd {
+    fn read_buf(&self, buf: &mut [u8]) -> SysResult<usize> {
         let mut s = self.pipe.lock();
         if s.buf.is_empty() {
             return if s.writers == 0 {
@@ -228,18 +249,23 @@ impl FileDescription for PipeEnd {
             };
         }
         let n = buf.len().min(s.buf.len());
+        let was_writable = s.writable();
         for (dst, src) in buf.iter_mut().zip(s.buf.drain(..n)) {
             *dst = src;
         }
+        // Writers hear of an event only when the pipe becomes writable (Linux wakes them
+        // with EPOLLOUT when a read empties a slot of a full pipe).
+        let mask = if !was_writable && s.writable() {
+            u32::from(POLLOUT)
+        } else {
+            0
+        };
         drop(s);
-        self.pipe.notify();
+        self.pipe.notify_events(mask);
         Ok(n)
     }
 
-    fn write(&self, buf: &[u8]) -> SysResult<usize> {
-        if !self.writer {
-            return Err(Errno::EBADF);
-        }
+    fn write_buf(&self, buf: &[u8]) -> SysResult<usize> {
         let mut s = self.pipe.lock();
         if s.readers == 0 {
             // The caller sends SIGPIPE with EPIPE.
@@ -258,8 +284,43 @@ impl FileDescription for PipeEnd {
         let n = buf.len().min(space);
         s.buf.extend(&buf[..n]);
         drop(s);
-        self.pipe.notify();
+        self.pipe.notify_events(u32::from(POLLIN));
         Ok(n)
+    }
+}
+
+impl FileDescription for PipeEnd {
+    fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
+        if !self.reader {
+            return Err(Errno::EBADF);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let r = self.read_buf(buf);
+        self.pipe.async_writers.kill(Reason::Out);
+        r
+    }
+
+    fn write(&self, buf: &[u8]) -> SysResult<usize> {
+        if !self.writer {
+            return Err(Errno::EBADF);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let r = self.write_buf(buf);
+        self.pipe.async_readers.kill(Reason::In);
+        r
+    }
+
+    fn set_async(&self, who: &Arc<Fasync>, fd: i32, on: bool) {
+        if self.reader {
+            self.pipe.async_readers.set(who, fd, on);
+        }
+        if self.writer {
+            self.pipe.async_writers.set(who, fd, on);
+        }
     }
 
     fn stat(&self) -> SysResult<Stat> {
@@ -297,7 +358,7 @@ impl FileDescription for PipeEnd {
     }
 
     fn readiness(&self) -> u16 {
-        use super::file::{POLLERR, POLLHUP, POLLIN, POLLOUT};
+        use super::file::{POLLERR, POLLHUP};
         let s = self.pipe.lock();
         let mut r = 0;
         if self.reader {
@@ -311,7 +372,7 @@ impl FileDescription for PipeEnd {
         if self.writer {
             if s.readers == 0 {
                 r |= POLLERR;
-            } else if s.capacity.saturating_sub(s.buf.len()) >= PIPE_BUF.min(s.capacity) {
+            } else if s.writable() {
                 r |= POLLOUT;
             }
         }

@@ -815,7 +815,7 @@ fn mounts(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
 }
 
 /// `/proc/self/fdinfo/N`: the description's offset, flags (with `O_CLOEXEC` for the
-/// descriptor's flag, as Linux shows it) and mount.
+/// descriptor's flag, as Linux shows it) and mount, then what the file adds.
 fn fdinfo(cx: &Cx, fd: i32) -> SysResult<Vec<u8>> {
     let fds = cx.fds.as_ref().ok_or(Errno::ENOENT)?;
     let file = fds.get(fd).map_err(|_| Errno::ENOENT)?;
@@ -827,7 +827,10 @@ fn fdinfo(cx: &Cx, fd: i32) -> SysResult<Vec<u8>> {
     let flags = u32::from_ne_bytes(flags.to_ne_bytes());
     let mnt = file.path().map_or(0, |p| p.mount.id);
     let ino = file.stat().map_or(0, |s| s.ino);
-    Ok(format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes())
+    let mut out =
+        format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt}\nino:\t{ino}\n").into_bytes();
+    out.extend(file.fdinfo());
+    Ok(out)
 }
 
 /// `/proc/self/limits`.

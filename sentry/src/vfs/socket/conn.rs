@@ -7,6 +7,7 @@ use super::{
     Address, Conn, Endpoint, Namespace, SockType, Ucred, RCV_SHUTDOWN, SEND_SHUTDOWN, SOMAXCONN,
 };
 use crate::errno::{Errno, SysResult};
+use crate::vfs::fasync::Reason;
 
 /// Whether `conn` is a connection to `ep`.
 fn connected_to(conn: &Conn, ep: &Endpoint) -> bool {
@@ -120,6 +121,7 @@ impl Endpoint {
             listener_cred
         };
         target.queue.notify_all();
+        target.fasync.kill(Reason::In);
         let mut s = self.lock();
         if !matches!(s.conn, Conn::Unconnected) {
             // Another thread connected this socket meanwhile.
@@ -212,6 +214,7 @@ impl Endpoint {
             }
             peer.lock().shutdown |= peer_mode;
             peer.queue.notify_all();
+            peer.fasync.kill(Reason::In);
         }
         Ok(())
     }

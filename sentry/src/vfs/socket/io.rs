@@ -8,6 +8,8 @@ use std::sync::Arc;
 use super::{Address, Conn, Endpoint, Message, SockType, Ucred, MAX_DGRAM_QLEN};
 use super::{RCV_SHUTDOWN, SEND_SHUTDOWN};
 use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::{INPUT_EVENTS, OUTPUT_EVENTS};
+use crate::vfs::fasync::Reason;
 use crate::vfs::FileDescription;
 
 /// What travels beside the data: descriptions (`SCM_RIGHTS`) and the sender's
@@ -86,7 +88,8 @@ impl Endpoint {
             drop(msg);
             return Err(Errno::EPIPE);
         }
-        peer.queue.notify_all();
+        peer.queue.notify(INPUT_EVENTS);
+        peer.fasync.kill(Reason::In);
         Ok(n)
     }
 
@@ -159,7 +162,8 @@ impl Endpoint {
             }
             return Err(e);
         }
-        target.queue.notify_all();
+        target.queue.notify(INPUT_EVENTS);
+        target.fasync.kill(Reason::In);
         Ok(data.len())
     }
 
@@ -275,7 +279,7 @@ impl Endpoint {
         drop(s);
         drop(consumed);
         // Room in this socket's queue for senders waiting on it.
-        self.queue.notify_all();
+        self.queue.notify(OUTPUT_EVENTS);
         Ok(got)
     }
 }

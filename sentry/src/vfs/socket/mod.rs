@@ -28,10 +28,11 @@ use std::time::Duration;
 pub use io::{Control, Received};
 pub use names::Namespace;
 
+use super::fasync::{AsyncList, Fasync, Reason};
 use super::file::{FileDescription, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use super::{Stat, Time, S_IFSOCK};
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
+use crate::kernel::wait::{WaitQueue, OUTPUT_EVENTS};
 
 pub const AF_UNSPEC: u16 = 0;
 pub const AF_UNIX: u16 = 1;
@@ -173,7 +174,7 @@ impl Drop for Message {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.upgrade() {
             sender.wmem.fetch_sub(self.data.len(), Ordering::Relaxed);
-            sender.queue.notify_all();
+            sender.queue.notify(OUTPUT_EVENTS);
         }
     }
 }
@@ -246,6 +247,9 @@ pub struct Endpoint {
     /// Notified whenever what the socket may do changes: data arrives or is consumed,
     /// a connection comes or goes, a shutdown.
     pub queue: WaitQueue,
+    /// The descriptions with `O_ASYNC` set, signalled when data or a connection
+    /// arrives or the peer goes.
+    pub fasync: AsyncList,
     /// Bytes this socket sent that no one has consumed yet.
     wmem: AtomicUsize,
     names: Arc<Namespace>,
@@ -261,6 +265,7 @@ impl Endpoint {
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             owner,
             queue: WaitQueue::default(),
+            fasync: AsyncList::default(),
             wmem: AtomicUsize::new(0),
             names: Arc::clone(names),
             state: Mutex::new(State {
@@ -435,6 +440,7 @@ impl Endpoint {
                 }
                 drop(p);
                 peer.queue.notify_all();
+                peer.fasync.kill(Reason::Hup);
             }
             Conn::Listening { pending, .. } => {
                 for e in pending {
@@ -507,6 +513,10 @@ impl FileDescription for UnixSocket {
 
     fn set_flags(&self, flags: i32) {
         super::file::set_status_flags(&self.flags, flags);
+    }
+
+    fn set_async(&self, who: &Arc<Fasync>, fd: i32, on: bool) {
+        self.ep.fasync.set(who, fd, on);
     }
 
     fn readable_bytes(&self) -> SysResult<usize> {
