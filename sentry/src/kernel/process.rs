@@ -42,6 +42,10 @@ pub struct TaskHandle {
     pub control: super::control::ThreadControl,
     /// CPU time.
     pub usage: super::usage::ThreadUsage,
+    /// Entries into and exits from application code: odd while the thread runs it.
+    /// `membarrier` waits for a running thread's count to move (each exit to the
+    /// Sentry is a full memory barrier on the CPU it ran on).
+    pub app_switches: std::sync::atomic::AtomicU64,
 }
 
 /// A thread's own signal state.
@@ -67,7 +71,23 @@ impl TaskHandle {
             }),
             control: super::control::ThreadControl::default(),
             usage: super::usage::ThreadUsage::default(),
+            app_switches: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Makes the thread pass through a full memory barrier if it is running application
+    /// code now: interrupts it and waits (up to `limit`) until it has left that code.
+    /// A thread in the Sentry needs nothing: it barriers on its way back in.
+    pub fn barrier(&self, limit: std::time::Duration) {
+        let seen = self.app_switches.load(Ordering::SeqCst);
+        if seen.is_multiple_of(2) {
+            return;
+        }
+        self.interrupter.interrupt();
+        let start = std::time::Instant::now();
+        while self.app_switches.load(Ordering::SeqCst) == seen && start.elapsed() < limit {
+            std::thread::yield_now();
+        }
     }
 
     pub fn tid(&self) -> i32 {

@@ -239,8 +239,14 @@ impl Task {
                 self.kernel.wait_while_frozen(&self.group);
                 continue;
             }
+            self.handle
+                .app_switches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let entered = platform::rdtsc();
             let switched = self.ctx.switch(&**self.mm.address_space(), &mut self.regs);
+            self.handle
+                .app_switches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.handle
                 .usage
                 .add_user_cycles(platform::rdtsc().wrapping_sub(entered));

@@ -297,6 +297,9 @@ pub struct MemoryManager {
     /// that the caller (a syscall copying to or from application memory) can call in
     /// the OOM killer; see [`MemoryManager::take_out_of_memory`].
     out_of_memory: std::sync::atomic::AtomicBool,
+    /// The `membarrier` commands registered for this address space (Linux keeps them
+    /// per mm too, so an `execve` starts with none).
+    pub membarrier_registered: std::sync::atomic::AtomicU32,
 }
 
 struct Inner {
@@ -334,6 +337,7 @@ impl MemoryManager {
                 brk: 0,
             }),
             out_of_memory: std::sync::atomic::AtomicBool::new(false),
+            membarrier_registered: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -792,6 +796,7 @@ impl MemoryManager {
                 brk: inner.brk,
             }),
             out_of_memory: std::sync::atomic::AtomicBool::new(false),
+            membarrier_registered: std::sync::atomic::AtomicU32::new(0),
         })
     }
 

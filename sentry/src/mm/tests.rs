@@ -413,7 +413,8 @@ fn a_file_fault_maps_its_cached_neighbours_read_only() {
     let mut b = [0u8; 1];
     mm.copy_in(UserAddr::new(at(9)), &mut b).unwrap();
     assert_eq!(b, [9]);
-    mm.handle_fault(UserAddr::new(at(9)), Access::Write).unwrap();
+    mm.handle_fault(UserAddr::new(at(9)), Access::Write)
+        .unwrap();
     let (offset, perms) = space.get(at(9)).unwrap();
     assert_eq!(perms, RW);
     assert_ne!(Some(offset), cache.page(9).unwrap().map(|p| p.offset()));

@@ -21,6 +21,7 @@ mod mmap_file;
 mod mount;
 mod msg;
 pub mod names;
+mod ns;
 mod open;
 mod pidfd;
 mod poll;
@@ -315,6 +316,7 @@ syscall_table! {
     269 => stat::faccessat(dirfd: i32, path: UserAddr, mode: i32),
     270 => poll::pselect6(nfds: i32, readfds: UserAddr, writefds: UserAddr, exceptfds: UserAddr, tsp: UserAddr, sig: UserAddr),
     271 => poll::ppoll(ufds: UserAddr, nfds: u32, tsp: UserAddr, sigmask: UserAddr, sigsetsize: usize),
+    272 => ns::unshare(flags: u64),
     273 => process::set_robust_list(head: UserAddr, len: u64),
     274 => process::get_robust_list(pid: i32, head: UserAddr, len: UserAddr),
     275 => splice::splice(fd_in: i32, off_in: UserAddr, fd_out: i32, off_out: UserAddr, len: usize, flags: u32),
@@ -341,12 +343,14 @@ syscall_table! {
     302 => info::prlimit64(pid: i32, resource: u32, new: UserAddr, old: UserAddr),
     306 => fs::syncfs(fd: i32),
     307 => msg::sendmmsg(fd: i32, vec: UserAddr, vlen: u32, flags: i32),
+    308 => ns::setns(fd: i32, nstype: i32),
     309 => info::getcpu(cpu: UserAddr, node: UserAddr),
     316 => dir::renameat2(olddir: i32, old: UserAddr, newdir: i32, new: UserAddr, flags: u32),
     317 => prctl::seccomp(op: u32, flags: u32, args: UserAddr),
     318 => info::getrandom(buf: UserAddr, len: usize, flags: u32),
     319 => memfd::memfd_create(name: UserAddr, flags: u32),
     322 => process::execveat(dirfd: i32, path: UserAddr, argv: UserAddr, envp: UserAddr, flags: i32),
+    324 => ns::membarrier(cmd: i32, flags: u32, cpu_id: i32),
     326 => fs::copy_file_range(fd_in: i32, off_in: UserAddr, fd_out: i32, off_out: UserAddr, len: usize, flags: u32),
     327 => fs::preadv2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),
     328 => fs::pwritev2(fd: i32, iov: UserAddr, iovcnt: i32, off: i64, _off_hi: i64, flags: i32),
