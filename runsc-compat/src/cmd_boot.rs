@@ -146,10 +146,12 @@ impl Prepared {
             fifo.read_exact(&mut byte).context("waiting for start")?;
         }
         let waiting = control.as_ref().map(|(_, s)| Arc::clone(&s.waiting));
+        // Before the control server answers anything: `bulwark start` returns once it
+        // has an answer (`Request::Started`), and a `kill` after that is the program's.
+        started.store(true, Ordering::SeqCst);
         if let Some((listener, server)) = control {
             server.spawn(listener)?;
         }
-        started.store(true, Ordering::SeqCst);
         task.run();
         // The sandbox ends with init: its status is the container's.
         let status = init.wait_exit(&waker);

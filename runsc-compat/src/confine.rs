@@ -408,6 +408,10 @@ pub fn seccomp_rules(
         (nr(libc::SYS_rt_sigaction), allow()),
         (nr(libc::SYS_rt_sigprocmask), allow()),
         (nr(libc::SYS_rt_sigreturn), allow()),
+        // The kernel's own restart of a sleep (nanosleep, clock_nanosleep, a timed futex
+        // or poll) that a handled signal interrupted: without it, a forwarded signal
+        // landing on a sleeping Sentry thread ended the sandbox.
+        (nr(libc::SYS_restart_syscall), allow()),
         (nr(libc::SYS_sigaltstack), allow()),
         (nr(libc::SYS_tgkill), allow()),
         (nr(libc::SYS_kill), allow()),
@@ -705,6 +709,19 @@ mod tests {
                 libc::SYS_mount,
             ] {
                 assert!(!rules.contains_key(&nr), "{platform:?} allows {nr}");
+            }
+        }
+    }
+
+    /// What the kernel itself makes a thread call after a signal (its handler's return,
+    /// the restart of an interrupted sleep: a stopped and continued or frozen and thawed
+    /// Sentry) is allowed, or the signal would end the sandbox.
+    #[test]
+    fn signal_returns_and_restarts_are_allowed() {
+        for platform in [Platform::Kvm, Platform::Systrap] {
+            let rules = seccomp_rules(platform).unwrap();
+            for nr in [libc::SYS_rt_sigreturn, libc::SYS_restart_syscall] {
+                assert_eq!(rules.get(&nr), Some(&Vec::new()), "{platform:?}: {nr}");
             }
         }
     }

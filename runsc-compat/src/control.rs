@@ -39,6 +39,9 @@ pub enum Request {
     Exec(ExecRequest),
     /// List the sandbox's processes.
     Ps,
+    /// Answered once the program has been let go (after `bulwark start`'s byte): from
+    /// then on a signal from outside is the program's, not the end of the sandbox.
+    Started,
     /// Stop running application code until `Resume`.
     Pause,
     Resume,
@@ -333,6 +336,8 @@ impl Server {
         match request {
             Request::Exec(exec) => return self.exec(conn, exec, fds),
             Request::Resize => bail!("resize: not on an exec connection with a terminal"),
+            // The server runs only once the Sentry has marked the program started.
+            Request::Started => send(conn, &Reply::Ok, &[])?,
             Request::Ps => {
                 let list = self
                     .kernel

@@ -343,6 +343,15 @@ fn start_stored(root: &Path, stored: &mut Stored) -> anyhow::Result<()> {
         .open(&fifo)
         .with_context(|| format!("opening {}", fifo.display()))?;
     f.write_all(b"s").context("starting the container")?;
+    // Wait until the Sentry has taken the byte and let the program go: a `kill` right
+    // after `start` returns must reach the program, not end a sandbox still waiting. A
+    // sandbox that is gone by then (a program that ended at once) has started too.
+    let path = crate::control::socket_path(&state::dir(root, &stored.id));
+    if let Err(e) = crate::control::Connection::open(&path)
+        .and_then(|c| c.call(&crate::control::Request::Started, &[]))
+    {
+        log::debug!("start: no answer from the sandbox ({e:#}); it has ended");
+    }
     stored.started = true;
     stored.save(root)?;
     super::hooks::run_logged("poststart", &hooks.poststart, &stored.hook_state("running"));
