@@ -36,6 +36,8 @@ pub struct GoferArgs {
 }
 
 pub fn run(_flags: &GlobalFlags, args: GoferArgs) -> anyhow::Result<i32> {
+    // Before any thread starts (the channels' below).
+    crate::confine::single_malloc_arena();
     if args.die_with_parent {
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
             .context("setting the parent-death signal")?;
