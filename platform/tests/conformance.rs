@@ -329,6 +329,37 @@ fn run_on(name: &str, check: fn(&Arc<dyn Platform>)) {
 
 // ---- The checks -----------------------------------------------------------------------
 
+guest!(rdtsc_then_syscall:
+    "rdtsc",
+    "shl rdx, 32",
+    "or rax, rdx",
+    "mov rdi, rax",
+    "mov eax, 110",
+    "syscall",
+    "ud2",
+);
+
+/// A platform that says application code reads the host's TSC (the vDSO then serves the
+/// time from it) does: a guest's `rdtsc` lies between two host readings around it.
+fn host_tsc_is_what_guests_read(p: &Arc<dyn Platform>) {
+    if !p.host_tsc() {
+        eprintln!(
+            "{}: guests do not read the host's TSC (the vDSO takes the syscall)",
+            p.name()
+        );
+        return;
+    }
+    let mut g = Guest::new(p, rdtsc_then_syscall());
+    let before = platform::rdtsc();
+    g.run_to_syscall(SYS_GETPPID);
+    let after = platform::rdtsc();
+    let guest = g.regs.rdi;
+    assert!(
+        (before..=after).contains(&guest),
+        "guest TSC {guest} outside the host's [{before}, {after}]"
+    );
+}
+
 fn syscall_exit_registers(p: &Arc<dyn Platform>) {
     let mut g = Guest::new(p, syscall_then_store());
     g.regs.rax = SYS_GETPPID;
@@ -1002,6 +1033,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    host_tsc_is_what_guests_read,
     syscall_exit_registers,
     syscall_resume_sets_every_register,
     page_fault_read_unmapped_then_resume,

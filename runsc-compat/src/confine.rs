@@ -280,7 +280,7 @@ const TERMINAL_IOCTLS: [u64; 14] = [
 /// vCPU is created and set up when a thread first needs one, then run, with registers,
 /// FPU and XSAVE state moved in and out. (The VM, its memory slot and the capability
 /// checks are done before the filter.)
-const KVM_IOCTLS: [u64; 13] = [
+const KVM_IOCTLS: [u64; 15] = [
     0xae41,      // KVM_CREATE_VCPU
     0x4008_ae90, // KVM_SET_CPUID2
     0x4188_aea7, // KVM_SET_XCRS
@@ -294,6 +294,8 @@ const KVM_IOCTLS: [u64; 13] = [
     0x41a0_ae8d, // KVM_SET_FPU
     0x9000_aea4, // KVM_GET_XSAVE
     0x5000_aea5, // KVM_SET_XSAVE
+    0x4018_aee1, // KVM_SET_DEVICE_ATTR (a new vCPU's TSC offset)
+    0xc008_ae88, // KVM_GET_MSRS (checking that offset)
 ];
 
 /// The `clone` flags glibc's `pthread_create` passes (after `clone3` is refused with

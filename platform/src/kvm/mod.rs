@@ -99,6 +99,8 @@ pub const DEFAULT_MAX_VCPUS: usize = 32;
 /// Errors of the KVM platform.
 #[derive(Debug, thiserror::Error)]
 pub enum KvmError {
+    #[error("A vCPU's TSC offset could not be zeroed, where the VM's first vCPU's was")]
+    TscOffset,
     #[error(
         "bulwark: /dev/kvm: no such device (load the kvm module, or run with --platform=systrap)"
     )]
@@ -261,6 +263,10 @@ fn probe_path(machine: &Arc<Machine>) -> Result<Path, KvmError> {
 impl Platform for Kvm {
     fn runs_on_caller_thread(&self) -> bool {
         true
+    }
+
+    fn host_tsc(&self) -> bool {
+        self.machine.host_tsc.get() == Some(&true)
     }
 
     fn name(&self) -> &'static str {

@@ -167,6 +167,45 @@ fn segment(sel: u16, dpl: u8, code: bool) -> kvm_segment {
     }
 }
 
+/// Sets the vCPU's TSC offset to zero (`KVM_VCPU_TSC_OFFSET`, Linux 5.16), then checks
+/// that the guest's TSC reads as the host's; false where either fails.
+fn zero_tsc_offset(fd: &kvm_ioctls::VcpuFd) -> bool {
+    let offset: u64 = 0;
+    let attr = kvm_bindings::kvm_device_attr {
+        group: kvm_bindings::KVM_VCPU_TSC_CTRL,
+        attr: u64::from(kvm_bindings::KVM_VCPU_TSC_OFFSET),
+        addr: std::ptr::addr_of!(offset) as u64,
+        flags: 0,
+    };
+    /// `_IOW(KVMIO, 0xe1, struct kvm_device_attr)` (kvm-ioctls has it on aarch64 only).
+    const KVM_SET_DEVICE_ATTR: libc::c_ulong = 0x4018_aee1;
+    // SAFETY: the vCPU fd is open for the call; `attr` and the `offset` it points at live
+    // on this stack frame across it, and the kernel only reads them.
+    let set = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            KVM_SET_DEVICE_ATTR,
+            std::ptr::addr_of!(attr),
+        )
+    };
+    if set != 0 {
+        return false;
+    }
+    // IA32_TSC as the guest sees it, between two host readings.
+    const IA32_TSC: u32 = 0x10;
+    let Ok(mut msrs) = kvm_bindings::Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+        index: IA32_TSC,
+        ..Default::default()
+    }]) else {
+        return false;
+    };
+    let before = crate::rdtsc();
+    let read = fd.get_msrs(&mut msrs);
+    let after = crate::rdtsc();
+    let guest = msrs.as_slice()[0].data;
+    read == Ok(1) && (before..=after).contains(&guest)
+}
+
 impl Vcpu {
     pub(super) fn new(machine: &Arc<Machine>, index: usize) -> Result<Self, KvmError> {
         let mut fd = machine
@@ -175,6 +214,17 @@ impl Vcpu {
             .map_err(|e| KvmError::Ioctl("KVM_CREATE_VCPU", e))?;
         fd.set_cpuid2(&machine.cpuid)
             .map_err(|e| KvmError::Ioctl("KVM_SET_CPUID2", e))?;
+        // Guest code reads the host's TSC where KVM lets the offset be zero, so that the
+        // vDSO's time (calibrated on the host) holds inside the guest too. All vCPUs of
+        // a VM agree, or time would jump between them.
+        let zeroed = zero_tsc_offset(&fd);
+        match machine.host_tsc.get() {
+            None => {
+                let _ = machine.host_tsc.set(zeroed);
+            }
+            Some(true) if !zeroed => return Err(KvmError::TscOffset),
+            Some(_) => {}
+        }
         let mut xcrs = kvm_xcrs {
             nr_xcrs: 1,
             ..Default::default()

@@ -49,6 +49,9 @@ pub(super) struct Machine {
     next_id: AtomicU64,
     /// The vCPU that rewrites page-table entries so that KVM drops its shadow of them.
     maintenance: Mutex<Option<Box<Vcpu>>>,
+    /// Whether guest code reads the host's TSC: the first vCPU's TSC offset could be set
+    /// to zero (and then every vCPU's must be). Decided when the first vCPU is made.
+    pub host_tsc: std::sync::OnceLock<bool>,
 }
 
 struct PoolState {
@@ -177,6 +180,7 @@ impl Machine {
             max_vcpus: max_vcpus.clamp(1, layout::MAINTENANCE_VCPU),
             next_id: AtomicU64::new(1),
             maintenance: Mutex::new(None),
+            host_tsc: std::sync::OnceLock::new(),
         };
         Ok(machine)
     }
