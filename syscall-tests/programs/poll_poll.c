@@ -16,6 +16,20 @@ int main(void) {
     struct pollfd neg = {-1, POLLIN, 123};
     EXPECT_EQ("poll_negative_fd_ignored", poll(&neg, 1, 0), 0);
     CHECK("poll_negative_fd_revents_zero", neg.revents == 0);
+    {
+        /* An ignored entry takes no part in the wait: poll still sleeps for the others. */
+        int e[2];
+        pipe(e);
+        struct pollfd two[2] = {{-1, POLLIN, 0}, {e[0], POLLIN, 0}};
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int r = poll(two, 2, 50);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+        CHECK("poll_negative_fd_does_not_end_the_wait", r == 0 && ms >= 45);
+        close(e[0]);
+        close(e[1]);
+    }
     struct pollfd bad = {999, POLLIN, 0};
     EXPECT_EQ("poll_bad_fd_pollnval", poll(&bad, 1, 0), 1);
     CHECK("poll_nval_revents", bad.revents == POLLNVAL);

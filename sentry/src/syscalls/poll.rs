@@ -138,18 +138,18 @@ fn do_poll(task: &Task, ufds: UserAddr, nfds: u32, deadline: Option<Instant>) ->
     for i in 0..u64::from(nfds) {
         fds.push(task.mm.read(ptr.offset(i)?)?);
     }
-    let mut entries = entries_of(task, &fds);
-    // A negative fd is ignored: no events, never ready.
-    for (e, p) in entries.iter_mut().zip(&fds) {
-        if p.fd < 0 {
-            e.events = 0;
-        }
-    }
-    let skip: Vec<bool> = fds.iter().map(|p| p.fd < 0).collect();
-    let ready_now = wait(task, &entries, deadline)?;
+    // A negative fd is ignored: no events, never ready, and no part of the wait (a closed
+    // one, by contrast, is ready at once with POLLNVAL).
+    let live: Vec<PollFd> = fds.iter().copied().filter(|p| p.fd >= 0).collect();
+    let entries = entries_of(task, &live);
+    let mut ready_now = wait(task, &entries, deadline)?.into_iter();
     let mut count = 0;
     for (i, p) in fds.iter_mut().enumerate() {
-        let r = if skip[i] { 0 } else { ready_now[i] };
+        let r = if p.fd < 0 {
+            0
+        } else {
+            ready_now.next().unwrap_or(0)
+        };
         p.revents = i16::from_ne_bytes(r.to_ne_bytes());
         if r != 0 {
             count += 1;
