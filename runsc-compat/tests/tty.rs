@@ -176,3 +176,71 @@ fn interactive_bash_job_control_matches_native() {
         assert_eq!(normalize(&out.stdout), native_lines, "{p}");
     }
 }
+
+/// Full-screen programs on the sandbox's pty: `less` pages a file and `top` draws its
+/// table, and each quits on `q` typed into the terminal (a second after start, once it
+/// reads its keyboard: natively too, `top` sees nothing typed before), as natively.
+#[test]
+fn less_and_top_run_on_a_pty() {
+    let first = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    for platform in platforms() {
+        let out = typed_later(
+            platform,
+            &[
+                "/usr/bin/script",
+                "-qc",
+                "TERM=xterm less /etc/passwd",
+                "/dev/null",
+            ],
+        );
+        let screen = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{platform}: less: {out:?}");
+        assert!(
+            screen.contains(&first),
+            "{platform}: less showed {screen:?}"
+        );
+        let out = typed_later(
+            platform,
+            &[
+                "/usr/bin/script",
+                "-qc",
+                "TERM=xterm top -d 0.2",
+                "/dev/null",
+            ],
+        );
+        let screen = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{platform}: top: {out:?}");
+        assert!(
+            screen.contains("PID") && screen.contains("COMMAND") && screen.contains("top"),
+            "{platform}: top showed {screen:?}"
+        );
+    }
+}
+
+/// Runs `args` under `bulwark do` on `platform`, typing `q` a second after it starts.
+fn typed_later(platform: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg(format!("--platform={platform}"))
+        .args(["do", "--"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the command");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let typist = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let _ = stdin.write_all(b"q");
+        // Kept open a little: `script` ends the session when its input ends.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    });
+    let out = child.wait_with_output().expect("waiting for the command");
+    let _ = typist.join();
+    out
+}
