@@ -239,11 +239,9 @@ impl Task {
                 self.kernel.wait_while_frozen(&self.group);
                 continue;
             }
-            let entered = platform::rdtsc();
+            self.handle.usage.enter_switch(platform::rdtsc());
             let switched = self.ctx.switch(&**self.mm.address_space(), &mut self.regs);
-            self.handle
-                .usage
-                .add_user_cycles(platform::rdtsc().wrapping_sub(entered));
+            self.handle.usage.leave_switch(platform::rdtsc());
             let exit = match switched {
                 Ok(exit) => exit,
                 Err(err) => {
