@@ -834,7 +834,7 @@ impl Task {
     }
 
     /// Deletes the process's POSIX timers (at exit and exec) and, with `itimer`, its
-    /// `ITIMER_REAL` (at exit only: it survives exec).
+    /// interval timers (at exit only: they survive exec).
     pub(super) fn delete_timers(&self, itimer: bool) {
         let posix = std::mem::take(
             &mut *self
@@ -847,13 +847,9 @@ impl Task {
             self.kernel.timers.delete(*id);
         }
         if itimer {
-            if let Some(id) = self
-                .group
-                .itimer_real
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-            {
+            let itimers =
+                std::mem::take(&mut *self.group.itimers.lock().unwrap_or_else(|e| e.into_inner()));
+            for id in itimers.into_iter().flatten() {
                 self.kernel.timers.delete(id);
             }
         }
