@@ -166,6 +166,9 @@ pub struct ThreadGroup {
     /// The interval timers (`setitimer`), by `which`: `ITIMER_REAL` (also `alarm`),
     /// `ITIMER_VIRTUAL`, `ITIMER_PROF`: the kernel timers behind them, once made.
     pub itimers: Mutex<[Option<u64>; 3]>,
+    /// `RLIMIT_CPU`'s kernel timers (SIGXCPU at the soft limit, SIGKILL at the hard one),
+    /// while the limit is finite.
+    pub cpu_limit: Mutex<Vec<u64>>,
     /// What procfs shows of it (`None` once it has exited).
     pub view: Mutex<Option<ProcessView>>,
     /// POSIX timers: the process's timer IDs to kernel timers, and the timer's clock.
@@ -212,6 +215,7 @@ impl ThreadGroup {
             child_events: WaitQueue::default(),
             exited: WaitQueue::default(),
             itimers: Mutex::new([None; 3]),
+            cpu_limit: Mutex::new(Vec::new()),
             view: Mutex::new(None),
             posix_timers: Mutex::new(std::collections::BTreeMap::new()),
             control: super::control::ProcessControl::default(),

@@ -834,7 +834,7 @@ impl Task {
     }
 
     /// Deletes the process's POSIX timers (at exit and exec) and, with `itimer`, its
-    /// interval timers (at exit only: they survive exec).
+    /// interval timers and `RLIMIT_CPU`'s (at exit only: they survive exec).
     pub(super) fn delete_timers(&self, itimer: bool) {
         let posix = std::mem::take(
             &mut *self
@@ -852,6 +852,7 @@ impl Task {
             for id in itimers.into_iter().flatten() {
                 self.kernel.timers.delete(id);
             }
+            super::timer::apply_cpu_limit(&self.kernel, &self.group, false);
         }
     }
 

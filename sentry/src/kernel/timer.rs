@@ -2,7 +2,7 @@
 //! (`timer_create` with `SIGEV_SIGNAL`, `SIGEV_THREAD_ID`, `SIGEV_NONE`).
 //!
 //! A timer runs on the wall clock or on a CPU-time clock (`ITIMER_VIRTUAL`/`ITIMER_PROF`,
-//! POSIX timers on CPU clocks). One thread per sandbox sleeps until the
+//! POSIX timers on CPU clocks, `RLIMIT_CPU`). One thread per sandbox sleeps until the
 //! earliest deadline, fires what is due (queueing the signal on the process or thread) and
 //! re-arms periodic timers. While a POSIX timer's signal waits undelivered, further
 //! expirations count as its overrun instead of queueing again, as on Linux.
@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::process::{TaskHandle, ThreadGroup};
-use super::signal::SigInfo;
+use super::signal::{SigInfo, SIGKILL, SIGXCPU};
 use super::Kernel;
 
 /// Where a timer's signal goes.
@@ -329,6 +329,43 @@ pub fn thread_clock(
             .any(|t| Arc::ptr_eq(t, &thread));
         live.then(|| thread.usage.usage(on_thread).total())
     })
+}
+
+/// Arms `group`'s `RLIMIT_CPU` timers for its limit (`live`), or only removes them (at
+/// exit). As Linux: SIGXCPU at the soft limit and every second after, SIGKILL at the hard
+/// limit (only where the soft limit is finite).
+pub fn apply_cpu_limit(kernel: &Kernel, group: &Arc<ThreadGroup>, live: bool) {
+    let mut slot = group.cpu_limit.lock().unwrap_or_else(|e| e.into_inner());
+    for id in slot.drain(..) {
+        kernel.timers.delete(id);
+    }
+    let Ok(limit) = group.limits().get(0) else {
+        return;
+    };
+    if !live || limit.cur == super::limits::RLIM_INFINITY {
+        return;
+    }
+    let secs = |s: u64| Duration::from_secs(s);
+    let target = || Target::Process(Arc::downgrade(group));
+    let clock = process_clock(kernel, group, false);
+    if limit.cur < limit.max {
+        let id = kernel
+            .timers
+            .create_cpu(Arc::clone(&clock), target(), SigInfo::kernel(SIGXCPU));
+        kernel
+            .timers
+            .set_cpu(id, Some(secs(limit.cur)), true, secs(1));
+        slot.push(id);
+    }
+    if limit.max != super::limits::RLIM_INFINITY {
+        let id = kernel
+            .timers
+            .create_cpu(clock, target(), SigInfo::kernel(SIGKILL));
+        kernel
+            .timers
+            .set_cpu(id, Some(secs(limit.max)), true, Duration::ZERO);
+        slot.push(id);
+    }
 }
 
 /// What an expiry delivers.
