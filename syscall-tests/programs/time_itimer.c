@@ -78,6 +78,15 @@ int main(void) {
     setitimer(ITIMER_VIRTUAL, &(struct itimerval){{0, 0}, {0, 0}}, &old);
     CHECK("setitimer_virtual_old_value", usecs(old.it_value) > 9000000 && usecs(old.it_value) < 10000000);
     CHECK("itimer_virtual_not_fired_early", vt == 0);
+    it = (struct itimerval){{0, 0}, {10, 0}};
+    setitimer(ITIMER_PROF, &it, NULL);
+    pid_t k = fork();
+    if (k == 0) _exit(getitimer(ITIMER_PROF, &cur) == 0 && usecs(cur.it_value) == 0 ? 0 : 1);
+    int kst;
+    waitpid(k, &kst, 0);
+    CHECK("itimer_prof_not_inherited_by_fork", WIFEXITED(kst) && WEXITSTATUS(kst) == 0);
+    CHECK("itimer_prof_kept_in_parent", getitimer(ITIMER_PROF, &cur) == 0 && usecs(cur.it_value) > 9000000);
+    setitimer(ITIMER_PROF, &(struct itimerval){{0, 0}, {0, 0}}, NULL);
     alarm(5);
     pid_t c = fork();
     if (c == 0) _exit(alarm(0) == 0 ? 0 : 1);
