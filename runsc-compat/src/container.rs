@@ -171,6 +171,9 @@ impl ContainerConfig {
                 .set(resource, new, true)
                 .map_err(|e| anyhow::anyhow!("rlimit {resource} {cur}/{max}: {e}"))?;
         }
+        drop(limits);
+        // RLIMIT_CPU is enforced by timers on the process's CPU time.
+        sentry::kernel::timer::apply_cpu_limit(&task.kernel, &task.group, true);
         Ok(())
     }
 }

@@ -76,6 +76,15 @@ int main(void) {
     }
     waitpid(c, &st, 0);
     CHECK("cpu_limit_sigxcpu", WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU);
+    c = fork();
+    if (c == 0) {
+        struct rlimit cpu = {1, 1};
+        setrlimit(RLIMIT_CPU, &cpu);
+        for (volatile long i = 0; i < 4000000000L; i++) {} /* bounded: the limit should stop it */
+        _exit(0);
+    }
+    waitpid(c, &st, 0);
+    CHECK("cpu_hard_limit_sigkill", WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     struct rusage ru;
     memset(&ru, 0, sizeof ru); /* so a failed getrusage cannot pass the check below */
     EXPECT_OK("getrusage_self", getrusage(RUSAGE_SELF, &ru));

@@ -152,6 +152,8 @@ impl Task {
             group.control.inherit(&self.group.control);
             group.state().threads.push(Arc::clone(&handle));
             parent.state().children.push(Arc::clone(&group));
+            // The child's CPU time starts at zero, under the same RLIMIT_CPU.
+            super::timer::apply_cpu_limit(&kernel, &group, true);
             group
         };
         {

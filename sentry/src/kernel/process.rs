@@ -183,13 +183,16 @@ pub struct ThreadGroup {
     pub child_events: WaitQueue,
     /// Notified when this group becomes a zombie.
     pub exited: WaitQueue,
-    /// `ITIMER_REAL` (`alarm`, `setitimer`): the kernel timer behind it, once made.
-    pub itimer_real: Mutex<Option<u64>>,
+    /// The interval timers (`setitimer`), by `which`: `ITIMER_REAL` (also `alarm`),
+    /// `ITIMER_VIRTUAL`, `ITIMER_PROF`: the kernel timers behind them, once made.
+    pub itimers: Mutex<[Option<u64>; 3]>,
+    /// `RLIMIT_CPU`'s kernel timers (SIGXCPU at the soft limit, SIGKILL at the hard one),
+    /// while the limit is finite.
+    pub cpu_limit: Mutex<Vec<u64>>,
     /// What procfs shows of it (`None` once it has exited).
     pub view: Mutex<Option<ProcessView>>,
-    /// POSIX timers: the process's timer IDs to kernel timers (and whether the timer's
-    /// clock is the realtime one).
-    pub posix_timers: Mutex<std::collections::BTreeMap<i32, (u64, bool)>>,
+    /// POSIX timers: the process's timer IDs to kernel timers, and the timer's clock.
+    pub posix_timers: Mutex<std::collections::BTreeMap<i32, (u64, super::timer::PosixClock)>>,
     /// What `prctl` set on the process.
     pub control: super::control::ProcessControl,
     /// CPU time of exited threads and of reaped children.
@@ -231,7 +234,8 @@ impl ThreadGroup {
             }),
             child_events: WaitQueue::default(),
             exited: WaitQueue::default(),
-            itimer_real: Mutex::new(None),
+            itimers: Mutex::new([None; 3]),
+            cpu_limit: Mutex::new(Vec::new()),
             view: Mutex::new(None),
             posix_timers: Mutex::new(std::collections::BTreeMap::new()),
             control: super::control::ProcessControl::default(),

@@ -30,6 +30,8 @@ pub const SIGTTOU: i32 = 22;
 pub const SIGURG: i32 = 23;
 pub const SIGXCPU: i32 = 24;
 pub const SIGXFSZ: i32 = 25;
+pub const SIGVTALRM: i32 = 26;
+pub const SIGPROF: i32 = 27;
 pub const SIGWINCH: i32 = 28;
 pub const SIGSYS: i32 = 31;
 pub const SIGRTMIN: i32 = 32;
@@ -323,6 +325,11 @@ impl Pending {
             self.set.remove(sig);
         }
         Some(info)
+    }
+
+    /// The first queued signal that `matches`, to update in place (a timer's overrun).
+    pub fn queued_mut(&mut self, matches: impl Fn(&SigInfo) -> bool) -> Option<&mut SigInfo> {
+        self.queue.iter_mut().find(|i| matches(i))
     }
 
     /// Drops every pending instance of `sig` (when it becomes ignored, or SIGCONT/stop).

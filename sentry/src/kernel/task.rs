@@ -242,14 +242,12 @@ impl Task {
             self.handle
                 .app_switches
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let entered = platform::rdtsc();
+            self.handle.usage.enter_switch(platform::rdtsc());
             let switched = self.ctx.switch(&**self.mm.address_space(), &mut self.regs);
+            self.handle.usage.leave_switch(platform::rdtsc());
             self.handle
                 .app_switches
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.handle
-                .usage
-                .add_user_cycles(platform::rdtsc().wrapping_sub(entered));
             let exit = match switched {
                 Ok(exit) => exit,
                 Err(err) => {
@@ -842,7 +840,7 @@ impl Task {
     }
 
     /// Deletes the process's POSIX timers (at exit and exec) and, with `itimer`, its
-    /// `ITIMER_REAL` (at exit only: it survives exec).
+    /// interval timers and `RLIMIT_CPU`'s (at exit only: they survive exec).
     pub(super) fn delete_timers(&self, itimer: bool) {
         let posix = std::mem::take(
             &mut *self
@@ -855,15 +853,12 @@ impl Task {
             self.kernel.timers.delete(*id);
         }
         if itimer {
-            if let Some(id) = self
-                .group
-                .itimer_real
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-            {
+            let itimers =
+                std::mem::take(&mut *self.group.itimers.lock().unwrap_or_else(|e| e.into_inner()));
+            for id in itimers.into_iter().flatten() {
                 self.kernel.timers.delete(id);
             }
+            super::timer::apply_cpu_limit(&self.kernel, &self.group, false);
         }
     }
 

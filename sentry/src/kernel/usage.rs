@@ -2,7 +2,9 @@
 //! clocks.
 //!
 //! User time is the time a thread spends inside `Context::switch` (running application
-//! code, or ready to), counted in TSC cycles: two `rdtsc` per switch. System time is the
+//! code, or ready to), counted in TSC cycles: two `rdtsc` per switch, and a switch still
+//! in progress counts up to the moment it is read (so that a CPU-time timer sees a thread
+//! that spins in user code without a syscall). System time is the
 //! CPU time of the host thread that serves the task; on a platform that runs application
 //! code on that same thread (KVM), the user time is taken out of it.
 
@@ -57,6 +59,8 @@ fn cycles_to_duration(cycles: u64) -> Duration {
 #[derive(Debug, Default)]
 pub struct ThreadUsage {
     user_cycles: AtomicU64,
+    /// The TSC when the switch in progress began; 0 outside a switch.
+    switched_in: AtomicU64,
     /// The host thread serving the task (0 before it first runs).
     host_tid: AtomicI32,
 }
@@ -74,10 +78,34 @@ impl ThreadUsage {
         self.user_cycles.fetch_add(cycles, Ordering::Relaxed);
     }
 
+    /// The task enters `Context::switch` (`tsc`: the counter now).
+    pub fn enter_switch(&self, tsc: u64) {
+        self.switched_in.store(tsc.max(1), Ordering::SeqCst);
+    }
+
+    /// The task is back from `Context::switch`: its time there becomes user time.
+    pub fn leave_switch(&self, tsc: u64) {
+        let entered = self.switched_in.swap(0, Ordering::SeqCst);
+        // Cleared before the cycles are added: a reader in between sees the switch
+        // neither as running nor as counted, and under-counts for a moment rather than
+        // counting it twice (a CPU timer must not fire early).
+        self.user_cycles
+            .fetch_add(tsc.wrapping_sub(entered), Ordering::SeqCst);
+    }
+
+    /// User cycles so far, with the switch in progress.
+    fn cycles(&self) -> u64 {
+        let done = self.user_cycles.load(Ordering::SeqCst);
+        match self.switched_in.load(Ordering::SeqCst) {
+            0 => done,
+            entered => done.saturating_add(platform::rdtsc().saturating_sub(entered)),
+        }
+    }
+
     /// The thread's usage so far. `guest_on_thread`: the platform runs application code
     /// on the serving thread ([`platform::Platform::runs_on_caller_thread`]).
     pub fn usage(&self, guest_on_thread: bool) -> Usage {
-        let user = cycles_to_duration(self.user_cycles.load(Ordering::Relaxed));
+        let user = cycles_to_duration(self.cycles());
         let cpu = match self.host_tid.load(Ordering::Relaxed) {
             0 => Duration::ZERO,
             tid => platform::thread_cpu_time(tid).unwrap_or_default(),
@@ -140,6 +168,29 @@ mod tests {
         assert!(
             user >= Duration::from_millis(15) && user < Duration::from_millis(200),
             "{user:?}"
+        );
+    }
+
+    #[test]
+    fn a_switch_in_progress_counts_as_user_time() {
+        init();
+        let u = ThreadUsage::default();
+        u.enter_switch(platform::rdtsc());
+        std::thread::sleep(Duration::from_millis(20));
+        let running = u.usage(false).user;
+        assert!(running >= Duration::from_millis(15), "{running:?}");
+        u.leave_switch(platform::rdtsc());
+        let after = u.usage(false).user;
+        assert!(
+            after >= running && after < Duration::from_millis(200),
+            "{after:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        // (The same cycles, converted at a rate measured a little later.)
+        let later = u.usage(false).user;
+        assert!(
+            later.abs_diff(after) < Duration::from_millis(1),
+            "{later:?} vs {after:?}: not counted outside a switch"
         );
     }
 }

@@ -64,6 +64,8 @@ pub fn setdomainname(task: &mut Task, name: UserAddr, len: i32) -> SysResult<i64
     Ok(0)
 }
 
+const RLIMIT_CPU: u32 = 0;
+
 pub fn getrlimit(task: &mut Task, resource: u32, old: UserAddr) -> SysResult<i64> {
     let limit = task.group.limits().get(resource)?;
     task.mm.write(UserPtr::new(old), &limit)?;
@@ -74,6 +76,9 @@ pub fn setrlimit(task: &mut Task, resource: u32, new: UserAddr) -> SysResult<i64
     let limit: Rlimit = task.mm.read(UserPtr::new(new))?;
     let privileged = task.creds.capable(crate::kernel::creds::CAP_SYS_RESOURCE);
     task.group.limits().set(resource, limit, privileged)?;
+    if resource == RLIMIT_CPU {
+        crate::kernel::timer::apply_cpu_limit(&task.kernel, &task.group, true);
+    }
     Ok(0)
 }
 
@@ -118,6 +123,9 @@ pub fn prlimit64(
         limits.set(resource, limit, privileged)?;
     }
     drop(limits);
+    if new_limit.is_some() && resource == RLIMIT_CPU {
+        crate::kernel::timer::apply_cpu_limit(&task.kernel, &group, true);
+    }
     if !old.is_null() {
         task.mm.write(UserPtr::new(old), &previous)?;
     }

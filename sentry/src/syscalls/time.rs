@@ -130,8 +130,9 @@ fn clock_of(task: &Task, id: i32) -> SysResult<Clock> {
     if !exists {
         return Err(Errno::EINVAL);
     }
-    // Read from the Sentry's accounting (`cpu_time`); timers on it use the Sentry
-    // thread's CPU time.
+    // Read from the Sentry's accounting (`cpu_time`), as timers on it are
+    // (`kernel::timer::process_clock`); only `clock_nanosleep` still goes by the Sentry
+    // thread's CPU time and sleeps on the wall clock.
     Ok(Clock::ThreadCpu)
 }
 

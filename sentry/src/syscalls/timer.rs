@@ -7,8 +7,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::time::{Clock, Timespec};
 use crate::errno::{Errno, SysResult};
-use crate::kernel::signal::{check_signal, SigInfo, SIGALRM};
-use crate::kernel::timer::Target;
+use crate::kernel::process::ThreadGroup;
+use crate::kernel::signal::{check_signal, SigInfo, SIGALRM, SIGPROF, SIGVTALRM};
+use crate::kernel::timer::{process_clock, thread_clock, CpuClock, PosixClock, Target};
 use crate::kernel::Task;
 use crate::mm::{UserAddr, UserPtr};
 
@@ -68,29 +69,28 @@ fn to_timespec(d: Duration) -> Timespec {
     }
 }
 
-/// The process's `ITIMER_REAL` kernel timer, made on first use.
-fn itimer(task: &Task) -> u64 {
-    let mut slot = task
-        .group
-        .itimer_real
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    *slot.get_or_insert_with(|| {
+/// The process's interval timer `which` (`ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`),
+/// made on first use; `EINVAL` for another `which`.
+fn itimer(task: &Task, which: i32) -> SysResult<u64> {
+    let (signo, clock) = match which {
+        ITIMER_REAL => (SIGALRM, None),
+        ITIMER_VIRTUAL => (SIGVTALRM, Some(true)),
+        ITIMER_PROF => (SIGPROF, Some(false)),
+        _ => return Err(Errno::EINVAL),
+    };
+    let mut slots = task.group.itimers.lock().unwrap_or_else(|e| e.into_inner());
+    let slot = &mut slots[usize::try_from(which).unwrap_or(0)];
+    Ok(*slot.get_or_insert_with(|| {
         let target = Target::Process(Arc::downgrade(&task.group));
-        task.kernel.timers.create(target, SigInfo::kernel(SIGALRM))
-    })
-}
-
-fn check_which(which: i32) -> SysResult<()> {
-    match which {
-        ITIMER_REAL => Ok(()),
-        ITIMER_VIRTUAL | ITIMER_PROF => {
-            // These count CPU time the Sentry does not account per process yet.
-            log::warn!("setitimer/getitimer {which}: not implemented (ENOSYS)");
-            Err(Errno::ENOSYS)
+        let info = SigInfo::kernel(signo);
+        match clock {
+            None => task.kernel.timers.create(target, info),
+            Some(user_only) => {
+                let clock = process_clock(&task.kernel, &task.group, user_only);
+                task.kernel.timers.create_cpu(clock, target, info)
+            }
         }
-        _ => Err(Errno::EINVAL),
-    }
+    }))
 }
 
 fn itimerval(left: Duration, interval: Duration) -> ItimerVal {
@@ -110,15 +110,15 @@ fn itimerval(left: Duration, interval: Duration) -> ItimerVal {
 }
 
 pub fn getitimer(task: &mut Task, which: i32, curr: UserAddr) -> SysResult<i64> {
-    check_which(which)?;
-    let (left, interval) = task.kernel.timers.get(itimer(task)).unwrap_or_default();
+    let id = itimer(task, which)?;
+    let (left, interval) = task.kernel.timers.get(id).unwrap_or_default();
     task.mm
         .write(UserPtr::new(curr), &itimerval(left, interval))?;
     Ok(0)
 }
 
 pub fn setitimer(task: &mut Task, which: i32, new: UserAddr, old: UserAddr) -> SysResult<i64> {
-    check_which(which)?;
+    let id = itimer(task, which)?;
     let v: ItimerVal = if new.is_null() {
         ItimerVal::default()
     } else {
@@ -126,13 +126,15 @@ pub fn setitimer(task: &mut Task, which: i32, new: UserAddr, old: UserAddr) -> S
     };
     let value = timeval(v.value_sec, v.value_usec)?;
     let interval = timeval(v.interval_sec, v.interval_usec)?;
-    let deadline = (!value.is_zero()).then(|| Instant::now() + value);
-    let id = itimer(task);
-    let (left, old_interval) = task
-        .kernel
-        .timers
-        .set(id, deadline, interval)
-        .unwrap_or_default();
+    let timers = &task.kernel.timers;
+    let (left, old_interval) = if which == ITIMER_REAL {
+        let deadline = (!value.is_zero()).then(|| Instant::now() + value);
+        timers.set(id, deadline, interval)
+    } else {
+        // On the process's CPU time, from what it has used so far.
+        timers.set_cpu(id, (!value.is_zero()).then_some(value), false, interval)
+    }
+    .unwrap_or_default();
     if !old.is_null() {
         task.mm
             .write(UserPtr::new(old), &itimerval(left, old_interval))?;
@@ -145,7 +147,7 @@ pub fn alarm(task: &mut Task, seconds: u32) -> SysResult<i64> {
     let (left, _) = task
         .kernel
         .timers
-        .set(itimer(task), deadline, Duration::ZERO)
+        .set(itimer(task, ITIMER_REAL)?, deadline, Duration::ZERO)
         .unwrap_or_default();
     // The old alarm's seconds, rounded to the nearest, and at least 1 if it was set.
     let mut secs = left.as_secs() + u64::from(left.subsec_millis() >= 500);
@@ -168,16 +170,48 @@ struct SigEvent {
 
 const _: () = assert!(std::mem::size_of::<SigEvent>() == 64);
 
-fn timer_clock(clock: i32) -> SysResult<Clock> {
-    match clock {
-        0 | 8 | 11 => Ok(Clock::Realtime),
-        1 | 4 | 7 | 9 => Ok(Clock::Monotonic),
-        2 | 3 => {
-            log::warn!("timer_create on a CPU-time clock: not implemented (EINVAL)");
-            Err(Errno::EINVAL)
+/// A POSIX timer's clock: a wall clock, or a CPU clock (`CLOCK_PROCESS_CPUTIME_ID`,
+/// `CLOCK_THREAD_CPUTIME_ID`, or one of `clock_getcpuclockid`'s: the complemented PID above
+/// a per-thread bit and two bits of kind) with what reads it.
+fn timer_clock(task: &Task, clock: i32) -> SysResult<(PosixClock, Option<CpuClock>)> {
+    let process =
+        |group: &Arc<ThreadGroup>, user_only| Some(process_clock(&task.kernel, group, user_only));
+    let cpu = match clock {
+        0 | 8 | 11 => return Ok((PosixClock::Realtime, None)),
+        1 | 4 | 7 | 9 => return Ok((PosixClock::Monotonic, None)),
+        2 => process(&task.group, false),
+        3 => Some(thread_clock(&task.kernel, &task.group, &task.handle)),
+        id if id < 0 => {
+            let (kind, per_thread, pid) = (id & 3, id & 4 != 0, !(id >> 3));
+            // CPUCLOCK_PROF and CPUCLOCK_SCHED count all CPU time, CPUCLOCK_VIRT user time.
+            let user_only = kind == 1;
+            if kind == 3 {
+                return Err(Errno::EINVAL);
+            }
+            match (per_thread, pid) {
+                (true, 0) => Some(thread_clock(&task.kernel, &task.group, &task.handle)),
+                (true, tid) => {
+                    // Only a thread of the caller's own process.
+                    let thread = task
+                        .group
+                        .state()
+                        .threads
+                        .iter()
+                        .find(|t| t.tid() == tid)
+                        .cloned()
+                        .ok_or(Errno::EINVAL)?;
+                    Some(thread_clock(&task.kernel, &task.group, &thread))
+                }
+                (false, 0) => process(&task.group, user_only),
+                (false, pid) => {
+                    let group = task.kernel.group(pid).ok_or(Errno::EINVAL)?;
+                    process(&group, user_only)
+                }
+            }
         }
-        _ => Err(Errno::EINVAL),
-    }
+        _ => return Err(Errno::EINVAL),
+    };
+    Ok((PosixClock::Cpu, cpu))
 }
 
 pub fn timer_create(
@@ -186,7 +220,7 @@ pub fn timer_create(
     sevp: UserAddr,
     timerid: UserAddr,
 ) -> SysResult<i64> {
-    let realtime = timer_clock(clock)? == Clock::Realtime;
+    let (kind, cpu) = timer_clock(task, clock)?;
     let mut timers = task
         .group
         .posix_timers
@@ -228,15 +262,18 @@ pub fn timer_create(
         value: ev.value,
         ..SigInfo::default()
     };
-    let id = task.kernel.timers.create(target, info);
-    timers.insert(user_id, (id, realtime));
+    let id = match cpu {
+        Some(clock) => task.kernel.timers.create_cpu(clock, target, info),
+        None => task.kernel.timers.create(target, info),
+    };
+    timers.insert(user_id, (id, kind));
     drop(timers);
     task.mm.write(UserPtr::<i32>::new(timerid), &user_id)?;
     Ok(0)
 }
 
-/// The kernel timer behind the process's timer `id`, and whether it runs on realtime.
-fn kernel_timer(task: &Task, id: i32) -> SysResult<(u64, bool)> {
+/// The kernel timer behind the process's timer `id`, and its clock.
+fn kernel_timer(task: &Task, id: i32) -> SysResult<(u64, PosixClock)> {
     let timers = task
         .group
         .posix_timers
@@ -252,28 +289,27 @@ pub fn timer_settime(
     new: UserAddr,
     old: UserAddr,
 ) -> SysResult<i64> {
-    let (kid, realtime) = kernel_timer(task, id)?;
+    let (kid, kind) = kernel_timer(task, id)?;
     let spec: ItimerSpec = task.mm.read(UserPtr::new(new))?;
     let value = timespec(spec.value)?;
     let interval = timespec(spec.interval)?;
-    let deadline = if value.is_zero() {
-        None
-    } else if flags & TIMER_ABSTIME != 0 {
+    let absolute = flags & TIMER_ABSTIME != 0;
+    let armed = (!value.is_zero()).then_some(value);
+    let timers = &task.kernel.timers;
+    let (left, old_interval) = match kind {
         // Absolute on the timer's own clock.
-        let clock = if realtime {
-            Clock::Realtime
-        } else {
-            Clock::Monotonic
-        };
-        Some(clock.deadline(value))
-    } else {
-        Some(Instant::now() + value)
-    };
-    let (left, old_interval) = task
-        .kernel
-        .timers
-        .set(kid, deadline, interval)
-        .ok_or(Errno::EINVAL)?;
+        PosixClock::Realtime if absolute => {
+            timers.set(kid, armed.map(|v| Clock::Realtime.deadline(v)), interval)
+        }
+        PosixClock::Monotonic if absolute => {
+            timers.set(kid, armed.map(|v| Clock::Monotonic.deadline(v)), interval)
+        }
+        PosixClock::Realtime | PosixClock::Monotonic => {
+            timers.set(kid, armed.map(|v| Instant::now() + v), interval)
+        }
+        PosixClock::Cpu => timers.set_cpu(kid, armed, absolute, interval),
+    }
+    .ok_or(Errno::EINVAL)?;
     if !old.is_null() {
         let o = ItimerSpec {
             interval: to_timespec(old_interval),

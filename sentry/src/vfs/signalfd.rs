@@ -74,6 +74,7 @@ pub fn siginfo_record(info: &SigInfo) -> [u8; SIGINFO_SIZE] {
         put(40, &info.status.to_le_bytes()); // ssi_status
     } else if info.code == SI_TIMER {
         put(24, &info.pid.to_le_bytes()); // ssi_tid: the timer's ID
+        put(32, &info.uid.to_le_bytes()); // ssi_overrun
         put(44, &low(info.value)); // ssi_int
         put(48, &info.value.to_le_bytes()); // ssi_ptr
     } else {
