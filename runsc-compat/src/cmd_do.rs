@@ -69,6 +69,23 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         env.retain(|(key, _)| key != k);
         env.push((k.to_string(), v.to_string()));
     }
+    // On a terminal, the program gets a terminal of the sandbox's own joined to it (as
+    // `run` with `process.terminal` does): job control, `tty`, and the terminal's
+    // modes are the sandbox's; the caller's is raw meanwhile, restored at the end.
+    let stdin = std::io::stdin();
+    let on_terminal = rustix::termios::isatty(&stdin);
+    let console = if on_terminal {
+        Some(crate::console::HostConsole::Caller.for_sentry()?)
+    } else {
+        None
+    };
+    let _raw = if on_terminal {
+        Some(crate::console::RawMode::enter(std::os::fd::AsFd::as_fd(
+            &stdin,
+        ))?)
+    } else {
+        None
+    };
     let spec = LaunchSpec {
         cgroup: None,
         platform: name,
@@ -88,7 +105,7 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
         allow_no_landlock: args.allow_no_landlock,
         binds: Vec::new(),
         container: None,
-        console: None,
+        console,
     };
     let Sandbox {
         mut boot,

@@ -244,3 +244,35 @@ fn typed_later(platform: &str, args: &[&str]) -> Output {
     let _ = typist.join();
     out
 }
+
+/// `bulwark do` on the caller's terminal gives the program a terminal of the sandbox's
+/// own joined to it: `tty` names it, and bash has job control.
+#[test]
+fn do_on_a_terminal_gives_the_program_a_sandbox_terminal() {
+    for platform in platforms() {
+        let inner = format!(
+            "{} --platform={platform} do -- /bin/bash --norc -i",
+            env!("CARGO_BIN_EXE_bulwark")
+        );
+        let mut child = Command::new("/usr/bin/script")
+            .args(["-qc", &inner, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running script");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let typist = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let _ = stdin.write_all(b"tty; sleep 100 &\njobs; kill %1; exit\n");
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+        });
+        let out = child.wait_with_output().expect("waiting for script");
+        let _ = typist.join();
+        let screen = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{platform}: {out:?}");
+        assert!(screen.contains("/dev/pts/0"), "{platform}: {screen:?}");
+        assert!(screen.contains("Running"), "{platform}: {screen:?}");
+        assert!(!screen.contains("no job control"), "{platform}: {screen:?}");
+    }
+}
