@@ -832,3 +832,30 @@ fn unsupported_sysctls_do_not_fail_the_container() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "box\n");
 }
+
+/// A Debian image (debootstrap, cached) runs python3 with its standard library.
+#[test]
+fn python3_runs_in_a_debian_image() {
+    const DEBIAN: &str = "bulwark-test-debian";
+    let d = daemon();
+    let tar = common::debian_python_rootfs_tar();
+    let out = d.docker(&["import".as_ref(), tar.as_os_str(), DEBIAN.as_ref()]);
+    assert!(out.status.success(), "docker import: {}", stderr(&out));
+    let script = "import json, sqlite3, subprocess; \
+                  db = sqlite3.connect(':memory:'); \
+                  n = db.execute('select 6 * 7').fetchone()[0]; \
+                  ls = subprocess.run(['ls', '/usr/bin/python3'], capture_output=True, text=True); \
+                  print(json.dumps({'n': n, 'ls': ls.stdout.strip()}))";
+    let out = within_a_minute(docker_command(d.dir.path()).args([
+        "run",
+        "--rm",
+        "--runtime=bulwark",
+        "--network=none",
+        DEBIAN,
+        "python3",
+        "-c",
+        script,
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\"n\": 42, \"ls\": \"/usr/bin/python3\"}\n");
+}

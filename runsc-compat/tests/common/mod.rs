@@ -162,3 +162,56 @@ pub fn busybox_bundle(dir: &Path, dirs: &[&str], tools: &[&str]) -> serde_json::
     );
     serde_json::from_str(&std::fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap()
 }
+
+/// Where the Debian root filesystem with python3 is kept between runs (built once).
+const DEBIAN_TAR: &str = "/var/cache/bulwark-tests/debian-bookworm-python3.tar";
+
+/// A root filesystem of Debian 12 (minbase) with python3, as an image layer: built once
+/// with debootstrap from Debian's archive and cached in [`DEBIAN_TAR`]. Concurrent callers
+/// (tests in several binaries) wait for one build.
+pub fn debian_python_rootfs_tar() -> std::path::PathBuf {
+    let tar = Path::new(DEBIAN_TAR);
+    let dir = tar.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let lock = std::fs::File::create(dir.join("debian.lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    if tar.exists() {
+        return tar.to_path_buf();
+    }
+    ensure_installed("debootstrap", "debootstrap");
+    let build = dir.join("debian-build");
+    let _ = std::fs::remove_dir_all(&build);
+    let out = Command::new("debootstrap")
+        .args(["--variant=minbase", "--include=python3", "bookworm"])
+        .arg(&build)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .expect("debootstrap");
+    assert!(
+        out.status.success(),
+        "debootstrap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let partial = dir.join("debian.tar.partial");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&build)
+        .args([
+            "--exclude=./proc/*",
+            "--exclude=./sys/*",
+            "--exclude=./dev/*",
+        ])
+        .arg("-cf")
+        .arg(&partial)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&partial, tar).unwrap();
+    let _ = std::fs::remove_dir_all(&build);
+    tar.to_path_buf()
+}
