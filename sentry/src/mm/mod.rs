@@ -43,6 +43,24 @@ impl Page {
         }))
     }
 
+    /// `count` new zeroed pages, contiguous in the memory file (one allocation).
+    fn contiguous(memory: &Arc<MemoryFile>, count: u64) -> SysResult<Vec<Arc<Self>>> {
+        let range = memory
+            .allocate(count * PAGE_SIZE)
+            .map_err(|_| Errno::ENOMEM)?;
+        Ok((0..count)
+            .map(|i| {
+                Arc::new(Self {
+                    memory: Arc::clone(memory),
+                    range: FileRange {
+                        offset: range.offset + i * PAGE_SIZE,
+                        len: PAGE_SIZE,
+                    },
+                })
+            })
+            .collect())
+    }
+
     /// A new page holding a copy of `self`.
     fn duplicate(&self) -> SysResult<Arc<Self>> {
         let copy = Self::new(&self.memory)?;
@@ -240,6 +258,10 @@ impl PageEntry {
 /// How many pages around a faulting page of a file mapping are mapped with it, if the
 /// file's cache has them (Linux's `fault_around_bytes`, 64 KiB).
 pub const FAULT_AROUND_PAGES: u64 = 16;
+
+/// The smallest private anonymous mapping whose write faults fill their whole window
+/// (see `MemoryManager::fault_ahead`).
+pub const FAULT_AHEAD_MIN: u64 = 16 * PAGE_SIZE;
 
 /// Why an access failed: the signal the application gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -546,10 +568,85 @@ impl MemoryManager {
         let mut inner = self.lock();
         let page = addr.page_down().get();
         self.fault_locked(&mut inner, page, access, true)?;
-        if access != Access::Write {
+        if access == Access::Write {
+            self.fault_ahead(&mut inner, page);
+        } else {
             self.fault_around(&mut inner, page);
         }
         Ok(())
+    }
+
+    /// After a write fault at `page` of private anonymous memory, gives the untouched
+    /// pages of its aligned window ([`FAULT_AROUND_PAGES`]) fresh pages too and maps them
+    /// in one platform call, so that a program filling a buffer or a heap takes a fault
+    /// per window, not per page (what transparent huge pages do for Linux, at a smaller
+    /// scale). Only in mappings of at least [`FAULT_AHEAD_MIN`]: a small mapping keeps
+    /// Linux's page-by-page residency (`mincore`). Best effort: no memory, no pages.
+    fn fault_ahead(&self, inner: &mut Inner, page: u64) {
+        let window = FAULT_AROUND_PAGES * PAGE_SIZE;
+        let Some(vma) = inner
+            .vmas
+            .range(..=page)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| v.end > page)
+        else {
+            return;
+        };
+        if vma.object.is_some()
+            || vma.shared
+            || vma.end - vma.start < FAULT_AHEAD_MIN
+            || !vma.perms.contains(Perms::READ | Perms::WRITE)
+        {
+            return;
+        }
+        let aligned = page & !(window - 1);
+        let (start, end, perms) = (
+            aligned.max(vma.start),
+            (aligned + window).min(vma.end),
+            vma.perms,
+        );
+        let missing: Vec<u64> = (start..end)
+            .step_by(PAGE_BYTES)
+            .filter(|a| !inner.pages.contains_key(a))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let Ok(fresh) = Page::contiguous(&self.memory, missing.len() as u64) else {
+            return;
+        };
+        let mut ranges: Vec<platform::MapRange> = Vec::new();
+        for (&addr, p) in missing.iter().zip(fresh) {
+            let offset = p.offset();
+            inner.pages.insert(
+                addr,
+                PageEntry {
+                    backing: PageRef::Private(p),
+                    mapped: Some(perms),
+                },
+            );
+            match ranges.last_mut() {
+                Some(r) if r.addr + r.len == addr && r.offset + r.len == offset => {
+                    r.len += PAGE_SIZE;
+                }
+                _ => ranges.push(platform::MapRange {
+                    addr,
+                    len: PAGE_SIZE,
+                    offset,
+                    perms,
+                }),
+            }
+        }
+        if self.space.map_many(&ranges).is_ok() {
+            return;
+        }
+        for r in &ranges {
+            let _ = self.space.unmap(r.addr, r.len);
+            for a in (r.addr..r.addr + r.len).step_by(PAGE_BYTES) {
+                inner.pages.remove(&a);
+            }
+        }
     }
 
     /// After a read or execute fault at `page` of a file mapping, maps the neighbours the
@@ -928,7 +1025,8 @@ impl MemoryManager {
                 }
             }
         };
-        let (entry, result) = self.resolve(entry, &vma, page, access, map);
+        let zero = Arc::clone(&inner.zero);
+        let (entry, result) = self.resolve(entry, &vma, page, access, map, &zero);
         inner.pages.insert(page, entry);
         if result == Err(Fault::OutOfMemory) {
             self.out_of_memory
@@ -947,6 +1045,7 @@ impl MemoryManager {
         page: u64,
         access: Access,
         map: bool,
+        zero: &Arc<Page>,
     ) -> (PageEntry, Result<u64, Fault>) {
         let write = access == Access::Write;
         let (backing, writable) = match (&entry.backing, vma.shared) {
@@ -955,7 +1054,14 @@ impl MemoryManager {
                 (PageRef::Private(Arc::clone(p)), true)
             }
             (current, false) | (current @ PageRef::Private(_), true) if write => {
-                match current.page().duplicate() {
+                // A first write to anonymous memory: a fresh page is zero already, so
+                // there is nothing to copy from the zero page.
+                let copied = if Arc::ptr_eq(current.page(), zero) {
+                    Page::new(&self.memory)
+                } else {
+                    current.page().duplicate()
+                };
+                match copied {
                     Ok(copy) => (PageRef::Private(copy), true),
                     Err(_) => return (entry, Err(Fault::OutOfMemory)),
                 }

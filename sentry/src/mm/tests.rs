@@ -425,3 +425,35 @@ fn a_file_fault_maps_its_cached_neighbours_read_only() {
         .unwrap();
     assert_eq!(back, [9], "the file's page is untouched");
 }
+
+#[test]
+fn a_write_fault_fills_its_window_of_a_large_anonymous_mapping_only() {
+    let (mm, space) = setup();
+    let big = anon(&mm, 64 * PAGE_SIZE, RW);
+    let at = |i: u64| big.get() + i * PAGE_SIZE;
+    mm.handle_fault(UserAddr::new(at(19)), Access::Write)
+        .unwrap();
+    // The window is 64 KiB of the address space, aligned.
+    let window = at(19) & !(16 * PAGE_SIZE - 1);
+    for i in 0..64 {
+        let want = (window..window + 16 * PAGE_SIZE).contains(&at(i));
+        assert_eq!(
+            space.get(at(i)).map(|(_, p)| p),
+            want.then_some(RW),
+            "page {i}"
+        );
+    }
+    // Each its own zeroed page, kept across fork as any other private page.
+    let mut b = [1u8; 8];
+    mm.copy_in(UserAddr::new(window + PAGE_SIZE), &mut b)
+        .unwrap();
+    assert_eq!(b, [0; 8]);
+    let (x, y) = (window + PAGE_SIZE, window + 2 * PAGE_SIZE);
+    assert_ne!(space.get(x).unwrap().0, space.get(y).unwrap().0);
+    // A small mapping stays page by page (mincore sees what was touched).
+    let small = anon(&mm, 3 * PAGE_SIZE, RW);
+    mm.handle_fault(small.checked_add(PAGE_SIZE).unwrap(), Access::Write)
+        .unwrap();
+    assert!(space.get(small.get()).is_none());
+    assert!(space.get(small.get() + 2 * PAGE_SIZE).is_none());
+}
