@@ -27,15 +27,22 @@ pub const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
 pub const CLONE_DETACHED: u64 = 0x40_0000;
 pub const CLONE_UNTRACED: u64 = 0x80_0000;
 pub const CLONE_CHILD_SETTID: u64 = 0x100_0000;
-/// The namespace flags (`CLONE_NEWCGROUP` … `CLONE_NEWNET`) and `CLONE_IO`.
-const CLONE_NAMESPACES: u64 = 0x0200_0000
-    | 0x0400_0000
-    | 0x0800_0000
-    | 0x1000_0000
-    | 0x2000_0000
-    | 0x4000_0000
-    | CLONE_NEWNS
-    | 0x80;
+pub const CLONE_NEWTIME: u64 = 0x80;
+pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
+pub const CLONE_NEWUTS: u64 = 0x0400_0000;
+pub const CLONE_NEWIPC: u64 = 0x0800_0000;
+pub const CLONE_NEWUSER: u64 = 0x1000_0000;
+pub const CLONE_NEWPID: u64 = 0x2000_0000;
+pub const CLONE_NEWNET: u64 = 0x4000_0000;
+/// Every namespace flag: the sandbox is one set of namespaces.
+pub const CLONE_NAMESPACES: u64 = CLONE_NEWNS
+    | CLONE_NEWTIME
+    | CLONE_NEWCGROUP
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET;
 
 /// What `execveat` runs.
 pub enum ExecTarget {

@@ -263,6 +263,16 @@ pub const FAULT_AROUND_PAGES: u64 = 16;
 /// (see `MemoryManager::fault_ahead`).
 pub const FAULT_AHEAD_MIN: u64 = 16 * PAGE_SIZE;
 
+/// The part of `vma` in the aligned window of [`FAULT_AROUND_PAGES`] around `page`.
+fn fault_window(vma: &Vma, page: u64) -> (u64, u64) {
+    let window = FAULT_AROUND_PAGES * PAGE_SIZE;
+    let aligned = page & !(window - 1);
+    (
+        aligned.max(vma.start),
+        aligned.saturating_add(window).min(vma.end),
+    )
+}
+
 /// Why an access failed: the signal the application gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -583,14 +593,7 @@ impl MemoryManager {
     /// scale). Only in mappings of at least [`FAULT_AHEAD_MIN`]: a small mapping keeps
     /// Linux's page-by-page residency (`mincore`). Best effort: no memory, no pages.
     fn fault_ahead(&self, inner: &mut Inner, page: u64) {
-        let window = FAULT_AROUND_PAGES * PAGE_SIZE;
-        let Some(vma) = inner
-            .vmas
-            .range(..=page)
-            .next_back()
-            .map(|(_, v)| v)
-            .filter(|v| v.end > page)
-        else {
+        let Some(vma) = inner.vma_containing(page) else {
             return;
         };
         if vma.object.is_some()
@@ -600,12 +603,8 @@ impl MemoryManager {
         {
             return;
         }
-        let aligned = page & !(window - 1);
-        let (start, end, perms) = (
-            aligned.max(vma.start),
-            (aligned + window).min(vma.end),
-            vma.perms,
-        );
+        let perms = vma.perms;
+        let (start, end) = fault_window(vma, page);
         let missing: Vec<u64> = (start..end)
             .step_by(PAGE_BYTES)
             .filter(|a| !inner.pages.contains_key(a))
@@ -616,37 +615,10 @@ impl MemoryManager {
         let Ok(fresh) = Page::contiguous(&self.memory, missing.len() as u64) else {
             return;
         };
-        let mut ranges: Vec<platform::MapRange> = Vec::new();
-        for (&addr, p) in missing.iter().zip(fresh) {
-            let offset = p.offset();
-            inner.pages.insert(
-                addr,
-                PageEntry {
-                    backing: PageRef::Private(p),
-                    mapped: Some(perms),
-                },
-            );
-            match ranges.last_mut() {
-                Some(r) if r.addr + r.len == addr && r.offset + r.len == offset => {
-                    r.len += PAGE_SIZE;
-                }
-                _ => ranges.push(platform::MapRange {
-                    addr,
-                    len: PAGE_SIZE,
-                    offset,
-                    perms,
-                }),
-            }
-        }
-        if self.space.map_many(&ranges).is_ok() {
-            return;
-        }
-        for r in &ranges {
-            let _ = self.space.unmap(r.addr, r.len);
-            for a in (r.addr..r.addr + r.len).step_by(PAGE_BYTES) {
-                inner.pages.remove(&a);
-            }
-        }
+        let pages = missing
+            .into_iter()
+            .zip(fresh.into_iter().map(PageRef::Private));
+        self.map_neighbours(inner, pages, perms);
     }
 
     /// After a read or execute fault at `page` of a file mapping, maps the neighbours the
@@ -655,14 +627,7 @@ impl MemoryManager {
     /// fault per window, not per page. Private mappings get them read-only (a write
     /// still faults, for the copy).
     fn fault_around(&self, inner: &mut Inner, page: u64) {
-        let window = FAULT_AROUND_PAGES * PAGE_SIZE;
-        let Some(vma) = inner
-            .vmas
-            .range(..=page)
-            .next_back()
-            .map(|(_, v)| v)
-            .filter(|v| v.end > page)
-        else {
+        let Some(vma) = inner.vma_containing(page) else {
             return;
         };
         let Some((object, object_offset)) = vma.object.clone() else {
@@ -676,28 +641,38 @@ impl MemoryManager {
         if !perms.contains(Perms::READ) {
             return;
         }
-        let aligned = page & !(window - 1);
-        let start = aligned.max(vma.start);
-        let end = aligned.saturating_add(window).min(vma.end);
-        let vma_start = vma.start;
-        let first = (object_offset + (start - vma_start)) / PAGE_SIZE;
+        let (start, end) = fault_window(vma, page);
+        let first = (object_offset + (start - vma.start)) / PAGE_SIZE;
+        let pages: Vec<(u64, PageRef)> = object
+            .cached_pages(first, (end - start) / PAGE_SIZE)
+            .into_iter()
+            .filter_map(|(index, p)| {
+                let addr = start + index.checked_sub(first)? * PAGE_SIZE;
+                let fresh = addr < end && addr != page && !inner.pages.contains_key(&addr);
+                fresh.then_some((addr, PageRef::Object(p)))
+            })
+            .collect();
+        self.map_neighbours(inner, pages, perms);
+    }
+
+    /// Records `pages` (address and backing, ascending) as mapped with `perms` and maps
+    /// them in one platform call, runs that are contiguous in both the address space and
+    /// the memory file as one range each. They are an optimisation: if the platform
+    /// refuses, they are forgotten again (they fault in one by one later), leaving no
+    /// translation the entries do not record.
+    fn map_neighbours(
+        &self,
+        inner: &mut Inner,
+        pages: impl IntoIterator<Item = (u64, PageRef)>,
+        perms: Perms,
+    ) {
         let mut ranges: Vec<platform::MapRange> = Vec::new();
-        for (index, p) in object.cached_pages(first, (end - start) / PAGE_SIZE) {
-            let Some(addr) = index
-                .checked_sub(first)
-                .map(|i| start + i * PAGE_SIZE)
-                .filter(|&a| a < end && a != page)
-            else {
-                continue;
-            };
-            if inner.pages.contains_key(&addr) {
-                continue;
-            }
-            let offset = p.offset();
+        for (addr, backing) in pages {
+            let offset = backing.page().offset();
             inner.pages.insert(
                 addr,
                 PageEntry {
-                    backing: PageRef::Object(p),
+                    backing,
                     mapped: Some(perms),
                 },
             );
@@ -716,8 +691,6 @@ impl MemoryManager {
         if ranges.is_empty() || self.space.map_many(&ranges).is_ok() {
             return;
         }
-        // The neighbours are an optimisation: on failure, forget them (they fault in
-        // one by one later) and leave no translation the entries do not record.
         for r in &ranges {
             let _ = self.space.unmap(r.addr, r.len);
             for a in (r.addr..r.addr + r.len).step_by(PAGE_BYTES) {
@@ -911,18 +884,18 @@ impl MemoryManager {
         let offset = self
             .fault_locked(&mut inner, page, access, false)
             .map_err(|_| Errno::EFAULT)?;
-        let shared = inner
-            .vmas
-            .range(..=page)
-            .next_back()
-            .is_some_and(|(_, v)| v.shared);
+        let shared = inner.vma_containing(page).is_some_and(|v| v.shared);
         Ok((offset + (addr.get() - page), shared))
     }
 
     /// Whether a page was refused for want of memory since the last call (and clears it).
     pub fn take_out_of_memory(&self) -> bool {
+        // Asked after every syscall: a plain load keeps the common answer off the bus.
         self.out_of_memory
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && self
+                .out_of_memory
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Pages the Sentry holds for this address space (`/proc/PID/statm`'s resident).
@@ -1121,6 +1094,15 @@ impl Inner {
             .range(..end)
             .next_back()
             .is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// The VMA holding `addr`, if any.
+    fn vma_containing(&self, addr: u64) -> Option<&Vma> {
+        self.vmas
+            .range(..=addr)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| v.end > addr)
     }
 
     /// The VMA holding `page`, growing a `MAP_GROWSDOWN` VMA just above it if needed.

@@ -13,34 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::clone::{CLONE_FILES, CLONE_FS, CLONE_NEWNS, CLONE_SYSVSEM};
+use crate::kernel::clone::{
+    CLONE_FILES, CLONE_FS, CLONE_NAMESPACES, CLONE_NEWNS, CLONE_NEWUSER, CLONE_SIGHAND,
+    CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM,
+};
 use crate::kernel::creds::CAP_SYS_ADMIN;
 use crate::kernel::Task;
 
-const CLONE_VM: u64 = 0x100;
-const CLONE_SIGHAND: u64 = 0x800;
-const CLONE_THREAD: u64 = 0x1_0000;
-const CLONE_NEWTIME: u64 = 0x80;
-const CLONE_NEWCGROUP: u64 = 0x0200_0000;
-const CLONE_NEWUTS: u64 = 0x0400_0000;
-const CLONE_NEWIPC: u64 = 0x0800_0000;
-const CLONE_NEWUSER: u64 = 0x1000_0000;
-const CLONE_NEWPID: u64 = 0x2000_0000;
-const CLONE_NEWNET: u64 = 0x4000_0000;
-
-/// Every namespace flag.
-const NAMESPACES: u64 = CLONE_NEWNS
-    | CLONE_NEWTIME
-    | CLONE_NEWCGROUP
-    | CLONE_NEWUTS
-    | CLONE_NEWIPC
-    | CLONE_NEWUSER
-    | CLONE_NEWPID
-    | CLONE_NEWNET;
-
 /// The flags `unshare` accepts (Linux's `check_unshare_flags`).
-const UNSHARE_FLAGS: u64 =
-    CLONE_THREAD | CLONE_FS | CLONE_SIGHAND | CLONE_VM | CLONE_FILES | CLONE_SYSVSEM | NAMESPACES;
+const UNSHARE_FLAGS: u64 = CLONE_THREAD
+    | CLONE_FS
+    | CLONE_SIGHAND
+    | CLONE_VM
+    | CLONE_FILES
+    | CLONE_SYSVSEM
+    | CLONE_NAMESPACES;
 
 pub fn unshare(task: &mut Task, flags: u64) -> SysResult<i64> {
     if flags & !UNSHARE_FLAGS != 0 {
@@ -62,7 +49,7 @@ pub fn unshare(task: &mut Task, flags: u64) -> SysResult<i64> {
     {
         return Err(Errno::EINVAL);
     }
-    let namespaces = flags & NAMESPACES;
+    let namespaces = flags & CLONE_NAMESPACES;
     if namespaces != 0 {
         if namespaces & !CLONE_NEWUSER != 0 && !task.creds.capable(CAP_SYS_ADMIN) {
             return Err(Errno::EPERM);
@@ -94,7 +81,7 @@ pub fn setns(task: &mut Task, fd: i32, nstype: i32) -> SysResult<i64> {
         return Err(Errno::EINVAL);
     };
     let nstype = u64::from(nstype.unsigned_abs());
-    if nstype == 0 || nstype & !NAMESPACES != 0 {
+    if nstype == 0 || nstype & !CLONE_NAMESPACES != 0 {
         return Err(Errno::EINVAL);
     }
     if pidfd.group.state().zombie.is_some() {
