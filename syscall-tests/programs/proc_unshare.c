@@ -96,6 +96,7 @@ int main(void) {
     int pidfd = syscall(SYS_pidfd_open, getpid(), 0);
     EXPECT_ERR("setns_pidfd_no_type", setns(pidfd, 0), EINVAL);
     EXPECT_ERR("setns_pidfd_bad_type", setns(pidfd, CLONE_FILES), EINVAL);
+    EXPECT_ERR("setns_pidfd_negative_type", setns(pidfd, -CLONE_NEWNET), EINVAL);
     close(pidfd);
 
     return DONE();

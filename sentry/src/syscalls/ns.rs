@@ -80,7 +80,8 @@ pub fn setns(task: &mut Task, fd: i32, nstype: i32) -> SysResult<i64> {
         // No namespace files exist in the sandbox (no nsfs): nothing else names one.
         return Err(Errno::EINVAL);
     };
-    let nstype = u64::from(nstype.unsigned_abs());
+    // The int's bits: a negative value is no combination of flags (EINVAL below).
+    let nstype = u64::from(u32::from_ne_bytes(nstype.to_ne_bytes()));
     if nstype == 0 || nstype & !CLONE_NAMESPACES != 0 {
         return Err(Errno::EINVAL);
     }
