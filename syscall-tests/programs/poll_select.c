@@ -18,10 +18,32 @@ int main(void) {
     FD_SET(p[0], &r);
     tv = (struct timeval){0, 0};
     EXPECT_EQ("select_readable", select(p[0] + 1, &r, NULL, NULL, &tv), 1);
+    /* A closed descriptor inside the descriptor array (every process has room for 64). */
+    close(60);
+    FD_ZERO(&r);
+    FD_SET(60, &r);
+    tv = (struct timeval){0, 0};
+    EXPECT_ERR("select_ebadf", select(61, &r, NULL, NULL, &tv), EBADF);
+    /* Bits beyond the array are ignored: a forked child's array fits its highest open
+       descriptor (here below 64), whatever the size of its parent's. */
+    pid_t child = fork();
+    if (child == 0) {
+        fd_set big;
+        FD_ZERO(&big);
+        FD_SET(100, &big);
+        struct timeval zero = {0, 0};
+        _exit(select(101, &big, NULL, NULL, &zero) == 0 ? 0 : 1);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    CHECK("select_beyond_array_ignored", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT_EQ("select_huge_nfds", select(1 << 20, NULL, NULL, NULL, &tv), 0);
+    /* Once a descriptor beyond 64 was open, the array has room for 128 and stays so. */
+    dup2(0, 100);
+    close(100);
     FD_ZERO(&r);
     FD_SET(100, &r);
-    tv = (struct timeval){0, 0};
-    EXPECT_ERR("select_ebadf", select(101, &r, NULL, NULL, &tv), EBADF);
+    EXPECT_ERR("select_ebadf_grown_array", select(101, &r, NULL, NULL, &tv), EBADF);
     EXPECT_ERR("select_negative_nfds", select(-1, NULL, NULL, NULL, &tv), EINVAL);
     tv = (struct timeval){0, -1};
     EXPECT_ERR("select_bad_timeout", select(0, NULL, NULL, NULL, &tv), EINVAL);

@@ -18,7 +18,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Marks every descriptor this process inherited above stderr close-on-exec, so that the
 /// programs start with only stdin, stdout and stderr open, as they do under Bulwark. A
 /// harness that leaks a descriptor (a CI runner's, a terminal's) would otherwise change
-/// what a program sees: a test that relies on descriptor 100 being closed fails natively.
+/// what a program sees. (It cannot shrink the descriptor array a program inherits, which
+/// `select` and `/proc/self/status` reveal: tests must not depend on its size.)
 ///
 /// Call it before starting threads that open descriptors of their own.
 pub fn close_inherited_on_exec() {

@@ -15,20 +15,63 @@ struct Entry {
     cloexec: bool,
 }
 
+/// How many descriptors a fresh table has room for (Linux's `NR_OPEN_DEFAULT`).
+const INITIAL_CAPACITY: usize = 64;
+
 /// The table; shared between threads (and with `CLONE_FILES` children) through an `Arc`.
-#[derive(Default)]
 pub struct FdTable {
-    entries: Mutex<BTreeMap<RawFd, Entry>>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    entries: BTreeMap<RawFd, Entry>,
+    /// The size of Linux's descriptor array for this table: it grows when a descriptor at
+    /// or beyond it is installed and never shrinks. `select` ignores descriptors beyond it.
+    capacity: usize,
+}
+
+impl Inner {
+    fn install(&mut self, fd: RawFd, entry: Entry) -> Option<Entry> {
+        let needed = usize::try_from(fd).unwrap_or(0);
+        if needed >= self.capacity {
+            self.capacity = capacity_for(needed);
+        }
+        self.entries.insert(fd, entry)
+    }
+}
+
+/// The array size Linux allocates to hold descriptor `fd` (`expand_fdtable`): a power of
+/// two times 128 descriptors (1 KiB of pointers).
+fn capacity_for(fd: usize) -> usize {
+    const PER_KIB: usize = 128;
+    ((fd / PER_KIB + 1).next_power_of_two() * PER_KIB).max(INITIAL_CAPACITY)
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                entries: BTreeMap::new(),
+                capacity: INITIAL_CAPACITY,
+            }),
+        }
+    }
 }
 
 impl FdTable {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<RawFd, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The size of the descriptor array (see `Inner::capacity`).
+    pub fn capacity(&self) -> usize {
+        self.lock().capacity
     }
 
     /// The open file description behind `fd`, or `EBADF`.
     pub fn get(&self, fd: RawFd) -> SysResult<Arc<dyn FileDescription>> {
         self.lock()
+            .entries
             .get(&fd)
             .map(|e| Arc::clone(&e.file))
             .ok_or(Errno::EBADF)
@@ -43,9 +86,9 @@ impl FdTable {
         cloexec: bool,
         limit: u64,
     ) -> SysResult<RawFd> {
-        let mut entries = self.lock();
+        let mut inner = self.lock();
         let mut fd = min.max(0);
-        for (&used, _) in entries.range(fd..) {
+        for (&used, _) in inner.entries.range(fd..) {
             if used != fd {
                 break;
             }
@@ -54,7 +97,7 @@ impl FdTable {
         if u64::try_from(fd).map_or(true, |f| f >= limit) {
             return Err(Errno::EMFILE);
         }
-        entries.insert(fd, Entry { file, cloexec });
+        inner.install(fd, Entry { file, cloexec });
         Ok(fd)
     }
 
@@ -67,13 +110,13 @@ impl FdTable {
         cloexec: bool,
     ) -> Option<Arc<dyn FileDescription>> {
         self.lock()
-            .insert(fd, Entry { file, cloexec })
+            .install(fd, Entry { file, cloexec })
             .map(|e| e.file)
     }
 
     /// The open descriptors, in order (for `/proc/self/fd`).
     pub fn fds(&self) -> Vec<RawFd> {
-        self.lock().keys().copied().collect()
+        self.lock().entries.keys().copied().collect()
     }
 
     /// `close_range(first, last)`: closes (or with `cloexec_only` marks close-on-exec)
@@ -84,7 +127,8 @@ impl FdTable {
         last: RawFd,
         cloexec_only: bool,
     ) -> Vec<Arc<dyn FileDescription>> {
-        let mut entries = self.lock();
+        let mut inner = self.lock();
+        let entries = &mut inner.entries;
         let fds: Vec<RawFd> = entries.range(first..=last).map(|(&fd, _)| fd).collect();
         let mut closed = Vec::new();
         for fd in fds {
@@ -101,30 +145,52 @@ impl FdTable {
 
     /// Removes `fd`; `EBADF` if it was not open.
     pub fn remove(&self, fd: RawFd) -> SysResult<Arc<dyn FileDescription>> {
-        self.lock().remove(&fd).map(|e| e.file).ok_or(Errno::EBADF)
+        self.lock()
+            .entries
+            .remove(&fd)
+            .map(|e| e.file)
+            .ok_or(Errno::EBADF)
     }
 
     pub fn cloexec(&self, fd: RawFd) -> SysResult<bool> {
-        self.lock().get(&fd).map(|e| e.cloexec).ok_or(Errno::EBADF)
+        self.lock()
+            .entries
+            .get(&fd)
+            .map(|e| e.cloexec)
+            .ok_or(Errno::EBADF)
     }
 
     pub fn set_cloexec(&self, fd: RawFd, cloexec: bool) -> SysResult<()> {
         self.lock()
+            .entries
             .get_mut(&fd)
             .map(|e| e.cloexec = cloexec)
             .ok_or(Errno::EBADF)
     }
 
-    /// A copy for `fork` (without `CLONE_FILES`): same descriptions, same flags.
+    /// A copy for `fork` (without `CLONE_FILES`): same descriptions, same flags. As in
+    /// Linux's `dup_fd`, the copy is sized for the highest open descriptor, not for the
+    /// parent's array.
     pub fn fork(&self) -> Self {
+        let entries = self.lock().entries.clone();
+        let highest = entries
+            .keys()
+            .next_back()
+            .map_or(0, |&fd| fd.max(0) as usize);
+        let open_words = highest / 64 + 1;
+        let capacity = if open_words * 64 > INITIAL_CAPACITY {
+            capacity_for(open_words * 64 - 1)
+        } else {
+            INITIAL_CAPACITY
+        };
         Self {
-            entries: Mutex::new(self.lock().clone()),
+            inner: Mutex::new(Inner { entries, capacity }),
         }
     }
 
     /// Closes every close-on-exec descriptor (at `execve`).
     pub fn close_on_exec(&self) {
-        self.lock().retain(|_, e| !e.cloexec);
+        self.lock().entries.retain(|_, e| !e.cloexec);
     }
 }
 
@@ -195,5 +261,23 @@ mod range_tests {
             "dup2 over an open descriptor returns the old one"
         );
         assert_eq!(t.cloexec(1), Ok(false));
+    }
+
+    #[test]
+    fn the_array_grows_as_linux_grows_it_and_a_fork_fits_its_highest_descriptor() {
+        let t = FdTable::default();
+        let (r, _w) = pipe(0);
+        let file = || Arc::clone(&r) as Arc<dyn FileDescription>;
+        t.insert(file(), 0, false, 4096).unwrap();
+        assert_eq!(t.capacity(), 64);
+        t.insert(file(), 64, false, 4096).unwrap();
+        assert_eq!(t.capacity(), 128);
+        t.insert_at(300, file(), false);
+        assert_eq!(t.capacity(), 512);
+        t.remove(300).unwrap();
+        assert_eq!(t.capacity(), 512, "the array never shrinks");
+        assert_eq!(t.fork().capacity(), 128, "the child's fits descriptor 64");
+        t.remove(64).unwrap();
+        assert_eq!(t.fork().capacity(), 64);
     }
 }

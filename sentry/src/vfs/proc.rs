@@ -1099,7 +1099,7 @@ fn signal_sets(cx: &Cx) -> [u64; 5] {
 fn status(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     let c = &cx.creds;
     let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
-    let fdsize = cx.fds.as_ref().map_or(0, |t| t.fds().len()).max(64);
+    let fdsize = cx.fds.as_ref().map_or(64, |t| t.capacity());
     let kb = |pages: u64| pages * (crate::mm::PAGE_SIZE / 1024);
     let (vm, rss, stack, data) = cx.mm.as_ref().map_or((0, 0, 0, 0), |mm| {
         let vmas = mm.vmas();
