@@ -70,6 +70,9 @@ pub struct BootArgs {
     /// joined to it (`console.rs`).
     #[arg(long)]
     pub console_fd: Option<i32>,
+    /// Descriptors that become the program's 3, 4, … (`--preserve-fds`), in order.
+    #[arg(long, default_value = "")]
+    pub preserved_fds: String,
     /// Take the console as this process's controlling terminal first.
     #[arg(long)]
     pub console_ctty: bool,
@@ -211,6 +214,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         Some(fd) => Some(fds::take(&[fd])?.remove(0)),
         None => None,
     };
+    let preserved = fds::take(&fds::parse_list(&args.preserved_fds)?)?;
     // With a terminal, the program's stdio is the sandbox's terminal (given below).
     let stdio = if console_tty.is_some() {
         Vec::new()
@@ -294,6 +298,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         envp,
         creds,
         stdio,
+        preserved,
         fs: Arc::clone(&fs),
     };
     let task = Task::new_init(&kernel, &*tree, exe, spec)

@@ -88,6 +88,7 @@ pub fn run(flags: &GlobalFlags, args: DoArgs) -> anyhow::Result<i32> {
     };
     let spec = LaunchSpec {
         cgroup: None,
+        preserved: Vec::new(),
         platform: name,
         root: "/".into(),
         read_only: true,

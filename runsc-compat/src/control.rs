@@ -30,6 +30,8 @@ use sentry::vfs::FsContext;
 const MAX_MESSAGE: usize = 256 * 1024;
 /// Descriptors an `exec` request carries: stdin, stdout, stderr.
 const STDIO: usize = 3;
+/// Most descriptors one message carries: `exec`'s standard I/O and what it preserves.
+const MAX_FDS: usize = STDIO + crate::fds::MAX_PRESERVED as usize;
 
 /// What a client asks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -117,7 +119,7 @@ fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>]) -> 
     if bytes.len() > MAX_MESSAGE {
         bail!("control message of {} bytes is too long", bytes.len());
     }
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(STDIO))];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         bail!("too many descriptors for one control message");
@@ -142,7 +144,7 @@ fn recv<T: for<'de> Deserialize<'de>>(
     sock: BorrowedFd<'_>,
 ) -> anyhow::Result<Option<(T, Vec<OwnedFd>)>> {
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(STDIO))];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let msg = loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -422,11 +424,13 @@ impl Server {
         &self,
         conn: BorrowedFd<'_>,
         req: ExecRequest,
-        stdio: Vec<OwnedFd>,
+        mut stdio: Vec<OwnedFd>,
     ) -> anyhow::Result<()> {
-        if stdio.len() != STDIO {
+        if stdio.len() < STDIO {
             bail!("exec needs 3 descriptors for stdio, got {}", stdio.len());
         }
+        // After standard I/O, the descriptors `exec --preserve-fds` passes on.
+        let preserved = stdio.split_off(STDIO);
         let program = req.args.first().context("exec: no program")?.clone();
         let mut creds = Credentials::new(req.uid, req.gid);
         creds.groups = req.groups.clone().into();
@@ -464,6 +468,7 @@ impl Server {
             envp,
             creds: creds.clone(),
             stdio,
+            preserved,
             fs: Arc::clone(&fs),
         };
         let task = Task::new_exec(&self.kernel, &*self.tree, exe, spec)

@@ -65,6 +65,52 @@ fn set_cloexec(n: RawFd) {
     }
 }
 
+/// Most descriptors `--preserve-fds` passes on (they travel in one control message for
+/// `exec`, whose limit is 253 with standard I/O).
+pub const MAX_PRESERVED: u32 = 64;
+
+/// What `capture_preserved` found, for `take_preserved`.
+static PRESERVED: std::sync::Mutex<Option<anyhow::Result<Vec<OwnedFd>>>> =
+    std::sync::Mutex::new(None);
+
+/// Takes descriptors 3 to 3 + `count` - 1 (`--preserve-fds`), each of which must be open,
+/// for `take_preserved`. Called first thing, before this process opens any descriptor
+/// of its own that could take one of those numbers.
+pub fn capture_preserved(count: u32) {
+    let found = preserved(count);
+    *PRESERVED.lock().unwrap_or_else(|e| e.into_inner()) = Some(found);
+}
+
+/// The descriptors `capture_preserved` took (none if it was not called), or why it
+/// could not take them.
+pub fn take_preserved() -> anyhow::Result<Vec<OwnedFd>> {
+    PRESERVED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_else(|| Ok(Vec::new()))
+}
+
+fn preserved(count: u32) -> anyhow::Result<Vec<OwnedFd>> {
+    if count > MAX_PRESERVED {
+        bail!("--preserve-fds {count}: at most {MAX_PRESERVED} descriptors can be passed");
+    }
+    let end = 3 + count as RawFd;
+    (3..end)
+        .map(|n| {
+            // Copies go above the range, so that none takes a number still to be copied.
+            // SAFETY: F_DUPFD_CLOEXEC reads no memory; a closed `n` fails with EBADF.
+            let copy = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, end) };
+            if copy < 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("--preserve-fds {count}: descriptor {n}"));
+            }
+            // SAFETY: `copy` was just created and is owned by nobody else.
+            Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+        })
+        .collect()
+}
+
 /// Parses `3,4,5`.
 pub fn parse_list(list: &str) -> anyhow::Result<Vec<RawFd>> {
     list.split(',')

@@ -24,6 +24,8 @@ const CONTROL_FD: i32 = READY_FD + 1;
 const CONFIG_FD: i32 = CONTROL_FD + 1;
 /// Where `boot` finds the container's terminal (`--console-fd`).
 const CONSOLE_FD: i32 = CONFIG_FD + 1;
+/// Where `boot` finds the descriptors preserved for the program (`--preserved-fds`).
+const FIRST_PRESERVED_FD: i32 = CONSOLE_FD + 1;
 
 /// What to run, and how.
 pub struct LaunchSpec {
@@ -60,6 +62,8 @@ pub struct LaunchSpec {
     pub console: Option<Console>,
     /// The container's cgroup (`oci::cgroups`), which the Sentry and the Gofer join.
     pub cgroup: Option<String>,
+    /// Descriptors the program gets as its 3, 4, … (`--preserve-fds`).
+    pub preserved: Vec<OwnedFd>,
 }
 
 /// A container's host terminal, for the Sentry to bridge.
@@ -202,6 +206,20 @@ pub fn spawn(flags: &GlobalFlags, spec: LaunchSpec) -> anyhow::Result<Sandbox> {
             parent_fd: console.tty,
             child_fd: CONSOLE_FD,
         });
+    }
+    if !spec.preserved.is_empty() {
+        let list = (FIRST_PRESERVED_FD..)
+            .take(spec.preserved.len())
+            .map(|fd| fd.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        command.arg(format!("--preserved-fds={list}"));
+        fds.extend(spec.preserved.into_iter().zip(FIRST_PRESERVED_FD..).map(
+            |(parent_fd, child_fd)| FdMapping {
+                parent_fd,
+                child_fd,
+            },
+        ));
     }
     command.arg("--").args(&spec.argv);
     command

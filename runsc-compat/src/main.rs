@@ -143,6 +143,14 @@ impl Command {
 
 fn main() {
     let cli = Cli::parse();
+    // Before anything of this process's own takes a low descriptor number.
+    let preserve = match &cli.command {
+        Command::Create(a) => a.preserve_fds,
+        Command::Run(a) => a.create.preserve_fds,
+        Command::Exec(a) => a.preserve_fds,
+        _ => 0,
+    };
+    fds::capture_preserved(preserve);
     // The sandbox's own processes take the descriptors their parent `bulwark` named; every
     // other command keeps whatever its client leaked from reaching them.
     if !matches!(

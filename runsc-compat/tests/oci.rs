@@ -602,3 +602,121 @@ fn sysctls_are_applied_ignored_with_a_warning_or_refused() {
         "and leaves nothing"
     );
 }
+
+/// `bulwark` with descriptors 3, 4, … of its own: `files`, in order (runc's
+/// `--preserve-fds` callers, such as Podman's socket activation).
+fn bulwark_with_fds(f: &Fixture, files: Vec<std::fs::File>, args: &[&str]) -> Output {
+    use command_fds::{CommandFdExt, FdMapping};
+    let out = f.dir.path().join("stdout");
+    let err = f.dir.path().join("stderr");
+    let mappings = files
+        .into_iter()
+        .zip(3..)
+        .map(|(file, child_fd)| FdMapping {
+            parent_fd: file.into(),
+            child_fd,
+        })
+        .collect();
+    let status = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg(format!("--root={}", f.dir.path().join("state").display()))
+        .arg("--platform=systrap")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .fd_mappings(mappings)
+        .unwrap()
+        .status()
+        .unwrap();
+    Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
+    }
+}
+
+#[test]
+fn preserved_descriptors_reach_the_container_process_and_exec() {
+    let f = Fixture::new(
+        "{ cat <&3; if [ -e /proc/self/fd/5 ]; then echo 5 open; else echo 5 closed; fi; } >&4; \
+         sleep 100",
+    );
+    let input = f.dir.path().join("input");
+    std::fs::write(&input, "read from three\n").unwrap();
+    let output = f.dir.path().join("output");
+    let files = vec![
+        std::fs::File::open(&input).unwrap(),
+        std::fs::File::create(&output).unwrap(),
+    ];
+    let bundle = f.bundle();
+    let out = bulwark_with_fds(
+        &f,
+        files,
+        &[
+            "create",
+            "--preserve-fds",
+            "2",
+            "-b",
+            bundle.to_str().unwrap(),
+            "p1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.bulwark(&["start", "p1"]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&output)
+        .unwrap_or_default()
+        .ends_with("closed\n")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "descriptor 4 got {:?}",
+            std::fs::read_to_string(&output)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "read from three\n5 closed\n"
+    );
+
+    // exec: descriptor 3 of the new process is the caller's 3.
+    let exec_out = f.dir.path().join("exec-output");
+    let out = bulwark_with_fds(
+        &f,
+        vec![std::fs::File::create(&exec_out).unwrap()],
+        &[
+            "exec",
+            "--preserve-fds",
+            "1",
+            "p1",
+            "sh",
+            "-c",
+            "echo from exec >&3; [ -e /proc/self/fd/4 ] && echo 4 open",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the last test fails: 4 is closed"
+    );
+    assert_eq!(std::fs::read_to_string(&exec_out).unwrap(), "from exec\n");
+
+    // More than the caller has open: refused, naming the descriptor.
+    let out = bulwark_with_fds(
+        &f,
+        vec![std::fs::File::open(&input).unwrap()],
+        &["exec", "--preserve-fds", "2", "p1", "true"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("descriptor 4"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.bulwark(&["delete", "--force", "p1"]).status.success());
+}

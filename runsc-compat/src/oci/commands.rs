@@ -37,7 +37,8 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility: there are no session keyrings in the sandbox.
     #[arg(long)]
     pub no_new_keyring: bool,
-    /// Extra descriptors to pass (not supported yet: must be 0).
+    /// Pass this many descriptors after standard error (3, 4, …) to the container's
+    /// process, as its own 3, 4, ….
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
 }
@@ -144,9 +145,7 @@ fn create_sandbox(
     detach: bool,
 ) -> anyhow::Result<(Sandbox, Stored)> {
     state::check_id(&args.id)?;
-    if args.preserve_fds != 0 {
-        bail!("--preserve-fds: passing extra descriptors is not supported yet");
-    }
+    let preserved = crate::fds::take_preserved()?;
     let bundle = match &args.bundle {
         Some(b) => b.clone(),
         None => std::env::current_dir()?,
@@ -230,6 +229,7 @@ fn create_sandbox(
                 None => None,
             },
             cgroup: cgroup.as_ref().map(|_| cgroup_path.clone()),
+            preserved,
         };
         let mut sandbox = launch::spawn(flags, launch)?;
         if let Some(adj) = process.oom_score_adj {

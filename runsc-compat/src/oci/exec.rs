@@ -1,7 +1,7 @@
 //! `exec`, `ps`, `pause` and `resume`: requests to a running container's Sentry over its
 //! control socket (`crate::control`).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -57,7 +57,8 @@ pub struct ExecArgs {
     pub apparmor: Option<String>,
     #[arg(long)]
     pub process_label: Option<String>,
-    /// Extra descriptors to pass (not supported yet: must be 0).
+    /// Pass this many descriptors after standard error (3, 4, …) to the process, as its
+    /// own 3, 4, ….
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
 }
@@ -124,9 +125,7 @@ fn process_of(stored: &Stored, args: &ExecArgs) -> anyhow::Result<Process> {
 }
 
 pub fn exec(flags: &GlobalFlags, args: ExecArgs) -> anyhow::Result<i32> {
-    if args.preserve_fds != 0 {
-        bail!("--preserve-fds: passing extra descriptors is not supported yet");
-    }
+    let preserved = crate::fds::take_preserved()?;
     let (stored, conn) = connect(flags, &args.id)?;
     let process = process_of(&stored, &args)?;
     let console = console_of(
@@ -161,7 +160,12 @@ pub fn exec(flags: &GlobalFlags, args: ExecArgs) -> anyhow::Result<i32> {
         Some(HostConsole::Caller) => Some(crate::console::RawMode::enter(stdin.as_fd())?),
         _ => None,
     };
-    match conn.call(&request, &stdio)? {
+    let passed: Vec<BorrowedFd<'_>> = stdio
+        .iter()
+        .copied()
+        .chain(preserved.iter().map(AsFd::as_fd))
+        .collect();
+    match conn.call(&request, &passed)? {
         Reply::Started { pid } => log::debug!("exec: PID {pid} in the sandbox"),
         other => bail!("exec: unexpected reply {other:?}"),
     }

@@ -31,6 +31,9 @@ pub struct InitSpec<'a> {
     pub creds: Credentials,
     /// Host descriptors that become the process's 0, 1, 2, … (the caller's stdio).
     pub stdio: Vec<OwnedFd>,
+    /// Host descriptors that become the process's 3, 4, … (`--preserve-fds`), whatever
+    /// its standard I/O is.
+    pub preserved: Vec<OwnedFd>,
     /// The mount namespace, root and working directory the process starts with.
     pub fs: Arc<crate::vfs::FsContext>,
 }
@@ -124,7 +127,7 @@ impl Task {
             Errno::ENOMEM
         })?;
         let fds = Arc::new(FdTable::default());
-        for (fd, host) in (0..).zip(spec.stdio) {
+        for (fd, host) in (0..).zip(spec.stdio).chain((3..).zip(spec.preserved)) {
             fds.insert_at(fd, Arc::new(HostFile::new(host)), false);
         }
         let tid = kernel.allocate_tid();

@@ -110,6 +110,7 @@ pub fn run_in_sandbox_as(
         argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: vec![b"PATH=/usr/bin:/bin".to_vec()],
         creds,
+        preserved: Vec::new(),
         stdio: vec![
             stdin,
             OwnedFd::from(writer.try_clone().unwrap()),
