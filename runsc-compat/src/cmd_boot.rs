@@ -15,7 +15,7 @@ use sentry::kernel::signal::{SigInfo, SI_USER};
 use sentry::kernel::{Credentials, ExitStatus, InitSpec, Kernel, Task, ThreadGroup};
 use sentry::loader::{Executable, Resolver};
 use sentry::vfs::exec::VfsResolver;
-use sentry::vfs::Cx;
+use sentry::vfs::{Cx, FsContext, NewNode, Path, S_IFDIR};
 use signal_hook::iterator::Signals;
 
 use crate::container::ContainerConfig;
@@ -267,8 +267,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         creds: creds.clone(),
         ..Cx::root()
     };
-    let cwd = fs
-        .lookup(&cx, None, args.cwd.as_bytes(), true)
+    let cwd = working_directory(&fs, &cx, &args.cwd, container.is_some())
         .map_err(|e| anyhow!("--cwd {}: {}", args.cwd, describe(e)))?;
     fs.set_cwd(cwd);
     let tree = Arc::new(VfsResolver {
@@ -440,6 +439,39 @@ pub(crate) fn find_program(
         }
     }
     Err(error)
+}
+
+/// The working directory `cwd`. With `make` (an OCI container), its missing components are
+/// made first (mode 0755, by root), as runc makes them before it starts the process: `ctr
+/// run --cwd` names a directory the image may not have (dockerd makes its `-w` itself, ctr
+/// does not). A read-only mount is left alone (EROFS).
+fn working_directory(fs: &FsContext, cx: &Cx, cwd: &str, make: bool) -> Result<Path, Errno> {
+    match fs.lookup(cx, None, cwd.as_bytes(), true) {
+        Err(Errno::ENOENT) if make => {}
+        found => return found,
+    }
+    let root = Cx::root();
+    let mut at = String::new();
+    for name in cwd.split('/').filter(|n| !n.is_empty()) {
+        at.push('/');
+        at.push_str(name);
+        match fs.lookup(&root, None, at.as_bytes(), true) {
+            Ok(_) => {}
+            Err(Errno::ENOENT) => {
+                let (dir, name, _) = fs.lookup_parent(&root, None, at.as_bytes())?;
+                if dir.mount.is_read_only() || dir.inode().read_only() {
+                    return Err(Errno::EROFS);
+                }
+                let node = NewNode::Node {
+                    mode: S_IFDIR | 0o755,
+                    rdev: 0,
+                };
+                dir.inode().create(&root, &name, node)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    fs.lookup(cx, None, cwd.as_bytes(), true)
 }
 
 /// An errno as Linux's `strerror` words it, lower case as Go's errors are, with its name:
