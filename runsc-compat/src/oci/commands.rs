@@ -463,10 +463,15 @@ pub fn delete(flags: &GlobalFlags, args: DeleteArgs) -> anyhow::Result<i32> {
     let root = root(flags);
     let stored = match Stored::load(&root, &args.id) {
         Ok(s) => s,
-        Err(e) if args.force && state::dir(&root, &args.id).exists() => {
-            // A broken state: --force still removes it.
-            log::warn!("{e:#}");
-            std::fs::remove_dir_all(state::dir(&root, &args.id))?;
+        Err(e) if args.force && state::check_id(&args.id).is_ok() => {
+            // A broken state: --force still removes it. No state at all: --force has
+            // nothing to do and succeeds, as with runc and runsc (Podman deletes with
+            // --force after a create that failed, which left nothing behind).
+            let dir = state::dir(&root, &args.id);
+            if dir.exists() {
+                log::warn!("{e:#}");
+                std::fs::remove_dir_all(dir)?;
+            }
             return Ok(0);
         }
         Err(e) => return Err(e),
