@@ -15,7 +15,7 @@ n=${1:-20}
 scripts/setup >/dev/null
 cargo build --release -q -p runsc-compat
 target=${CARGO_TARGET_DIR:-target}
-bulwark=$(realpath "$target/release/bulwark")
+bulwark=$(realpath "$target/x86_64-unknown-linux-gnu/release/bulwark")
 docker_cli=/usr/bin/docker
 [ -x "$docker_cli" ] || docker_cli=docker
 # Short paths: the sockets' must fit in 108 bytes.

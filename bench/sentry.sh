@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup >/dev/null
 cargo build --release -q -p runsc-compat
 target=${CARGO_TARGET_DIR:-target}
-bulwark=$(realpath "$target/release/bulwark")
+bulwark=$(realpath "$target/x86_64-unknown-linux-gnu/release/bulwark")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

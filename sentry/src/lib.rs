@@ -5,6 +5,7 @@ pub mod errno;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod random;
 pub mod syscalls;
 pub mod vdso;
 pub mod vfs;

@@ -72,13 +72,14 @@ fn run_all(
         .collect()
 }
 
-/// The bulwark binary: `$BULWARK`, or built in this test's profile.
+/// The bulwark binary: `$BULWARK`, or built in this test's profile (where cargo says it
+/// put it: the layout depends on the configured target).
 fn bulwark() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("BULWARK") {
         return Ok(PathBuf::from(path));
     }
     let exe = std::env::current_exe().map_err(|e| format!("finding the test binary: {e}"))?;
-    // target/<profile>/deps/suite-<hash>
+    // <target dir>[/<triple>]/<profile>/deps/suite-<hash>
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
@@ -86,23 +87,36 @@ fn bulwark() -> Result<PathBuf, String> {
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut build = Command::new(cargo);
-    build.args(["build", "-p", "runsc-compat", "--bin", "bulwark"]);
+    build.args([
+        "build",
+        "-p",
+        "runsc-compat",
+        "--bin",
+        "bulwark",
+        "--message-format=json",
+    ]);
     if release {
         build.arg("--release");
     }
-    let target_dir = profile_dir
-        .parent()
-        .expect("a profile directory has a parent");
-    build
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(manifest_dir().join(".."));
-    let status = build
-        .status()
+    let out = build
+        .stderr(std::process::Stdio::inherit())
+        .current_dir(manifest_dir().join(".."))
+        .output()
         .map_err(|e| format!("running cargo build: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build -p runsc-compat failed: {status}"));
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build -p runsc-compat failed: {}",
+            out.status
+        ));
     }
-    Ok(profile_dir.join("bulwark"))
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
+        .find_map(|l| {
+            let (_, rest) = l.split_once("\"executable\":\"")?;
+            Some(PathBuf::from(rest.split_once('"')?.0))
+        })
+        .ok_or_else(|| "cargo build named no bulwark executable".to_string())
 }
 
 /// The platforms to run on; a missing KVM is a failure in CI and a skip elsewhere.

@@ -584,19 +584,9 @@ impl Spawner {
 /// fails and kills it. So the child unregisters it first, which takes the same address,
 /// length and signature.
 fn rseq_area() -> (u64, u32) {
-    // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names only looks symbols up.
-    let (off, size) = unsafe {
-        (
-            libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()),
-            libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()),
-        )
-    };
-    if off.is_null() || size.is_null() {
+    let Some((off, size)) = glibc_rseq() else {
         return (0, 0);
-    }
-    // SAFETY: glibc defines __rseq_offset as a ptrdiff_t and __rseq_size as an unsigned
-    // int, both constant after start-up.
-    let (off, size) = unsafe { (*off.cast::<isize>(), *size.cast::<u32>()) };
+    };
     if size == 0 {
         return (0, 0);
     }
@@ -605,6 +595,37 @@ fn rseq_area() -> (u64, u32) {
     unsafe { std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly)) };
     // glibc registers at least the original 32-byte struct rseq.
     (tp.wrapping_add_signed(off as i64), size.max(32))
+}
+
+/// glibc's `__rseq_offset` and `__rseq_size` (glibc 2.35 and later), looked up at run
+/// time so that an older glibc, which registers no rseq area, still links.
+#[cfg(not(target_feature = "crt-static"))]
+fn glibc_rseq() -> Option<(isize, u32)> {
+    // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names only looks symbols up.
+    let (off, size) = unsafe {
+        (
+            libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()),
+            libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()),
+        )
+    };
+    if off.is_null() || size.is_null() {
+        return None;
+    }
+    // SAFETY: glibc defines __rseq_offset as a ptrdiff_t and __rseq_size as an unsigned
+    // int, both constant after start-up.
+    Some(unsafe { (*off.cast::<isize>(), *size.cast::<u32>()) })
+}
+
+/// glibc's `__rseq_offset` and `__rseq_size`, linked directly: a static binary has no
+/// dynamic symbol table for dlsym to search (a static build needs glibc 2.35 or later).
+#[cfg(target_feature = "crt-static")]
+fn glibc_rseq() -> Option<(isize, u32)> {
+    extern "C" {
+        static __rseq_offset: isize;
+        static __rseq_size: u32;
+    }
+    // SAFETY: both are constant after start-up; reading them copies two integers.
+    Some(unsafe { (__rseq_offset, __rseq_size) })
 }
 
 fn spawn_one(req: &SpawnRequest, namespaces: &mut bool) -> Result<libc::pid_t, SystrapError> {

@@ -954,7 +954,7 @@ impl Task {
 /// The auxv facts of a new program.
 pub(super) fn exec_context(kernel: &Kernel, creds: &Credentials) -> SysResult<ExecContext> {
     let mut random = [0u8; 16];
-    getrandom::fill(&mut random).map_err(|_| Errno::EIO)?;
+    crate::random::fill(&mut random)?;
     Ok(ExecContext {
         uid: creds.uid,
         euid: creds.euid,

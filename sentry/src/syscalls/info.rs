@@ -148,7 +148,7 @@ pub fn getrandom(task: &mut Task, buf: UserAddr, len: usize, flags: u32) -> SysR
     let mut done = 0usize;
     while done < len {
         let mut chunk = vec![0u8; (len - done).min(64 * 1024)];
-        getrandom::fill(&mut chunk).map_err(|_| Errno::EIO)?;
+        crate::random::fill(&mut chunk)?;
         if let Err(e) = task.mm.copy_out(buf.checked_add(done as u64)?, &chunk) {
             return if done > 0 { Ok(done as i64) } else { Err(e) };
         }

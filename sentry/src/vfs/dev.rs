@@ -290,7 +290,7 @@ impl Inode for CharDevice {
                 Ok(buf.len())
             }
             DeviceKind::Random => {
-                getrandom::fill(buf).map_err(|_| Errno::EIO)?;
+                crate::random::fill(buf)?;
                 Ok(buf.len())
             }
             DeviceKind::Tty => Err(Errno::EIO),

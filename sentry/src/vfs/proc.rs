@@ -553,7 +553,7 @@ impl Inode for ProcInode {
 /// A random (version 4) UUID, as `/proc/sys/kernel/random/uuid` gives.
 fn uuid() -> String {
     let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
+    if crate::random::fill(&mut b).is_err() {
         return String::new();
     }
     b[6] = (b[6] & 0x0f) | 0x40;
