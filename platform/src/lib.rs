@@ -327,8 +327,9 @@ pub trait Context: Send {
         regs: &mut Registers,
     ) -> Result<Exit, PlatformError>;
 
-    /// The thread's FPU/SSE/AVX state, as of the last exit.
-    fn fpu(&self) -> &FpuState;
+    /// The thread's FPU/SSE/AVX state, as of the last exit. A platform may fetch it only
+    /// when asked (most exits never need it), hence `&mut`.
+    fn fpu(&mut self) -> &FpuState;
 
     /// Changes the FPU state the next [`Context::switch`] resumes with.
     fn fpu_mut(&mut self) -> &mut FpuState;

@@ -521,7 +521,7 @@ impl Context for KvmContext {
         Ok(result?)
     }
 
-    fn fpu(&self) -> &FpuState {
+    fn fpu(&mut self) -> &FpuState {
         match self.fpu.current(&self.machine) {
             Ok(state) => state,
             Err(e) => {

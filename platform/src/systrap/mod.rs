@@ -194,6 +194,7 @@ impl Platform for Systrap {
             last: None,
             parked: None,
             fpu_extra: 0,
+            fpu_stale: false,
             irq: Arc::new(IrqState {
                 pending: AtomicBool::new(false),
                 target: Mutex::new(None),
@@ -389,6 +390,11 @@ pub struct SystrapContext {
     /// Extended XSAVE components (bit i = component i ≥ 2) whose bytes in `fpu` may be
     /// non-zero.
     fpu_extra: u64,
+    /// The parked thread's frame holds FPU state newer than `fpu`. It is copied out only
+    /// when asked for (`fpu`, `fpu_mut`) or before the context moves to another stub
+    /// thread: most exits (syscalls, faults) never need it, and the copy crosses ~13
+    /// cache lines from the stub's CPU (about a fifth of a syscall round trip).
+    fpu_stale: bool,
     irq: Arc<IrqState>,
 }
 
@@ -403,6 +409,9 @@ impl Context for SystrapContext {
             .downcast_ref::<SystrapAddressSpace>()
             .ok_or(PlatformError::WrongAddressSpace)?;
         let stub = &space.stub;
+        if self.fpu_stale && self.parked.as_ref().is_some_and(|p| p.0 != stub.id) {
+            self.fetch_fpu();
+        }
         self.leases.retain(|l| l.stub.strong_count() > 0);
         let slot = match self.leases.iter().find(|l| l.id == stub.id) {
             Some(l) => l.slot,
@@ -417,6 +426,7 @@ impl Context for SystrapContext {
             }
         };
         if self.last != Some((stub.id, slot)) {
+            self.fetch_fpu();
             self.fpu_dirty = true;
             self.last = Some((stub.id, slot));
         }
@@ -426,11 +436,13 @@ impl Context for SystrapContext {
         result.map_err(PlatformError::from)
     }
 
-    fn fpu(&self) -> &FpuState {
+    fn fpu(&mut self) -> &FpuState {
+        self.fetch_fpu();
         &self.fpu
     }
 
     fn fpu_mut(&mut self) -> &mut FpuState {
+        self.fetch_fpu();
         self.fpu_dirty = true;
         self.fpu_extra = u64::MAX;
         &mut self.fpu
@@ -503,8 +515,6 @@ struct Frame {
     uc: u64,
     info: u64,
     fp: u64,
-    /// Bytes of XSAVE area in the frame (512 without the XSAVE extension).
-    fp_len: usize,
 }
 
 impl Frame {
@@ -529,25 +539,29 @@ impl Frame {
         if !fp.is_multiple_of(64) {
             return Err(SystrapError::BadFrame);
         }
+        Ok(Self { uc, info, fp })
+    }
+
+    /// Bytes of XSAVE area in the frame (512 without the XSAVE extension), as the
+    /// kernel's description of the frame (the FXSAVE software-reserved bytes) says; read
+    /// only when the FPU state is, since most stops never need it.
+    fn fp_len(&self, stub: &Stub, slot: u32) -> Result<usize, SystrapError> {
         let mut sw = [0u8; 48];
-        region.read(fp + FX_SW_BYTES.start as u64, &mut sw)?;
+        stub.region()
+            .read(self.fp + FX_SW_BYTES.start as u64, &mut sw)?;
         let magic = u32::from_le_bytes(sw[0..4].try_into().expect("4 bytes"));
         let size = u32::from_le_bytes(sw[16..20].try_into().expect("4 bytes"));
-        let fp_len = if magic == FP_XSTATE_MAGIC1 {
-            let len = usize::try_from(size)
-                .unwrap_or(usize::MAX)
-                .min(FPU_STATE_SIZE);
-            within(fp_va, len as u64)?;
-            len.max(512)
-        } else {
-            512
-        };
-        Ok(Self {
-            uc,
-            info,
-            fp,
-            fp_len,
-        })
+        if magic != FP_XSTATE_MAGIC1 {
+            return Ok(512);
+        }
+        let len = usize::try_from(size)
+            .unwrap_or(usize::MAX)
+            .min(FPU_STATE_SIZE);
+        let end = self.fp.checked_add(len as u64);
+        if end.is_none_or(|end| end > slot_off(slot) + SLOT_SIZE) {
+            return Err(SystrapError::BadFrame);
+        }
+        Ok(len.max(512))
     }
 
     fn gregs(&self, stub: &Stub) -> Result<[u64; NGREGS], SystrapError> {
@@ -581,7 +595,7 @@ impl SystrapContext {
             read_regs(&g, regs);
             regs.fs_base = stub.slot_u64(slot, T_FS).load(Ordering::Acquire);
             regs.gs_base = stub.slot_u64(slot, T_GS).load(Ordering::Acquire);
-            self.read_fpu(stub, &frame)?;
+            self.fpu_stale = true;
             self.parked = Some((stub.id, slot, frame));
             let sig =
                 i32::try_from(stub.slot_u32(slot, T_SIG).load(Ordering::Acquire)).unwrap_or(0);
@@ -656,14 +670,37 @@ impl SystrapContext {
         }
     }
 
+    /// Brings `fpu` up to date from the parked thread's frame if it is stale. A stub that is
+    /// gone (its address space was replaced, as by `execve`) took the state with it: `fpu`
+    /// keeps what it had.
+    fn fetch_fpu(&mut self) {
+        if !std::mem::take(&mut self.fpu_stale) {
+            return;
+        }
+        let Some((id, slot, frame)) = self.parked else {
+            return;
+        };
+        let Some(stub) = self
+            .leases
+            .iter()
+            .find(|l| l.id == id)
+            .and_then(|l| l.stub.upgrade())
+        else {
+            return;
+        };
+        if let Err(e) = self.read_fpu(&stub, slot, &frame) {
+            log::warn!("systrap: reading the FPU state of a parked thread: {e}");
+        }
+    }
+
     /// Copies the frame's XSAVE area into the context's FPU state: the legacy region and
     /// header always, then only the components XSTATE_BV says are in use (the others are
     /// in their initial state, which is zero: they are cleared here if the context's copy
     /// may hold something else). Reading only what is in use keeps the cache lines that
     /// cross from the stub's CPU few (13 instead of 42 with AVX-512 unused).
-    fn read_fpu(&mut self, stub: &Stub, frame: &Frame) -> Result<(), SystrapError> {
+    fn read_fpu(&mut self, stub: &Stub, slot: u32, frame: &Frame) -> Result<(), SystrapError> {
         let region = stub.region();
-        let n = frame.fp_len;
+        let n = frame.fp_len(stub, slot)?;
         let fpu = self.fpu.as_bytes_mut();
         let head = n.min(XSAVE_HEADER + 64);
         region.read(frame.fp, &mut fpu[..head])?;
@@ -721,7 +758,7 @@ impl SystrapContext {
             .store(regs.gs_base, Ordering::Relaxed);
         stub.slot_u32(slot, T_CMD).store(0, Ordering::Relaxed);
         if self.fpu_dirty {
-            self.write_fpu(stub, frame)?;
+            self.write_fpu(stub, slot, frame)?;
             self.fpu_dirty = false;
         }
         Ok(())
@@ -731,9 +768,9 @@ impl SystrapContext {
     /// to accept it: its description of the frame (the software-reserved bytes), XSTATE_BV
     /// limited to the features the frame carries, a zero XCOMP_BV (standard format) and
     /// reserved header, and MXCSR limited to the supported bits.
-    fn write_fpu(&self, stub: &Stub, frame: &Frame) -> Result<(), SystrapError> {
+    fn write_fpu(&self, stub: &Stub, slot: u32, frame: &Frame) -> Result<(), SystrapError> {
         let region = stub.region();
-        let n = frame.fp_len;
+        let n = frame.fp_len(stub, slot)?;
         let mut cur = [0u8; FPU_STATE_SIZE];
         region.read(frame.fp, &mut cur[..n])?;
         let mut new = [0u8; FPU_STATE_SIZE];
