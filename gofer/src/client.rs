@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use crate::channel;
 use crate::errno::Errno;
 use crate::protocol::{
-    Bytes, Dirent, Handle, Name, Request, Response, SetAttr, Stat, StatFs, NAME_MAX,
+    Bytes, Dirent, DirentPlus, Handle, Name, Request, Response, SetAttr, Stat, StatFs, NAME_MAX,
 };
 
 struct Channel {
@@ -321,6 +321,27 @@ impl Client {
             .0
         {
             Response::Dirents { entries } => Ok(entries),
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// Directory entries with their attributes (never following a symlink), from `cookie`
+    /// (0: the start), and whether they reach the end of the directory.
+    pub fn readdir_plus(
+        &self,
+        dir: Handle,
+        cookie: u64,
+        max_bytes: u32,
+    ) -> Result<(Vec<DirentPlus>, bool), Errno> {
+        match self
+            .call(&Request::ReaddirPlus {
+                dir,
+                cookie,
+                max_bytes,
+            })?
+            .0
+        {
+            Response::DirentsPlus { entries, end } => Ok((entries, end)),
             r => Err(unexpected(&r)),
         }
     }

@@ -173,6 +173,19 @@ wire_struct! {
     }
 }
 
+wire_struct! {
+    /// One entry of a `ReaddirPlus` reply: a name and its attributes, as a walk to it
+    /// would report them.
+    pub struct DirentPlus {
+        /// The cookie to pass to `ReaddirPlus` to continue after this entry.
+        pub next_cookie: u64,
+        /// The entry's attributes (`lstat`: a symlink's own).
+        pub stat: Stat,
+        /// The entry's name.
+        pub name: Name,
+    }
+}
+
 bitflags! {
     /// Which fields of a `SetAttr` request to apply.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -285,6 +298,11 @@ wire_enum! {
         /// Releases handles. Every listed handle that exists is closed; if one did not,
         /// the reply is `EBADF`. Reply: `Ok`.
         22 => Close { handles: Vec<Handle> },
+        /// Lists entries with their attributes, as NFS's `READDIRPLUS` does: from `cookie`
+        /// (0: the start) into at most `max_bytes` of reply, `.` and `..` left out. Each
+        /// entry is `lstat`ed relative to the directory (a symlink is never followed); an
+        /// entry that vanished before its `lstat` is left out. Reply: `DirentsPlus`.
+        23 => ReaddirPlus { dir: Handle, cookie: u64, max_bytes: u32 },
     }
 }
 
@@ -312,6 +330,9 @@ wire_enum! {
         /// An xattr value or name list: `len` is its length, `data` is empty when the
         /// request's `size` was 0.
         9 => Xattr { len: u32, data: Bytes },
+        /// Directory entries with their attributes; `end` is set when the listing reached
+        /// the end of the directory, so no further request is needed.
+        10 => DirentsPlus { entries: Vec<DirentPlus>, end: bool },
     }
 }
 
@@ -396,6 +417,11 @@ pub fn dirent_size(name_len: usize) -> usize {
     8 + 8 + 1 + 2 + name_len
 }
 
+/// The encoded size of a `DirentPlus` (for budgeting `ReaddirPlus` replies).
+pub fn dirent_plus_size(name_len: usize) -> usize {
+    8 + <Stat as Wire>::MIN_SIZE + 2 + name_len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +464,11 @@ mod tests {
                 value: Bytes(vec![0; 100]),
                 flags: 0,
             },
+            Request::ReaddirPlus {
+                dir: Handle(4),
+                cookie: u64::MAX,
+                max_bytes: 60_000,
+            },
         ];
         for req in reqs {
             let bytes = req.encode().unwrap();
@@ -475,10 +506,60 @@ mod tests {
                 len: 3,
                 data: Bytes(b"abc".to_vec()),
             },
+            Response::DirentsPlus {
+                entries: vec![
+                    DirentPlus {
+                        next_cookie: 5,
+                        stat: Stat {
+                            ino: 42,
+                            mode: 0o100644,
+                            size: 11,
+                            mtime: Timespec {
+                                sec: -3,
+                                nsec: 999_999_999,
+                            },
+                            ..Stat::default()
+                        },
+                        name: Name::from("file"),
+                    },
+                    DirentPlus {
+                        next_cookie: u64::MAX,
+                        stat: Stat {
+                            mode: 0o120777,
+                            ..Stat::default()
+                        },
+                        name: Name::from("link"),
+                    },
+                ],
+                end: true,
+            },
+            Response::DirentsPlus {
+                entries: Vec::new(),
+                end: false,
+            },
         ];
         for resp in resps {
             assert_eq!(Response::decode(&resp.encode().unwrap()).unwrap(), resp);
         }
+    }
+
+    #[test]
+    fn dirent_plus_size_is_its_encoded_size() {
+        let entry = DirentPlus {
+            next_cookie: 1,
+            stat: Stat::default(),
+            name: Name::from("seven77"),
+        };
+        let one = Response::DirentsPlus {
+            entries: vec![entry],
+            end: false,
+        };
+        let none = Response::DirentsPlus {
+            entries: Vec::new(),
+            end: false,
+        };
+        let grown = one.encode().unwrap().len() - none.encode().unwrap().len();
+        assert_eq!(grown, dirent_plus_size(7));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! operation on a node uses its FD (`*at` with an empty path and `AT_EMPTY_PATH`, or a
 //! re-open of the FD itself through `/proc/self/fd/N`, which names the same inode and
 //! resolves no path), and every operation on a name is an `*at` call on the directory FD.
+//! `ReaddirPlus` stats, with `AT_SYMLINK_NOFOLLOW`, only names the kernel has just listed
+//! from that directory FD, so it reaches no node a walk could not.
 //!
 //! # Errors for refused names
 //! The Sentry resolves `.`, `..`, empty paths and trailing slashes itself, so a request
@@ -43,9 +45,9 @@ use thiserror::Error;
 use crate::channel::{self, ChannelError};
 use crate::errno::Errno;
 use crate::protocol::{
-    dirent_size, Bytes, Dirent, Handle, Name, Request, Response, SetAttr, SetAttrMask, Stat,
-    StatFs, Timespec, HEADER_SIZE, MAX_MESSAGE_SIZE, NAME_MAX, NO_ID, SYMLINK_MAX, UTIME_NOW,
-    UTIME_OMIT, XATTR_VALUE_MAX,
+    dirent_plus_size, dirent_size, Bytes, Dirent, DirentPlus, Handle, Name, Request, Response,
+    SetAttr, SetAttrMask, Stat, StatFs, Timespec, HEADER_SIZE, MAX_MESSAGE_SIZE, NAME_MAX, NO_ID,
+    SYMLINK_MAX, UTIME_NOW, UTIME_OMIT, XATTR_VALUE_MAX,
 };
 
 /// Errors setting up or running the server (request errors are errnos sent to the client).
@@ -543,6 +545,11 @@ impl Server {
                 cookie,
                 max_bytes,
             } => self.readdir(dir, cookie, max_bytes),
+            Request::ReaddirPlus {
+                dir,
+                cookie,
+                max_bytes,
+            } => self.readdir_plus(dir, cookie, max_bytes),
             Request::StatFs { node: h } => {
                 let (_, n) = node(h)?;
                 let s = rfs::fstatfs(&n.fd)?;
@@ -942,44 +949,105 @@ impl Server {
         ))
     }
 
-    fn readdir(&self, dir: Handle, cookie: u64, max_bytes: u32) -> Result<Reply, Errno> {
-        let d = self.dir(dir)?;
-        let limit = MAX_MESSAGE_SIZE - HEADER_SIZE - 4;
-        let budget = usize::try_from(max_bytes).unwrap_or(usize::MAX).min(limit);
+    /// Runs `list` over the directory's stream (opened on first use), positioned at
+    /// `cookie`. The stream's lock is held throughout, so two listings do not interleave.
+    fn at_cookie<T>(
+        &self,
+        d: &Node,
+        cookie: u64,
+        list: impl FnOnce(&OwnedFd) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
         let mut stream = lock(&d.dir_stream);
         if stream.is_none() {
-            *stream = Some(self.reopen(&d, OFlags::RDONLY | OFlags::DIRECTORY)?);
+            *stream = Some(self.reopen(d, OFlags::RDONLY | OFlags::DIRECTORY)?);
         }
         let Some(fd) = stream.as_ref() else {
             return Err(Errno::EBADF);
         };
         rfs::seek(fd, rfs::SeekFrom::Start(cookie))?;
-        let mut space = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
-        let mut raw = rfs::RawDir::new(fd, &mut space);
-        let mut entries = Vec::new();
-        let mut used = 0usize;
-        while let Some(entry) = raw.next() {
-            let entry = entry?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
-                continue;
-            }
-            let size = dirent_size(name.len());
-            if used + size > budget {
-                if entries.is_empty() {
-                    return Err(Errno::EINVAL);
+        list(fd)
+    }
+
+    fn readdir(&self, dir: Handle, cookie: u64, max_bytes: u32) -> Result<Reply, Errno> {
+        let d = self.dir(dir)?;
+        // Header, and the list's count.
+        let limit = MAX_MESSAGE_SIZE - HEADER_SIZE - 4;
+        let budget = usize::try_from(max_bytes).unwrap_or(usize::MAX).min(limit);
+        self.at_cookie(&d, cookie, |fd| {
+            let mut space = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
+            let mut raw = rfs::RawDir::new(fd, &mut space);
+            let mut entries = Vec::new();
+            let mut used = 0usize;
+            while let Some(entry) = raw.next() {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
                 }
-                break;
+                let size = dirent_size(name.len());
+                if used + size > budget {
+                    if entries.is_empty() {
+                        return Err(Errno::EINVAL);
+                    }
+                    break;
+                }
+                used += size;
+                entries.push(Dirent {
+                    ino: entry.ino(),
+                    next_cookie: entry.next_entry_cookie(),
+                    kind: dirent_type(entry.file_type()),
+                    name: Name(name.to_vec()),
+                });
             }
-            used += size;
-            entries.push(Dirent {
-                ino: entry.ino(),
-                next_cookie: entry.next_entry_cookie(),
-                kind: dirent_type(entry.file_type()),
-                name: Name(name.to_vec()),
-            });
-        }
-        Ok((Response::Dirents { entries }, None))
+            Ok((Response::Dirents { entries }, None))
+        })
+    }
+
+    fn readdir_plus(&self, dir: Handle, cookie: u64, max_bytes: u32) -> Result<Reply, Errno> {
+        let d = self.dir(dir)?;
+        // Header, the list's count, and `end`.
+        let limit = MAX_MESSAGE_SIZE - HEADER_SIZE - 4 - 1;
+        let budget = usize::try_from(max_bytes).unwrap_or(usize::MAX).min(limit);
+        self.at_cookie(&d, cookie, |fd| {
+            let mut space = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
+            let mut raw = rfs::RawDir::new(fd, &mut space);
+            let mut entries = Vec::new();
+            let mut used = 0usize;
+            let mut end = true;
+            while let Some(entry) = raw.next() {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let size = dirent_plus_size(name.len());
+                if used + size > budget {
+                    if entries.is_empty() {
+                        return Err(Errno::EINVAL);
+                    }
+                    end = false;
+                    break;
+                }
+                // The name is one component the kernel just listed from this directory
+                // (no `/`, not `.` or `..`), and the final component is not followed, so
+                // the stat names a node in this directory, as a walk would. A listing
+                // triggers no automount on the host.
+                let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
+                let stat = match rfs::statat(&d.fd, entry.file_name(), flags) {
+                    Ok(st) => convert_stat(&st),
+                    // Removed since it was listed: as if the listing had not seen it.
+                    Err(RErrno::NOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                used += size;
+                entries.push(DirentPlus {
+                    next_cookie: entry.next_entry_cookie(),
+                    stat,
+                    name: Name(name.to_vec()),
+                });
+            }
+            Ok((Response::DirentsPlus { entries, end }, None))
+        })
     }
 }
 

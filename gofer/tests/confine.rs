@@ -207,6 +207,10 @@ fn confined_gofer_serves_every_operation(t: &Tree) {
     c.rename(d, "f2", root, "f3", libc::RENAME_NOREPLACE)
         .unwrap();
     assert_eq!(c.readdir(d, 0, 4096).unwrap().len(), 2);
+    let (plus, end) = c.readdir_plus(d, 0, 4096).unwrap();
+    assert!(end);
+    assert_eq!(plus.len(), 2);
+    assert!(plus.iter().any(|e| e.name.0 == b"s" && e.stat.is_symlink()));
     c.setxattr(h, "user.k", "v", 0).unwrap();
     assert_eq!(c.getxattr(h, "user.k", 10).unwrap().1, b"v");
     c.listxattr(h, 100).unwrap();

@@ -295,6 +295,70 @@ fn readdir_in_batches_with_cookies() {
 }
 
 #[test]
+fn readdir_plus_gives_each_entry_the_attributes_a_walk_gives() {
+    let f = fixture();
+    let root = f.root();
+    let (d, _) = f.client.mkdir(root, "many", 0o755, NO_ID, NO_ID).unwrap();
+    let mut want: Vec<String> = (0..300)
+        .map(|i| format!("entry-with-a-long-name-{i:04}"))
+        .collect();
+    for (i, n) in want.iter().enumerate() {
+        fs::write(f.host("many").join(n), vec![b'x'; i]).unwrap();
+    }
+    fs::create_dir(f.host("many/sub")).unwrap();
+    // A symlink out of the tree: its own attributes, never the target's.
+    std::os::unix::fs::symlink("/", f.host("many/escape")).unwrap();
+    want.extend(["sub".to_string(), "escape".to_string()]);
+    let mut got = Vec::new();
+    let mut cookie = 0;
+    let mut batches = 0;
+    loop {
+        let (entries, end) = f.client.readdir_plus(d, cookie, 4096).unwrap();
+        batches += 1;
+        for e in &entries {
+            let (h, walked) = f.client.walk(d, &e.name.0).unwrap();
+            assert_eq!(e.stat, walked, "{:?}", e.name);
+            f.client.close(&[h]).unwrap();
+            got.push(String::from_utf8(e.name.0.clone()).unwrap());
+        }
+        if end {
+            break;
+        }
+        assert!(!entries.is_empty(), "only the last batch may be empty");
+        cookie = entries.last().unwrap().next_cookie;
+    }
+    assert!(
+        batches > 5,
+        "4 KiB batches must split 302 entries ({batches})"
+    );
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+
+    let (all, end) = f.client.readdir_plus(d, 0, u32::MAX).unwrap();
+    assert!(end, "302 entries fit in one message");
+    assert_eq!(all.len(), 302);
+    let escape = all.iter().find(|e| e.name.0 == b"escape").unwrap();
+    assert!(escape.stat.is_symlink());
+    assert_eq!(escape.stat.size, 1);
+    assert!(all.iter().any(|e| e.name.0 == b"sub" && e.stat.is_dir()));
+
+    assert_eq!(f.client.readdir_plus(d, 0, 16).unwrap_err(), Errno::EINVAL);
+    let (file, _) = f.client.walk(root, "file").unwrap();
+    assert_eq!(
+        f.client.readdir_plus(file, 0, 4096).unwrap_err(),
+        Errno::ENOTDIR
+    );
+    let (escape, _) = f.client.walk(d, "escape").unwrap();
+    assert_eq!(
+        f.client.readdir_plus(escape, 0, 4096).unwrap_err(),
+        Errno::ENOTDIR
+    );
+    f.client.close(&[d]).unwrap();
+    assert_eq!(f.client.readdir_plus(d, 0, 4096).unwrap_err(), Errno::EBADF);
+}
+
+#[test]
 fn setattr_mode_owner_size_times() {
     let f = fixture();
     let root = f.root();

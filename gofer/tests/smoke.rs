@@ -77,7 +77,7 @@ fn flags(r: &mut Rng) -> u32 {
 fn request(r: &mut Rng, live: &[Handle]) -> Request {
     let h = handle(r, live);
     let n = name(r);
-    match r.below(22) {
+    match r.below(23) {
         0 => Request::Attach {
             mount: Name::from(r.pick(&["/", "/ro", "/x", ""][..])),
         },
@@ -185,6 +185,11 @@ fn request(r: &mut Rng, live: &[Handle]) -> Request {
             size: flags(r),
         },
         20 => Request::RemoveXattr { node: h, name: n },
+        21 => Request::ReaddirPlus {
+            dir: h,
+            cookie: r.below(3),
+            max_bytes: flags(r),
+        },
         _ => Request::Close { handles: vec![h] },
     }
 }
