@@ -374,17 +374,18 @@ impl LowerDir {
         Ok((node, stat))
     }
 
-    /// Every entry. The listing goes through a handle of its own, closed at the end, so
-    /// the Gofer does not keep a directory stream open for each directory ever listed.
+    /// A handle for one listing: a fresh one, closed when dropped, so the Gofer does not
+    /// keep a directory stream open for each directory ever listed.
+    fn listing_node(self: &Arc<Self>) -> SysResult<Arc<LowerNode>> {
+        match &self.parent {
+            Some((parent, name)) => Ok(Arc::new(parent.walk(name)?.0)),
+            None => self.node(),
+        }
+    }
+
+    /// Every entry.
     pub fn readdir_all(self: &Arc<Self>, chunk: u32) -> SysResult<Vec<gofer::protocol::Dirent>> {
-        let fresh;
-        let node = match &self.parent {
-            Some((parent, name)) => {
-                fresh = Arc::new(parent.walk(name)?.0);
-                Arc::clone(&fresh)
-            }
-            None => self.node()?,
-        };
+        let node = self.listing_node()?;
         let mut out = Vec::new();
         let mut cookie = 0u64;
         loop {
@@ -397,6 +398,32 @@ impl LowerDir {
             };
             cookie = last.next_cookie;
             out.extend(batch);
+        }
+        Ok(out)
+    }
+
+    /// Every entry with its attributes, as a walk to it would report them.
+    pub fn readdir_plus_all(
+        self: &Arc<Self>,
+        chunk: u32,
+    ) -> SysResult<Vec<gofer::protocol::DirentPlus>> {
+        let node = self.listing_node()?;
+        let mut out = Vec::new();
+        let mut cookie = 0u64;
+        loop {
+            let (batch, end) = self
+                .client
+                .readdir_plus(node.handle, cookie, chunk)
+                .map_err(super::super::gofer::errno)?;
+            let next = batch.last().map(|e| e.next_cookie);
+            out.extend(batch);
+            match next {
+                _ if end => break,
+                Some(next) => cookie = next,
+                // Not the end, yet nothing to go on from: a listing cut short would pass
+                // for a whole one, so it is an error.
+                None => return Err(Errno::EIO),
+            }
         }
         Ok(out)
     }

@@ -83,6 +83,12 @@ struct Dir {
     whiteouts: BTreeSet<Vec<u8>>,
     lower: Option<Arc<LowerDir>>,
     parent: Weak<MemInode>,
+    /// Lower walks made for names of this directory while its listing is not loaded.
+    lower_walks: u32,
+    /// Once the lower listing is loaded: the lower directories not looked up yet. Every
+    /// other lower name is an entry or a whiteout by then, so a name that is none of
+    /// the three is not in the lower directory, and no Gofer round trip is needed.
+    lower_dirs: Option<BTreeSet<Vec<u8>>>,
 }
 
 enum FileData {
@@ -171,6 +177,8 @@ impl MemFs {
                 whiteouts: BTreeSet::new(),
                 lower: None,
                 parent,
+                lower_walks: 0,
+                lower_dirs: None,
             })),
             S_IFREG => Body::File(Mutex::new(FileData::Mem(Pages::with_budget(
                 &self.memory,
@@ -213,7 +221,7 @@ impl MemFs {
         })
     }
 
-    /// A node for a lower node found by a walk.
+    /// A node for a lower node found by a walk (or a listing with attributes).
     fn from_lower(
         self: &Arc<Self>,
         node: Lower,
@@ -244,6 +252,8 @@ impl MemFs {
                 whiteouts: BTreeSet::new(),
                 lower: Some(node),
                 parent,
+                lower_walks: 0,
+                lower_dirs: None,
             })),
             Lower::Ref(at) => match st.mode & S_IFMT {
                 S_IFREG => Body::File(Mutex::new(FileData::Lower {
