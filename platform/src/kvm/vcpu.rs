@@ -74,9 +74,15 @@ fn prepare_thread() {
     });
 }
 
+/// This thread's ID, asked of the kernel once per thread (it is published at every switch).
 fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
+    thread_local! {
+        static TID: i32 = {
+            // SAFETY: gettid has no preconditions.
+            unsafe { libc::gettid() }
+        };
+    }
+    TID.with(|t| *t)
 }
 
 /// The half of a vCPU other threads touch: to kick it out of `KVM_RUN`.

@@ -57,6 +57,9 @@ pub(super) struct Machine {
 struct PoolState {
     idle: Vec<Vcpu>,
     created: usize,
+    /// Threads waiting for a vCPU: a release wakes one only if there is one (a
+    /// `notify_one` is a futex system call even with nobody waiting, on every switch).
+    waiting: usize,
 }
 
 impl Machine {
@@ -174,6 +177,7 @@ impl Machine {
             pool: Mutex::new(PoolState {
                 idle: Vec::new(),
                 created: 0,
+                waiting: 0,
             }),
             pool_cond: Condvar::new(),
             vcpus: Arc::new(RwLock::new(Vec::new())),
@@ -268,7 +272,9 @@ impl Machine {
             if let Some(v) = pool.idle.pop() {
                 return Ok(v);
             }
+            pool.waiting += 1;
             pool = self.pool_cond.wait(pool).unwrap_or_else(|e| e.into_inner());
+            pool.waiting -= 1;
         }
     }
 
@@ -281,12 +287,13 @@ impl Machine {
 
     /// Returns a leased vCPU to the pool.
     pub(super) fn release(&self, vcpu: Vcpu) {
-        self.pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .idle
-            .push(vcpu);
-        self.pool_cond.notify_one();
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.idle.push(vcpu);
+        let wake = pool.waiting > 0;
+        drop(pool);
+        if wake {
+            self.pool_cond.notify_one();
+        }
     }
 
     /// Makes KVM forget every cached translation built from the page-table entries in
