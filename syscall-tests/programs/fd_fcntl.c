@@ -66,5 +66,16 @@ int main(void) {
     EXPECT_EQ("owner_per_description", fcntl(other[0], F_GETOWN), 0);
     int pfd = open("/", O_PATH);
     EXPECT_EQ("o_path_getfl", fcntl(pfd, F_GETFL) & O_PATH, O_PATH);
+    /* open and openat add O_LARGEFILE on x86-64 (glibc defines it as 0 there: the
+       kernel's value is 0100000); an O_PATH descriptor keeps only its own flags. */
+    const int largefile = 0100000;
+    int lf = open("/dev/null", O_RDONLY);
+    EXPECT_EQ("open_adds_largefile", fcntl(lf, F_GETFL), O_RDONLY | largefile);
+    int lf2 = openat(AT_FDCWD, "/dev/null", O_WRONLY | O_APPEND);
+    EXPECT_EQ("openat_adds_largefile", fcntl(lf2, F_GETFL), O_WRONLY | O_APPEND | largefile);
+    EXPECT_EQ("o_path_has_no_largefile", fcntl(pfd, F_GETFL), O_PATH);
+    int lp[2];
+    pipe(lp);
+    EXPECT_EQ("pipe_has_no_largefile", fcntl(lp[0], F_GETFL), O_RDONLY);
     return DONE();
 }

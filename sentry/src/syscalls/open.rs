@@ -7,8 +7,8 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::UserAddr;
 use crate::vfs::file::{
-    FileDescription, InodeFile, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY,
-    O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
+    FileDescription, InodeFile, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE,
+    O_NOCTTY, O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
 use crate::vfs::inotify;
 use crate::vfs::path::{step, Restrict};
@@ -123,13 +123,14 @@ pub fn open_path(
     flags: i32,
     mode: u32,
 ) -> SysResult<Arc<dyn FileDescription>> {
+    // On x86-64 every open but an O_PATH one is a large-file open (`force_o_largefile`).
     if flags & O_TMPFILE == O_TMPFILE {
-        return open_tmpfile(task, cx, dirfd, name, flags, mode);
+        return open_tmpfile(task, cx, dirfd, name, flags | O_LARGEFILE, mode);
     }
     let flags = if flags & O_PATH != 0 {
         flags & (O_PATH | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW)
     } else {
-        flags
+        flags | O_LARGEFILE
     };
     if name.is_empty() {
         return Err(Errno::ENOENT);

@@ -31,10 +31,15 @@ pub struct HostFile {
 impl HostFile {
     pub fn new(fd: OwnedFd) -> Self {
         let tty = rustix::termios::isatty(&fd);
+        // The application sees the host description's access mode and status flags, as
+        // a process that inherited it would.
+        let flags = rustix::fs::fcntl_getfl(&fd)
+            .map(|f| i32::from_ne_bytes(f.bits().to_ne_bytes()))
+            .unwrap_or(O_RDWR);
         Self {
             file: File::from(fd),
             tty,
-            flags: AtomicI32::new(O_RDWR),
+            flags: AtomicI32::new(flags),
             queue: WaitQueue::default(),
         }
     }
