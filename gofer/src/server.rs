@@ -974,31 +974,14 @@ impl Server {
         let limit = MAX_MESSAGE_SIZE - HEADER_SIZE - 4;
         let budget = usize::try_from(max_bytes).unwrap_or(usize::MAX).min(limit);
         self.at_cookie(&d, cookie, |fd| {
-            let mut space = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
-            let mut raw = rfs::RawDir::new(fd, &mut space);
-            let mut entries = Vec::new();
-            let mut used = 0usize;
-            while let Some(entry) = raw.next() {
-                let entry = entry?;
-                let name = entry.file_name().to_bytes();
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                let size = dirent_size(name.len());
-                if used + size > budget {
-                    if entries.is_empty() {
-                        return Err(Errno::EINVAL);
-                    }
-                    break;
-                }
-                used += size;
-                entries.push(Dirent {
+            let (entries, _) = list_entries(fd, budget, dirent_size, |entry, name| {
+                Ok(Some(Dirent {
                     ino: entry.ino(),
                     next_cookie: entry.next_entry_cookie(),
                     kind: dirent_type(entry.file_type()),
                     name: Name(name.to_vec()),
-                });
-            }
+                }))
+            })?;
             Ok((Response::Dirents { entries }, None))
         })
     }
@@ -1009,25 +992,7 @@ impl Server {
         let limit = MAX_MESSAGE_SIZE - HEADER_SIZE - 4 - 1;
         let budget = usize::try_from(max_bytes).unwrap_or(usize::MAX).min(limit);
         self.at_cookie(&d, cookie, |fd| {
-            let mut space = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
-            let mut raw = rfs::RawDir::new(fd, &mut space);
-            let mut entries = Vec::new();
-            let mut used = 0usize;
-            let mut end = true;
-            while let Some(entry) = raw.next() {
-                let entry = entry?;
-                let name = entry.file_name().to_bytes();
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                let size = dirent_plus_size(name.len());
-                if used + size > budget {
-                    if entries.is_empty() {
-                        return Err(Errno::EINVAL);
-                    }
-                    end = false;
-                    break;
-                }
+            let (entries, end) = list_entries(fd, budget, dirent_plus_size, |entry, name| {
                 // The name is one component the kernel just listed from this directory
                 // (no `/`, not `.` or `..`), and the final component is not followed, so
                 // the stat names a node in this directory, as a walk would. A listing
@@ -1036,19 +1001,54 @@ impl Server {
                 let stat = match rfs::statat(&d.fd, entry.file_name(), flags) {
                     Ok(st) => convert_stat(&st),
                     // Removed since it was listed: as if the listing had not seen it.
-                    Err(RErrno::NOENT) => continue,
+                    Err(RErrno::NOENT) => return Ok(None),
                     Err(e) => return Err(e.into()),
                 };
-                used += size;
-                entries.push(DirentPlus {
+                Ok(Some(DirentPlus {
                     next_cookie: entry.next_entry_cookie(),
                     stat,
                     name: Name(name.to_vec()),
-                });
-            }
+                }))
+            })?;
             Ok((Response::DirentsPlus { entries, end }, None))
         })
     }
+}
+
+/// Lists the directory stream `fd` from where it stands, leaving out `.` and `..`: `item`
+/// makes each entry's part of the reply (or `None` to leave the entry out), `size` says
+/// how many bytes an entry whose name has that length takes, and the list stops before
+/// `budget` bytes. Returns the items and whether the listing reached the end of the
+/// directory; `EINVAL` if not even the first entry fits.
+fn list_entries<T>(
+    fd: &OwnedFd,
+    budget: usize,
+    size: fn(usize) -> usize,
+    mut item: impl FnMut(&rfs::RawDirEntry<'_>, &[u8]) -> Result<Option<T>, Errno>,
+) -> Result<(Vec<T>, bool), Errno> {
+    let mut space = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
+    let mut raw = rfs::RawDir::new(fd, &mut space);
+    let mut items = Vec::new();
+    let mut used = 0usize;
+    while let Some(entry) = raw.next() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let size = size(name.len());
+        if used + size > budget {
+            if items.is_empty() {
+                return Err(Errno::EINVAL);
+            }
+            return Ok((items, false));
+        }
+        if let Some(it) = item(&entry, name)? {
+            used += size;
+            items.push(it);
+        }
+    }
+    Ok((items, true))
 }
 
 fn error_reply(errno: Errno) -> Vec<u8> {
