@@ -409,9 +409,6 @@ impl Context for SystrapContext {
             .downcast_ref::<SystrapAddressSpace>()
             .ok_or(PlatformError::WrongAddressSpace)?;
         let stub = &space.stub;
-        if self.fpu_stale && self.parked.as_ref().is_some_and(|p| p.0 != stub.id) {
-            self.fetch_fpu();
-        }
         self.leases.retain(|l| l.stub.strong_count() > 0);
         let slot = match self.leases.iter().find(|l| l.id == stub.id) {
             Some(l) => l.slot,
@@ -426,6 +423,8 @@ impl Context for SystrapContext {
             }
         };
         if self.last != Some((stub.id, slot)) {
+            // The state is in the frame of the thread the context last ran on (its stub
+            // still held, if the address space is alive): move it over.
             self.fetch_fpu();
             self.fpu_dirty = true;
             self.last = Some((stub.id, slot));
