@@ -30,6 +30,8 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use common::{bounded, host_cgroup_dir, host_dir, stderr, stdout};
+
 const IMAGE: &str = "docker.io/library/bulwark-test-busybox:latest";
 const DEBIAN: &str = "docker.io/library/bulwark-test-debian:latest";
 
@@ -94,7 +96,7 @@ impl Containerd {
         }
         let work = c.dir.path().join("image");
         std::fs::create_dir_all(&work).unwrap();
-        let layer = common::busybox_rootfs_tar(&work, TOOLS);
+        let layer = common::busybox_rootfs_tar(&work, TOOLS, &[]);
         let archive = oci_archive(&work, &layer, IMAGE, "PATH=/bin");
         c.import(&archive);
         c
@@ -346,30 +348,14 @@ impl Drop for Containerd {
             let _ = self.child.wait();
         }
         // The snapshotter's mounts, if a container was left running.
-        let dir = self.dir.path().to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&dir))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
+        common::unmount_below(self.dir.path());
     }
 }
 
 /// The containerd shared by the tests running now; it stops when the last of them ends.
 fn containerd() -> Arc<Containerd> {
     static SHARED: Mutex<Weak<Containerd>> = Mutex::new(Weak::new());
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = shared.upgrade() {
-        return c;
-    }
-    let c = Arc::new(Containerd::start());
-    *shared = Arc::downgrade(&c);
-    c
+    common::shared(&SHARED, Containerd::start)
 }
 
 /// A container ID unique to this test run.
@@ -470,42 +456,6 @@ impl Drop for Attached<'_> {
     }
 }
 
-/// Runs `command` with its output collected, killing it (and failing) if it takes longer
-/// than `limit`.
-fn bounded(command: &mut Command, limit: Duration) -> Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().unwrap()));
-    let err = reader(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} hung for {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
 /// The SHA-256 of a file, in hex.
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
@@ -582,34 +532,6 @@ fn oci_archive(work: &Path, layer: &Path, name: &str, env: &str) -> PathBuf {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     archive
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The host cgroup directory of `controller` a host process is in (from its
-/// /proc/PID/cgroup), e.g. `/sys/fs/cgroup/cpu/default/ID`.
-fn host_cgroup_dir(pid: &str, controller: &str) -> PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let path = text
-        .lines()
-        .find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            controllers
-                .split(',')
-                .any(|c| c == controller)
-                .then(|| path.to_string())
-        })
-        .unwrap_or_else(|| panic!("no {controller} cgroup for {pid}:\n{text}"));
-    Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join(path.trim_start_matches('/'))
 }
 
 /// Checks that host process `pid` is the Sentry of container `id` (`bulwark … boot`).
@@ -947,13 +869,6 @@ fn read_only_root_refuses_writes() {
     );
 }
 
-/// A host directory, with a file in it, for `--mount`.
-fn host_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in"), "from the host\n").unwrap();
-    dir
-}
-
 #[test]
 fn bind_mount_read_write() {
     let c = containerd();
@@ -1098,7 +1013,7 @@ fn run_with_a_spec_of_its_own_and_a_user() {
     let c = containerd();
     let dir = tempfile::tempdir().unwrap();
     let rootfs = {
-        common::busybox_rootfs_tar(dir.path(), TOOLS);
+        common::busybox_rootfs_tar(dir.path(), TOOLS, &[]);
         dir.path().join("rootfs")
     };
     let id = id("spec-user");
@@ -1158,7 +1073,7 @@ fn pids_limit_contains_a_fork_bomb() {
     let c = containerd();
     let dir = tempfile::tempdir().unwrap();
     let rootfs = {
-        common::busybox_rootfs_tar(dir.path(), TOOLS);
+        common::busybox_rootfs_tar(dir.path(), TOOLS, &[]);
         dir.path().join("rootfs")
     };
     let id = id("pids");

@@ -21,6 +21,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use common::{host_cgroup_dir, host_dir, stderr, stdout, within_a_minute};
+
 const IMAGE: &str = "bulwark-test-busybox";
 
 /// A dockerd of the tests' own.
@@ -56,6 +58,7 @@ impl Daemon {
             &[
                 "sh", "echo", "sleep", "id", "touch", "cat", "pwd", "true", "dd",
             ],
+            &[],
         );
         // From here a panic stops dockerd: Drop runs.
         let daemon = Self { dir, dockerd };
@@ -199,30 +202,14 @@ impl Drop for Daemon {
             let _ = self.docker(&args);
         }
         let _ = dockerd_kill(&mut self.dockerd);
-        let dir = self.dir.path().to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&dir))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
+        common::unmount_below(self.dir.path());
     }
 }
 
 /// The dockerd shared by the tests running now; it stops when the last of them ends.
 fn daemon() -> Arc<Daemon> {
     static SHARED: Mutex<Weak<Daemon>> = Mutex::new(Weak::new());
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(d) = shared.upgrade() {
-        return d;
-    }
-    let d = Arc::new(Daemon::start());
-    *shared = Arc::downgrade(&d);
-    d
+    common::shared(&SHARED, Daemon::start)
 }
 
 /// SIGTERM, then SIGKILL after 30 s.
@@ -258,33 +245,6 @@ fn docker_command(dir: &Path) -> Command {
         .arg(format!("unix://{}", dir.join("docker.sock").display()))
         .stdin(Stdio::null());
     command
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Runs `command`, killing it (and failing) if it takes more than a minute.
-fn within_a_minute(command: &mut Command) -> Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{command:?} hung: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// A container name unique to this test run.
@@ -398,13 +358,6 @@ fn read_only_root_refuses_writes() {
         "{}",
         stderr(&out)
     );
-}
-
-/// A host directory, with a file in it, for `-v`.
-fn host_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in"), "from the host\n").unwrap();
-    dir
 }
 
 #[test]
@@ -646,26 +599,6 @@ fn tmpfs_mount_is_a_writable_tmpfs() {
         ),
         "/scratch is a tmpfs in /proc/mounts:\n{text}"
     );
-}
-
-/// The host cgroup directory of `controller` a host process is in (from its
-/// /proc/PID/cgroup), e.g. `/sys/fs/cgroup/cpu/docker/ID`.
-fn host_cgroup_dir(pid: &str, controller: &str) -> PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let path = text
-        .lines()
-        .find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            controllers
-                .split(',')
-                .any(|c| c == controller)
-                .then(|| path.to_string())
-        })
-        .unwrap_or_else(|| panic!("no {controller} cgroup for {pid}:\n{text}"));
-    Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join(path.trim_start_matches('/'))
 }
 
 /// Waits (up to 20 s) until a detached container has started, and returns the PID of its

@@ -603,38 +603,6 @@ fn sysctls_are_applied_ignored_with_a_warning_or_refused() {
     );
 }
 
-/// `bulwark` with descriptors 3, 4, … of its own: `files`, in order (runc's
-/// `--preserve-fds` callers, such as Podman's socket activation).
-fn bulwark_with_fds(f: &Fixture, files: Vec<std::fs::File>, args: &[&str]) -> Output {
-    use command_fds::{CommandFdExt, FdMapping};
-    let out = f.dir.path().join("stdout");
-    let err = f.dir.path().join("stderr");
-    let mappings = files
-        .into_iter()
-        .zip(3..)
-        .map(|(file, child_fd)| FdMapping {
-            parent_fd: file.into(),
-            child_fd,
-        })
-        .collect();
-    let status = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .arg(format!("--root={}", f.dir.path().join("state").display()))
-        .arg("--platform=systrap")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .fd_mappings(mappings)
-        .unwrap()
-        .status()
-        .unwrap();
-    Output {
-        status,
-        stdout: std::fs::read(&out).unwrap(),
-        stderr: std::fs::read(&err).unwrap(),
-    }
-}
-
 #[test]
 fn preserved_descriptors_reach_the_container_process_and_exec() {
     let f = Fixture::new(
@@ -649,8 +617,9 @@ fn preserved_descriptors_reach_the_container_process_and_exec() {
         std::fs::File::create(&output).unwrap(),
     ];
     let bundle = f.bundle();
-    let out = bulwark_with_fds(
-        &f,
+    let out = common::bulwark_in_with_fds(
+        f.dir.path(),
+        "systrap",
         files,
         &[
             "create",
@@ -686,8 +655,9 @@ fn preserved_descriptors_reach_the_container_process_and_exec() {
 
     // exec: descriptor 3 of the new process is the caller's 3.
     let exec_out = f.dir.path().join("exec-output");
-    let out = bulwark_with_fds(
-        &f,
+    let out = common::bulwark_in_with_fds(
+        f.dir.path(),
+        "systrap",
         vec![std::fs::File::create(&exec_out).unwrap()],
         &[
             "exec",
@@ -707,8 +677,9 @@ fn preserved_descriptors_reach_the_container_process_and_exec() {
     assert_eq!(std::fs::read_to_string(&exec_out).unwrap(), "from exec\n");
 
     // More than the caller has open: refused, naming the descriptor.
-    let out = bulwark_with_fds(
-        &f,
+    let out = common::bulwark_in_with_fds(
+        f.dir.path(),
+        "systrap",
         vec![std::fs::File::open(&input).unwrap()],
         &["exec", "--preserve-fds", "2", "p1", "true"],
     );

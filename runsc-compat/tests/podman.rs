@@ -31,6 +31,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use common::{host_cgroup_dir, host_dir, stderr, stdout, within_a_minute};
+
 const IMAGE: &str = "localhost/bulwark-test-busybox";
 
 /// A Podman store of the tests' own.
@@ -51,11 +53,13 @@ impl Store {
             .prefix("bulwark-podman-")
             .tempdir_in("/tmp")
             .unwrap();
-        let tar = busybox_rootfs_tar(
+        let tar = common::busybox_rootfs_tar(
             dir.path(),
             &[
                 "sh", "echo", "sleep", "id", "touch", "cat", "pwd", "true", "dd", "ps",
             ],
+            // Podman refuses a `-w` that the image lacks.
+            &["tmp"],
         );
         // From here a panic removes what the store holds: Drop runs.
         let store = Self { dir };
@@ -178,55 +182,14 @@ impl Drop for Store {
         while !common::host_processes_mentioning(&dir).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&dir))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
+        common::unmount_below(self.dir.path());
     }
 }
 
 /// The store shared by the tests running now; it goes when the last of them ends.
 fn store() -> Arc<Store> {
     static SHARED: Mutex<Weak<Store>> = Mutex::new(Weak::new());
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = shared.upgrade() {
-        return s;
-    }
-    let s = Arc::new(Store::open());
-    *shared = Arc::downgrade(&s);
-    s
-}
-
-/// Writes `dir/rootfs.tar`: a root filesystem of static busybox with `tools` linked to it
-/// in `/bin`, and an empty `/tmp` (Podman refuses a `-w` that the image lacks), as an
-/// image layer for `podman import`.
-fn busybox_rootfs_tar(dir: &Path, tools: &[&str]) -> PathBuf {
-    common::ensure_busybox();
-    let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
-    std::fs::copy(common::BUSYBOX, rootfs.join("bin/busybox")).unwrap();
-    for tool in tools {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
-    }
-    let tar = dir.join("rootfs.tar");
-    let out = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .args(["bin", "tmp"])
-        .output()
-        .expect("tar");
-    assert!(out.status.success(), "tar: {}", stderr(&out));
-    let _ = std::fs::remove_dir_all(&rootfs);
-    tar
+    common::shared(&SHARED, Store::open)
 }
 
 /// The arguments of `podman run --network=none FLAGS IMAGE COMMAND`.
@@ -236,33 +199,6 @@ fn run_args<'a>(flags: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
     args.push(IMAGE);
     args.extend(command);
     args
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Runs `command`, killing it (and failing) if it takes more than a minute.
-fn within_a_minute(command: &mut Command) -> Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{command:?} hung: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// A container name unique to this test run.
@@ -441,13 +377,6 @@ fn read_only_root_refuses_writes() {
         "{}",
         stderr(&out)
     );
-}
-
-/// A host directory, with a file in it, for `-v`.
-fn host_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in"), "from the host\n").unwrap();
-    dir
 }
 
 #[test]
@@ -713,26 +642,6 @@ fn tmpfs_mount_is_a_writable_tmpfs() {
         ),
         "/scratch is a tmpfs in /proc/mounts:\n{text}"
     );
-}
-
-/// The host cgroup directory of `controller` a host process is in (from its
-/// /proc/PID/cgroup), e.g. `/sys/fs/cgroup/cpu/libpod_parent/libpod-ID`.
-fn host_cgroup_dir(pid: &str, controller: &str) -> PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let path = text
-        .lines()
-        .find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            controllers
-                .split(',')
-                .any(|c| c == controller)
-                .then(|| path.to_string())
-        })
-        .unwrap_or_else(|| panic!("no {controller} cgroup for {pid}:\n{text}"));
-    Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join(path.trim_start_matches('/'))
 }
 
 /// Waits (up to 20 s) until a detached container has started, and returns the PID of its

@@ -2,8 +2,11 @@
 // Each test crate includes this module and uses a part of it.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 pub const BUSYBOX: &str = "/bin/busybox";
 
@@ -68,11 +71,15 @@ pub fn ensure_installed(program: &str, package: &str) {
 }
 
 /// Writes `dir/rootfs.tar`: a root filesystem of static busybox with `tools` linked to it
-/// in `/bin`, as an image layer (what `docker import` and `podman import` take).
-pub fn busybox_rootfs_tar(dir: &Path, tools: &[&str]) -> std::path::PathBuf {
+/// in `/bin` and the empty directories `dirs`, as an image layer (what `docker import` and
+/// `podman import` take). The tree stays in `dir/rootfs`.
+pub fn busybox_rootfs_tar(dir: &Path, tools: &[&str], dirs: &[&str]) -> PathBuf {
     ensure_busybox();
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    for d in dirs {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
     std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
     for tool in tools {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
@@ -84,14 +91,115 @@ pub fn busybox_rootfs_tar(dir: &Path, tools: &[&str]) -> std::path::PathBuf {
         .arg("-cf")
         .arg(&tar)
         .arg("bin")
+        .args(dirs)
         .output()
         .expect("tar");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "tar: {}", stderr(&out));
     tar
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `command` with its output collected (read as it comes, so a long output cannot
+/// stall it), killing it (and failing) if it takes longer than `limit`.
+pub fn bounded(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} hung for {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// `bounded` with a minute.
+pub fn within_a_minute(command: &mut Command) -> Output {
+    bounded(command, Duration::from_secs(60))
+}
+
+/// The host cgroup directory of `controller` a host process is in (from its
+/// /proc/PID/cgroup), e.g. `/sys/fs/cgroup/cpu/docker/ID`.
+pub fn host_cgroup_dir(pid: &str, controller: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = text
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup for {pid}:\n{text}"));
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(path.trim_start_matches('/'))
+}
+
+/// The daemon (or store) the tests running now share, made by `start` for the first of
+/// them and dropped when the last one ends, even by a panic.
+pub fn shared<T>(slot: &Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Arc<T> {
+    let mut shared = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(it) = shared.upgrade() {
+        return it;
+    }
+    let it = Arc::new(start());
+    *shared = Arc::downgrade(&it);
+    it
+}
+
+/// Lazily unmounts every mount below `dir`, the deepest first (what a daemon left of its
+/// containers' root filesystems when it was stopped).
+pub fn unmount_below(dir: &Path) {
+    let dir = dir.to_string_lossy().into_owned();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut under: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&dir))
+        .collect();
+    under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in under {
+        let _ = Command::new("umount").args(["-l", m]).status();
+    }
+}
+
+/// A host directory, with a file in it, for a bind mount.
+pub fn host_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in"), "from the host\n").unwrap();
+    dir
 }
 
 /// The host processes whose command line mentions `text` (a container ID, a state root).
@@ -118,17 +226,40 @@ pub fn host_processes_mentioning(text: &str) -> Vec<(i32, String)> {
 /// error going to files in `dir` (an OCI container's processes inherit them, as with
 /// runc, so they must not be pipes that would stay open), and returns both.
 pub fn bulwark_in(dir: &Path, platform: &str, args: &[&str]) -> Output {
+    bulwark_in_with_fds(dir, platform, Vec::new(), args)
+}
+
+/// `bulwark_in`, with `files` as `bulwark`'s descriptors 3, 4, … (what runc's
+/// `--preserve-fds` callers, such as Podman's socket activation, pass).
+pub fn bulwark_in_with_fds(
+    dir: &Path,
+    platform: &str,
+    files: Vec<std::fs::File>,
+    args: &[&str],
+) -> Output {
+    use command_fds::{CommandFdExt, FdMapping};
     let out = dir.join("stdout");
     let err = dir.join("stderr");
-    let status = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command
         .arg(format!("--root={}", dir.join("state").display()))
         .arg(format!("--platform={platform}"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .status()
-        .unwrap();
+        .stderr(std::fs::File::create(&err).unwrap());
+    if !files.is_empty() {
+        let mappings = files
+            .into_iter()
+            .zip(3..)
+            .map(|(file, child_fd)| FdMapping {
+                parent_fd: file.into(),
+                child_fd,
+            })
+            .collect();
+        command.fd_mappings(mappings).unwrap();
+    }
+    let status = command.status().unwrap();
     Output {
         status,
         stdout: std::fs::read(&out).unwrap(),
