@@ -244,7 +244,7 @@ fn prepare(flags: &GlobalFlags, args: BootArgs) -> anyhow::Result<Prepared> {
         let _ = kernel.seccomp.set(profile.compile()?);
     }
     if let Some(h) = &args.hostname {
-        kernel.set_hostname(h.as_bytes());
+        kernel.uts.set_hostname(h.as_bytes());
     }
     for (name, value) in container.iter().flat_map(|c| &c.sysctl) {
         crate::oci::sysctl::apply(&kernel, name, value)?;

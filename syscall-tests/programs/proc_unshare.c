@@ -4,6 +4,7 @@
 /* syscalls: unshare setns */
 #include "common.h"
 #include <pthread.h>
+#include <sys/utsname.h>
 
 static int shared_fd;
 static int thread_new_fd = -1;
@@ -82,9 +83,96 @@ int main(void) {
         waitpid(p, &st, 0);
         gethostname(theirs, sizeof theirs - 1);
         CHECK("unshare_newuts", WIFEXITED(st) && WEXITSTATUS(st) == 0 && !strcmp(mine, theirs));
+
+        /* The new namespace shows its own name, in uname and in /proc. */
+        p = fork();
+        if (p == 0) {
+            struct utsname u;
+            char buf[80] = {0};
+            if (unshare(CLONE_NEWUTS) != 0 || sethostname("bw-own", 6) != 0) _exit(2);
+            if (setdomainname("bw-dom", 6) != 0 || uname(&u) != 0) _exit(3);
+            if (strcmp(u.nodename, "bw-own") || strcmp(u.domainname, "bw-dom")) _exit(4);
+            int fd = open("/proc/sys/kernel/hostname", O_RDONLY);
+            if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0 || strcmp(buf, "bw-own\n")) _exit(5);
+            close(fd);
+            /* Writing /proc sets the namespace's name too. */
+            fd = open("/proc/sys/kernel/hostname", O_WRONLY);
+            if (fd < 0 || write(fd, "bw-proc\n", 8) != 8) _exit(6);
+            close(fd);
+            if (uname(&u) != 0 || strcmp(u.nodename, "bw-proc")) _exit(7);
+            _exit(0);
+        }
+        waitpid(p, &st, 0);
+        EXPECT_EQ("unshare_newuts_own_names", WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st), 0);
+        gethostname(theirs, sizeof theirs - 1);
+        CHECK("unshare_newuts_proc_write_private", !strcmp(mine, theirs));
+
+        /* The names start as the parent namespace's. */
+        p = fork();
+        if (p == 0) {
+            char n[65] = {0};
+            if (unshare(CLONE_NEWUTS) != 0) _exit(2);
+            gethostname(n, sizeof n - 1);
+            _exit(strcmp(n, mine) ? 3 : 0);
+        }
+        waitpid(p, &st, 0);
+        CHECK("unshare_newuts_starts_with_parent_names", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+        /* clone(CLONE_NEWUTS): the child's namespace is its own. */
+        p = RAW(SYS_clone, CLONE_NEWUTS | SIGCHLD, 0, 0, 0, 0);
+        if (p == 0) _exit(sethostname("bw-cloned", 9) == 0 ? 0 : 1);
+        st = 0;
+        if (p > 0) waitpid(p, &st, 0);
+        gethostname(theirs, sizeof theirs - 1);
+        CHECK("clone_newuts", p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && !strcmp(mine, theirs));
+
+        /* Without CAP_SYS_ADMIN: EPERM, for unshare and for clone. */
+        p = fork();
+        if (p == 0) {
+            if (setresuid(65534, 65534, 65534) != 0) _exit(2);
+            if (unshare(CLONE_NEWUTS) != -1 || errno != EPERM) _exit(3);
+            if (RAW(SYS_clone, CLONE_NEWUTS | SIGCHLD, 0, 0, 0, 0) != -1 || errno != EPERM) _exit(4);
+            _exit(0);
+        }
+        waitpid(p, &st, 0);
+        CHECK("newuts_unprivileged_eperm", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+        /* setns through a pidfd joins the target's UTS namespace. */
+        int ready[2], hold[2];
+        pipe(ready);
+        pipe(hold);
+        pid_t owner = fork();
+        if (owner == 0) {
+            char c;
+            if (unshare(CLONE_NEWUTS) != 0 || sethostname("bw-target", 9) != 0) _exit(2);
+            write(ready[1], "x", 1);
+            read(hold[0], &c, 1);
+            _exit(0);
+        }
+        char c;
+        read(ready[0], &c, 1);
+        p = fork();
+        if (p == 0) {
+            char n[65] = {0};
+            int fd = syscall(SYS_pidfd_open, owner, 0);
+            if (fd < 0 || setns(fd, CLONE_NEWUTS) != 0) _exit(2);
+            gethostname(n, sizeof n - 1);
+            _exit(strcmp(n, "bw-target") ? 3 : 0);
+        }
+        waitpid(p, &st, 0);
+        CHECK("setns_pidfd_joins_uts", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        write(hold[1], "x", 1);
+        waitpid(owner, &st, 0);
+        gethostname(theirs, sizeof theirs - 1);
+        CHECK("setns_pidfd_uts_private", !strcmp(mine, theirs));
     } else {
         t_skip("unshare_newuts", "not root");
     }
+
+    /* Namespace flags that cannot go together with others: EINVAL before any check. */
+    EXPECT_ERR("clone_newuser_thread", RAW(SYS_clone, CLONE_NEWUSER | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM, 0, 0, 0, 0), EINVAL);
+    EXPECT_ERR("clone_newpid_thread", RAW(SYS_clone, CLONE_NEWPID | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM, 0, 0, 0, 0), EINVAL);
+    EXPECT_ERR("clone_newuser_fs", RAW(SYS_clone, CLONE_NEWUSER | CLONE_FS, 0, 0, 0, 0), EINVAL);
 
     /* setns: a descriptor that names no namespace. */
     EXPECT_ERR("setns_ebadf", setns(-1, 0), EBADF);

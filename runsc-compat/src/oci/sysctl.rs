@@ -80,8 +80,8 @@ pub fn from_linux(
 /// Sets sysctl `name` (one of [`APPLIED`]) to `value` in the Sentry's `kernel`.
 pub fn apply(kernel: &sentry::kernel::Kernel, name: &str, value: &str) -> anyhow::Result<()> {
     match name {
-        "kernel.hostname" => kernel.set_hostname(value.as_bytes()),
-        "kernel.domainname" => kernel.set_domainname(value.as_bytes()),
+        "kernel.hostname" => kernel.uts.set_hostname(value.as_bytes()),
+        "kernel.domainname" => kernel.uts.set_domainname(value.as_bytes()),
         _ => bail!("sysctl {name:?}: not one the Sentry implements"),
     }
     Ok(())

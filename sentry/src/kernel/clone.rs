@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::creds::CAP_SYS_ADMIN;
 use super::process::{TaskHandle, ThreadGroup};
 use super::signal::{SigActions, StackT, SIGCHLD, SS_DISABLE};
 use super::task::{exec_context, Task, VforkDone};
@@ -87,13 +88,21 @@ impl Task {
         let flags = args.flags;
         if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0
             || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0
+            || flags & CLONE_FS != 0 && flags & (CLONE_NEWNS | CLONE_NEWUSER) != 0
+            || flags & CLONE_THREAD != 0 && flags & (CLONE_NEWUSER | CLONE_NEWPID) != 0
         {
             return Err(Errno::EINVAL);
         }
-        if flags & CLONE_NAMESPACES != 0 {
+        // A new namespace needs CAP_SYS_ADMIN (but for a user namespace); of them, only
+        // a UTS namespace is made (the sandbox is otherwise one set of namespaces).
+        let namespaces = flags & CLONE_NAMESPACES;
+        if namespaces & !CLONE_NEWUSER != 0 && !self.creds.capable(CAP_SYS_ADMIN) {
+            return Err(Errno::EPERM);
+        }
+        if namespaces & !CLONE_NEWUTS != 0 {
             log::warn!(
                 "clone: namespace flags {:#x} not implemented (EINVAL)",
-                flags & CLONE_NAMESPACES
+                namespaces & !CLONE_NEWUTS
             );
             return Err(Errno::EINVAL);
         }
@@ -126,7 +135,12 @@ impl Task {
         *ctx.fpu_mut() = self.ctx.fpu().clone();
         let tid = kernel.allocate_tid();
         let mask = self.handle.signals().mask;
-        let handle = TaskHandle::new(tid, ctx.interrupter(), mask);
+        let uts = if flags & CLONE_NEWUTS != 0 {
+            self.handle.uts().copy()
+        } else {
+            self.handle.uts()
+        };
+        let handle = TaskHandle::new(tid, ctx.interrupter(), mask, uts);
         handle.control.inherit(&self.handle.control);
         let group = if flags & CLONE_THREAD != 0 {
             let mut s = self.group.state();

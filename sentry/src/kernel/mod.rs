@@ -16,6 +16,7 @@ pub mod signal_frame;
 mod task;
 pub mod timer;
 pub mod usage;
+pub mod uts;
 pub mod wait;
 
 use std::collections::BTreeMap;
@@ -71,10 +72,9 @@ pub struct Kernel {
     pub timers: Arc<timer::Timers>,
     /// The vDSO mapped into every program (none if it could not be set up).
     pub vdso: Option<Arc<crate::vdso::Vdso>>,
-    /// uname's nodename (`sethostname`, the OCI spec's `hostname`).
-    hostname: Mutex<Vec<u8>>,
-    /// uname's domainname (`setdomainname`).
-    domainname: Mutex<Vec<u8>>,
+    /// The UTS namespace the sandbox starts with (the OCI spec's `hostname` and
+    /// `kernel.*name` sysctls set its names); a thread may move to another.
+    pub uts: Arc<uts::UtsNamespace>,
     /// The container's seccomp policy (OCI `linux.seccomp`), checked on every
     /// application syscall once set.
     pub seccomp: std::sync::OnceLock<seccomp::Policy>,
@@ -118,8 +118,7 @@ impl Kernel {
             futexes: futex::Futexes::default(),
             timers: Arc::new(timer::Timers::default()),
             strace: std::sync::atomic::AtomicBool::new(false),
-            hostname: Mutex::new(b"bulwark".to_vec()),
-            domainname: Mutex::new(b"(none)".to_vec()),
+            uts: Arc::default(),
             seccomp: std::sync::OnceLock::new(),
             frozen: std::sync::atomic::AtomicBool::new(false),
             thawed: std::sync::Condvar::new(),
@@ -137,26 +136,11 @@ impl Kernel {
         crate::syscalls::time::Clock::Monotonic.now()
     }
 
-    pub fn hostname(&self) -> Vec<u8> {
-        self.hostname
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_hostname(&self, name: &[u8]) {
-        *self.hostname.lock().unwrap_or_else(|e| e.into_inner()) = name.to_vec();
-    }
-
-    pub fn domainname(&self) -> Vec<u8> {
-        self.domainname
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_domainname(&self, name: &[u8]) {
-        *self.domainname.lock().unwrap_or_else(|e| e.into_inner()) = name.to_vec();
+    /// The UTS namespace of thread `tid` (the sandbox's first one if there is no such
+    /// thread).
+    pub fn uts_of(&self, tid: i32) -> Arc<uts::UtsNamespace> {
+        self.thread(tid)
+            .map_or_else(|| Arc::clone(&self.uts), |(thread, _)| thread.uts())
     }
 
     pub fn tables(&self) -> MutexGuard<'_, Tables> {

@@ -46,6 +46,8 @@ pub struct TaskHandle {
     /// `membarrier` waits for a running thread's count to move (each exit to the
     /// Sentry is a full memory barrier on the CPU it ran on).
     pub app_switches: std::sync::atomic::AtomicU64,
+    /// The thread's UTS namespace.
+    uts: Mutex<Arc<super::uts::UtsNamespace>>,
 }
 
 /// A thread's own signal state.
@@ -58,7 +60,12 @@ pub struct ThreadSignals {
 }
 
 impl TaskHandle {
-    pub fn new(tid: i32, interrupter: Interrupter, mask: SigSet) -> Arc<Self> {
+    pub fn new(
+        tid: i32,
+        interrupter: Interrupter,
+        mask: SigSet,
+        uts: Arc<super::uts::UtsNamespace>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             tid: Mutex::new(tid),
             exit_alone: AtomicBool::new(false),
@@ -72,7 +79,18 @@ impl TaskHandle {
             control: super::control::ThreadControl::default(),
             usage: super::usage::ThreadUsage::default(),
             app_switches: std::sync::atomic::AtomicU64::new(0),
+            uts: Mutex::new(uts),
         })
+    }
+
+    /// The thread's UTS namespace.
+    pub fn uts(&self) -> Arc<super::uts::UtsNamespace> {
+        Arc::clone(&self.uts.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Moves the thread to another UTS namespace (`unshare`, `setns`).
+    pub fn set_uts(&self, uts: Arc<super::uts::UtsNamespace>) {
+        *self.uts.lock().unwrap_or_else(|e| e.into_inner()) = uts;
     }
 
     /// Makes the thread pass through a full memory barrier if it is running application

@@ -133,7 +133,12 @@ impl Task {
         let tid = kernel.allocate_tid();
         let sighand = Arc::new(Mutex::new(signal::SigActions::default()));
         let group = ThreadGroup::new(tid, None, sighand, Limits::default(), SIGCHLD);
-        let handle = TaskHandle::new(tid, ctx.interrupter(), SigSet::default());
+        let handle = TaskHandle::new(
+            tid,
+            ctx.interrupter(),
+            SigSet::default(),
+            Arc::clone(&kernel.uts),
+        );
         group.state().threads.push(Arc::clone(&handle));
         {
             let mut tables = kernel.tables();

@@ -17,8 +17,8 @@ const UTS_FIELD: usize = 65;
 
 pub fn uname(task: &mut Task, buf: UserAddr) -> SysResult<i64> {
     let mut uts = [0u8; UTS_FIELD * 6];
-    let hostname = task.kernel.hostname();
-    let domainname = task.kernel.domainname();
+    let names = task.handle.uts();
+    let (hostname, domainname) = (names.hostname(), names.domainname());
     let fields: [&[u8]; 6] = [
         SYSNAME.as_bytes(),
         &hostname,
@@ -54,13 +54,13 @@ fn new_uts_name(task: &Task, name: UserAddr, len: i32) -> SysResult<Vec<u8>> {
 
 pub fn sethostname(task: &mut Task, name: UserAddr, len: i32) -> SysResult<i64> {
     let name = new_uts_name(task, name, len)?;
-    task.kernel.set_hostname(&name);
+    task.handle.uts().set_hostname(&name);
     Ok(0)
 }
 
 pub fn setdomainname(task: &mut Task, name: UserAddr, len: i32) -> SysResult<i64> {
     let name = new_uts_name(task, name, len)?;
-    task.kernel.set_domainname(&name);
+    task.handle.uts().set_domainname(&name);
     Ok(0)
 }
 

@@ -1,10 +1,12 @@
 //! `unshare`, `setns` and `membarrier`.
 //!
-//! The sandbox is one set of namespaces: every process in it shares the mount, UTS, IPC,
-//! PID, network, user, cgroup and time namespaces the Sentry gives it (the isolation is
-//! the sandbox's, not the namespaces'). So `unshare` of a namespace is refused as Linux
-//! refuses it without the namespace built in (`EINVAL`, after the capability check), and
-//! `setns` through a pidfd can only join the namespaces the caller is already in. What
+//! The sandbox is one set of namespaces but for UTS namespaces: every process in it
+//! shares the mount, IPC, PID, network, user, cgroup and time namespaces the Sentry gives
+//! it (the isolation is the sandbox's, not the namespaces'). So `unshare` of one of those
+//! is refused as Linux refuses it without the namespace built in (`EINVAL`, after the
+//! capability check), and `setns` through a pidfd can only join the namespaces the caller
+//! is already in, and the target's UTS namespace. A UTS namespace (the host and domain
+//! names) is cheap and programs use one to set a name of their own, so it is made. What
 //! `unshare` does carry out is un-sharing a thread's descriptor table and filesystem
 //! context from its `CLONE_FILES`/`CLONE_FS` relatives.
 
@@ -14,8 +16,8 @@ use std::time::Duration;
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::clone::{
-    CLONE_FILES, CLONE_FS, CLONE_NAMESPACES, CLONE_NEWNS, CLONE_NEWUSER, CLONE_SIGHAND,
-    CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM,
+    CLONE_FILES, CLONE_FS, CLONE_NAMESPACES, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
+    CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM,
 };
 use crate::kernel::creds::CAP_SYS_ADMIN;
 use crate::kernel::Task;
@@ -54,10 +56,13 @@ pub fn unshare(task: &mut Task, flags: u64) -> SysResult<i64> {
         if namespaces & !CLONE_NEWUSER != 0 && !task.creds.capable(CAP_SYS_ADMIN) {
             return Err(Errno::EPERM);
         }
-        log::warn!(
-            "unshare: namespaces {namespaces:#x} not implemented: the sandbox has one set (EINVAL)"
-        );
-        return Err(Errno::EINVAL);
+        if namespaces != CLONE_NEWUTS {
+            log::warn!(
+                "unshare: namespaces {:#x} not implemented: the sandbox has one set (EINVAL)",
+                namespaces & !CLONE_NEWUTS
+            );
+            return Err(Errno::EINVAL);
+        }
     }
     let leader = task.tid() == task.tgid();
     if flags & CLONE_FILES != 0 {
@@ -68,6 +73,9 @@ pub fn unshare(task: &mut Task, flags: u64) -> SysResult<i64> {
     }
     if leader && flags & (CLONE_FILES | CLONE_FS) != 0 {
         task.publish_view();
+    }
+    if flags & CLONE_NEWUTS != 0 {
+        task.handle.set_uts(task.handle.uts().copy());
     }
     // CLONE_SYSVSEM un-shares the System V semaphore undo list: there are no System V
     // semaphores in the sandbox, so there is nothing to un-share.
@@ -95,7 +103,22 @@ pub fn setns(task: &mut Task, fd: i32, nstype: i32) -> SysResult<i64> {
         // Joining one's own user namespace is refused, as on Linux.
         return Err(Errno::EINVAL);
     }
-    // The target's namespaces are the caller's own: joining them changes nothing.
+    // The target's namespaces are the caller's own but for its UTS namespace, which the
+    // caller joins (its main thread's, as Linux takes the pidfd's task).
+    if nstype & CLONE_NEWUTS != 0 {
+        let leader = {
+            let state = pidfd.group.state();
+            let threads = &state.threads;
+            threads
+                .iter()
+                .find(|t| t.tid() == pidfd.group.tgid)
+                .or(threads.first())
+                .cloned()
+        };
+        if let Some(leader) = leader {
+            task.handle.set_uts(leader.uts());
+        }
+    }
     Ok(0)
 }
 

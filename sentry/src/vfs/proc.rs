@@ -674,16 +674,16 @@ impl Inode for UtsSysctl {
             if !cx.creds.capable(crate::kernel::creds::CAP_SYS_ADMIN) {
                 return Err(Errno::EACCES);
             }
-            let kernel = cx.kernel.clone().ok_or(Errno::EACCES)?;
+            let kernel = cx.kernel.as_ref().ok_or(Errno::EACCES)?;
             return Ok(Some(Arc::new(UtsWriter {
-                kernel,
+                uts: kernel.uts_of(cx.tid),
                 field: self.field,
                 flags: std::sync::atomic::AtomicI32::new(flags),
             })));
         }
         let mut data = match (&cx.kernel, self.field) {
-            (Some(k), UtsField::Hostname) => k.hostname(),
-            (Some(k), UtsField::Domainname) => k.domainname(),
+            (Some(k), UtsField::Hostname) => k.uts_of(cx.tid).hostname(),
+            (Some(k), UtsField::Domainname) => k.uts_of(cx.tid).domainname(),
             (None, UtsField::Hostname) => b"bulwark".to_vec(),
             (None, UtsField::Domainname) => b"(none)".to_vec(),
         };
@@ -699,9 +699,10 @@ impl Inode for UtsSysctl {
 
 /// An open `/proc/sys/kernel/hostname` (or `domainname`) for writing: each write sets
 /// the name to what it holds up to a newline or NUL, at most 64 bytes (Linux's
-/// `proc_dostring` of a `__NEW_UTS_LEN` string).
+/// `proc_dostring` of a `__NEW_UTS_LEN` string), in the UTS namespace of the thread that
+/// writes (of the one that opened it, for a write from outside any thread).
 struct UtsWriter {
-    kernel: Arc<crate::kernel::Kernel>,
+    uts: Arc<crate::kernel::uts::UtsNamespace>,
     field: UtsField,
     flags: std::sync::atomic::AtomicI32,
 }
@@ -717,9 +718,11 @@ impl FileDescription for UtsWriter {
             .position(|&b| b == b'\n' || b == 0)
             .unwrap_or(buf.len())
             .min(64);
+        let uts = crate::kernel::current::get()
+            .map_or_else(|| Arc::clone(&self.uts), |(thread, _)| thread.uts());
         match self.field {
-            UtsField::Hostname => self.kernel.set_hostname(&buf[..end]),
-            UtsField::Domainname => self.kernel.set_domainname(&buf[..end]),
+            UtsField::Hostname => uts.set_hostname(&buf[..end]),
+            UtsField::Domainname => uts.set_domainname(&buf[..end]),
         }
         Ok(buf.len())
     }
