@@ -332,6 +332,10 @@ pub struct MemoryManager {
     /// The `membarrier` commands registered for this address space (Linux keeps them
     /// per mm too, so an `execve` starts with none).
     pub membarrier_registered: std::sync::atomic::AtomicU32,
+    /// Set once `pkey_free(0)` gave up the default protection key (the only key there
+    /// is; see `syscalls::mm::pkey_alloc`). Copied by `fork`, as Linux copies the key
+    /// map with the mm.
+    pub default_pkey_freed: std::sync::atomic::AtomicBool,
 }
 
 struct Inner {
@@ -370,6 +374,7 @@ impl MemoryManager {
             }),
             out_of_memory: std::sync::atomic::AtomicBool::new(false),
             membarrier_registered: std::sync::atomic::AtomicU32::new(0),
+            default_pkey_freed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -867,6 +872,10 @@ impl MemoryManager {
             }),
             out_of_memory: std::sync::atomic::AtomicBool::new(false),
             membarrier_registered: std::sync::atomic::AtomicU32::new(0),
+            default_pkey_freed: std::sync::atomic::AtomicBool::new(
+                self.default_pkey_freed
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
         })
     }
 

@@ -1,5 +1,7 @@
 //! Memory syscalls: mmap, mprotect, munmap, brk.
 
+use std::sync::atomic::Ordering;
+
 use platform::Perms;
 
 use crate::errno::{Errno, SysResult};
@@ -139,6 +141,65 @@ pub fn mprotect(task: &mut Task, addr: UserAddr, len: u64, prot: u64) -> SysResu
     }
     let perms = perms_from_prot(prot & !(PROT_GROWSDOWN | PROT_GROWSUP))?;
     task.mm.mprotect(addr, len, perms)?;
+    Ok(0)
+}
+
+// Memory protection keys. The Sentry offers none but the default key 0, as Linux on a
+// CPU without OSPKE (`arch_max_pkey() == 1`): `pkey_alloc` finds no free key (ENOSPC),
+// `pkey_mprotect` takes -1 or 0 and is then `mprotect`, and `pkey_free(0)` gives the
+// default key up, after which 0 is refused too. Programs that use keys (V8, OpenSSL's
+// secure heap) check for ENOSPC and go on without them.
+
+/// `PKEY_DISABLE_ACCESS | PKEY_DISABLE_WRITE`.
+const PKEY_ACCESS_MASK: u64 = 0x3;
+
+fn pkey_allocated(task: &Task, pkey: i32) -> bool {
+    pkey == 0 && !task.mm.default_pkey_freed.load(Ordering::Relaxed)
+}
+
+pub fn pkey_mprotect(
+    task: &mut Task,
+    addr: UserAddr,
+    len: u64,
+    prot: u64,
+    pkey: i32,
+) -> SysResult<i64> {
+    if pkey == -1 || pkey_allocated(task, pkey) {
+        return mprotect(task, addr, len, prot);
+    }
+    // Linux checks the key after the range and the protection (Linux's
+    // `do_mprotect_pkey`): an empty range succeeds whatever the key.
+    if prot & PROT_GROWSDOWN != 0 && prot & PROT_GROWSUP != 0 {
+        return Err(Errno::EINVAL);
+    }
+    perms_from_prot(prot & !(PROT_GROWSDOWN | PROT_GROWSUP))?;
+    if !addr.get().is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let end = len
+        .checked_next_multiple_of(PAGE_SIZE)
+        .and_then(|len| addr.get().checked_add(len));
+    if end.is_none() {
+        return Err(Errno::ENOMEM);
+    }
+    Err(Errno::EINVAL)
+}
+
+pub fn pkey_alloc(_task: &mut Task, flags: u64, init: u64) -> SysResult<i64> {
+    if flags != 0 || init & !PKEY_ACCESS_MASK != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Err(Errno::ENOSPC)
+}
+
+pub fn pkey_free(task: &mut Task, pkey: i32) -> SysResult<i64> {
+    if !pkey_allocated(task, pkey) {
+        return Err(Errno::EINVAL);
+    }
+    task.mm.default_pkey_freed.store(true, Ordering::Relaxed);
     Ok(0)
 }
 
