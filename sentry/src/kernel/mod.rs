@@ -218,7 +218,7 @@ impl Kernel {
             .into_iter()
             .map(|g| {
                 let view = g.view();
-                let state = g.state().run_state().0;
+                let state = g.state().run_state(g.tgid).0;
                 ProcessInfo {
                     pid: g.tgid,
                     ppid: g.parent().map_or(0, |p| p.tgid),

@@ -177,13 +177,21 @@ pub struct GroupState {
 }
 
 impl GroupState {
-    /// The state `ps` and `/proc/PID/stat` show: `Z` (a zombie), `T` (stopped) or `R`,
-    /// with its name as `/proc/PID/status` spells it.
-    pub fn run_state(&self) -> (char, &'static str) {
+    /// The state `ps` and `/proc/PID/stat` show for thread `tid` of the process: `Z` (a
+    /// zombie), `T` (stopped), `S` (the thread sleeps in a syscall) or `R`, with its name
+    /// as `/proc/PID/status` spells it. For the process, Linux shows its main thread's.
+    pub fn run_state(&self, tid: i32) -> (char, &'static str) {
         if self.zombie.is_some() {
             ('Z', "zombie")
         } else if self.stopped {
             ('T', "stopped")
+        } else if self
+            .threads
+            .iter()
+            .find(|t| t.tid() == tid)
+            .is_some_and(|t| t.waker.is_sleeping())
+        {
+            ('S', "sleeping")
         } else {
             ('R', "running")
         }
@@ -215,6 +223,8 @@ pub struct ThreadGroup {
     pub control: super::control::ProcessControl,
     /// CPU time of exited threads and of reaped children.
     pub usage: super::usage::GroupUsage,
+    /// When the process was created, as time since boot (`CLOCK_BOOTTIME`).
+    pub start_time: std::time::Duration,
 }
 
 impl ThreadGroup {
@@ -258,6 +268,7 @@ impl ThreadGroup {
             posix_timers: Mutex::new(std::collections::BTreeMap::new()),
             control: super::control::ProcessControl::default(),
             usage: super::usage::GroupUsage::default(),
+            start_time: crate::syscalls::time::Clock::Monotonic.now(),
         })
     }
 

@@ -17,6 +17,8 @@ use std::time::Instant;
 pub struct Waker {
     generation: Mutex<u64>,
     cond: Condvar,
+    /// Set while the task sleeps in [`Waker::sleep`] (`S` in `/proc/PID/stat`).
+    sleeping: std::sync::atomic::AtomicBool,
 }
 
 impl Waker {
@@ -42,7 +44,27 @@ impl Waker {
     /// Sleeps until the generation moves past `seen` or `deadline` passes. Returns false
     /// on timeout.
     pub fn sleep(&self, seen: u64, deadline: Option<Instant>) -> bool {
-        let mut generation = self.lock();
+        let generation = self.lock();
+        if *generation != seen {
+            return true;
+        }
+        self.sleeping.store(true, Ordering::Relaxed);
+        let woken = self.wait(generation, seen, deadline);
+        self.sleeping.store(false, Ordering::Relaxed);
+        woken
+    }
+
+    /// Whether the task sleeps in [`Waker::sleep`] now.
+    pub fn is_sleeping(&self) -> bool {
+        self.sleeping.load(Ordering::Relaxed)
+    }
+
+    fn wait(
+        &self,
+        mut generation: MutexGuard<'_, u64>,
+        seen: u64,
+        deadline: Option<Instant>,
+    ) -> bool {
         while *generation == seen {
             match deadline {
                 None => {

@@ -922,22 +922,34 @@ fn comm(cx: &Cx) -> String {
     name.chars().take(15).collect()
 }
 
-/// `/proc/self/stat`. What the Sentry does not account yet (CPU times, fault counts,
-/// resident pages) reads 0.
+/// `/proc/PID/stat` (and `task/TID/stat`). Fault counts, the scheduling fields and the
+/// addresses of the program's segments read 0.
 fn stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
-    let (ppid, pgrp, session, threads) = match &cx.group {
+    let (ppid, pgrp, session, threads, tty) = match &cx.group {
         Some(g) => {
             let ppid = g.parent().map_or(0, |p| p.tgid);
             let s = g.state();
-            (ppid, s.pgid, s.sid, s.threads.len())
+            (ppid, s.pgid, s.sid, s.threads.len(), s.ctty.clone())
         }
-        None => (0, cx.tgid, cx.tgid, 1),
+        None => (0, cx.tgid, cx.tgid, 1, None),
     };
+    // The controlling terminal as Linux encodes a device number here, and its
+    // foreground process group.
+    let (tty_nr, tpgid) = tty.map_or((0, -1), |pty| {
+        let minor = u64::from(pty.index);
+        let nr = (minor & 0xff) | (PTS_MAJOR << 8) | ((minor & !0xff) << 12);
+        (nr, pty.lock().pgrp.unwrap_or(-1))
+    });
     let state = state(cx).0;
     let vsize: u64 = cx
         .mm
         .as_ref()
         .map_or(0, |mm| mm.vmas().iter().map(|v| v.end - v.start).sum());
+    let rss = cx.mm.as_ref().map_or(0, |mm| mm.resident_pages());
+    let (own, children, start) = match (&cx.kernel, &cx.group) {
+        (Some(k), Some(g)) => (k.group_usage(g), g.usage.children(), g.start_time),
+        _ => Default::default(),
+    };
     let mut fields = vec![
         cx.tgid.to_string(),
         format!("({})", comm(cx)),
@@ -945,22 +957,34 @@ fn stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
         ppid.to_string(),
         pgrp.to_string(),
         session.to_string(),
-        "0".into(),  // tty_nr: no controlling terminal
-        "-1".into(), // tpgid
+        tty_nr.to_string(),
+        tpgid.to_string(),
     ];
-    // flags, minflt, cminflt, majflt, cmajflt, utime, stime, cutime, cstime
-    fields.extend(std::iter::repeat_n("0".to_string(), 9));
+    // flags, minflt, cminflt, majflt, cmajflt
+    fields.extend(std::iter::repeat_n("0".to_string(), 5));
+    // utime, stime, cutime, cstime
+    fields.extend(
+        [own.user, own.system, children.user, children.system].map(|d| ticks(d).to_string()),
+    );
     fields.extend(["20".into(), "0".into(), threads.to_string(), "0".into()]);
     // starttime, vsize, rss, rsslim
     fields.extend([
-        "0".into(),
+        ticks(start).to_string(),
         vsize.to_string(),
-        "0".into(),
+        rss.to_string(),
         u64::MAX.to_string(),
     ]);
     // startcode … exit_code: 33 more fields, 52 in all.
     fields.extend(std::iter::repeat_n("0".to_string(), 52 - fields.len()));
     Ok(format!("{}\n", fields.join(" ")).into_bytes())
+}
+
+/// The major device number of `/dev/pts/N`.
+const PTS_MAJOR: u64 = 136;
+
+/// A duration in clock ticks (`USER_HZ`, 100 a second), as `/proc` counts times.
+fn ticks(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis() / 10).unwrap_or(u64::MAX)
 }
 
 /// The sandbox's uptime and thread count (from the kernel, when the caller has one).
@@ -1059,12 +1083,13 @@ impl FileDescription for CommWriter {
     }
 }
 
-/// The process's state letter and name, as `stat` and `status` show them.
+/// The thread's state letter and name, as `stat` and `status` show them (for a process,
+/// its main thread's).
 fn state(cx: &Cx) -> (char, &'static str) {
     let Some(g) = &cx.group else {
         return ('R', "running");
     };
-    g.state().run_state()
+    g.state().run_state(cx.tid)
 }
 
 /// The signal sets `status` shows: pending for the thread, pending for the process,
