@@ -4,6 +4,7 @@
 /* syscalls: unshare setns */
 #include "common.h"
 #include <pthread.h>
+#include <dirent.h>
 #include <sys/utsname.h>
 
 static int shared_fd;
@@ -161,12 +162,73 @@ int main(void) {
         }
         waitpid(p, &st, 0);
         CHECK("setns_pidfd_joins_uts", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        /* The same through the owner's /proc/PID/ns/uts, whose link differs from ours. */
+        char own_link[64] = {0}, owner_link[64] = {0}, path[64];
+        readlink("/proc/self/ns/uts", own_link, sizeof own_link - 1);
+        snprintf(path, sizeof path, "/proc/%d/ns/uts", owner);
+        readlink(path, owner_link, sizeof owner_link - 1);
+        CHECK("ns_link_differs_after_unshare", !strncmp(owner_link, "uts:[", 5) && strcmp(own_link, owner_link));
+        p = fork();
+        if (p == 0) {
+            char n[65] = {0};
+            int fd = open(path, O_RDONLY);
+            if (fd < 0 || setns(fd, CLONE_NEWUTS) != 0) _exit(2);
+            gethostname(n, sizeof n - 1);
+            char link[64] = {0};
+            readlink("/proc/self/ns/uts", link, sizeof link - 1);
+            _exit(strcmp(n, "bw-target") ? 3 : strcmp(link, owner_link) ? 4 : 0);
+        }
+        waitpid(p, &st, 0);
+        EXPECT_EQ("setns_nsfile_joins_uts", WIFEXITED(st) ? WEXITSTATUS(st) : 100, 0);
         write(hold[1], "x", 1);
         waitpid(owner, &st, 0);
         gethostname(theirs, sizeof theirs - 1);
         CHECK("setns_pidfd_uts_private", !strcmp(mine, theirs));
     } else {
         t_skip("unshare_newuts", "not root");
+    }
+
+    /* /proc/PID/ns: a link per namespace type, naming the file it opens. */
+    {
+        DIR *d = opendir("/proc/self/ns");
+        int entries = 0;
+        struct dirent *de;
+        while (d && (de = readdir(d)))
+            if (de->d_name[0] != '.') entries++;
+        if (d) closedir(d);
+        CHECK("ns_dir_lists_types", entries >= 8);
+        char link[64] = {0}, want[64];
+        struct stat sb;
+        int fd = open("/proc/self/ns/uts", O_RDONLY);
+        readlink("/proc/self/ns/uts", link, sizeof link - 1);
+        snprintf(want, sizeof want, "uts:[%lu]", fd >= 0 && fstat(fd, &sb) == 0 ? (unsigned long)sb.st_ino : 0UL);
+        CHECK("ns_link_names_inode", !strcmp(link, want));
+        char fdpath[64], fdlink[64] = {0};
+        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+        readlink(fdpath, fdlink, sizeof fdlink - 1);
+        CHECK("ns_fd_link", !strcmp(fdlink, link));
+        char byte;
+        EXPECT_ERR("ns_file_read_einval", read(fd, &byte, 1), EINVAL);
+        EXPECT_ERR("setns_nsfile_wrong_type", setns(fd, CLONE_NEWNET), EINVAL);
+        int ufd = open("/proc/self/ns/user", O_RDONLY);
+        EXPECT_ERR("setns_nsfile_own_user", setns(ufd, 0), EINVAL);
+        close(ufd);
+        close(fd);
+        /* A child shares its parent's namespaces. */
+        char mine_pid[64] = {0}, child_pid[64] = {0}, cpath[64];
+        readlink("/proc/self/ns/pid", mine_pid, sizeof mine_pid - 1);
+        int hold2[2];
+        pipe(hold2);
+        pid_t c = fork();
+        if (c == 0) {
+            read(hold2[0], &byte, 1);
+            _exit(0);
+        }
+        snprintf(cpath, sizeof cpath, "/proc/%d/ns/pid", c);
+        readlink(cpath, child_pid, sizeof child_pid - 1);
+        write(hold2[1], "x", 1);
+        waitpid(c, NULL, 0);
+        CHECK("ns_child_shares_pid_ns", !strncmp(mine_pid, "pid:[", 5) && !strcmp(mine_pid, child_pid));
     }
 
     /* Namespace flags that cannot go together with others: EINVAL before any check. */

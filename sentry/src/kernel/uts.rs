@@ -5,12 +5,25 @@
 //! `CAP_SYS_ADMIN` gets a copy of its own through `unshare(CLONE_NEWUTS)` or
 //! `clone(CLONE_NEWUTS)`, and joins another process's through `setns` on a pidfd.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One UTS namespace's names.
 #[derive(Debug)]
 pub struct UtsNamespace {
     names: Mutex<Names>,
+    /// Its inode number in `/proc/PID/ns/uts`.
+    ino: u64,
+}
+
+/// The inode of the sandbox's first UTS namespace (Linux's `PROC_UTS_INIT_INO`).
+const FIRST_INO: u64 = 0xEFFF_FFFE;
+
+/// The next inode number for a new namespace (after those Linux gives the first mount
+/// and network namespaces, which the sandbox shows too).
+fn next_ino() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0xF000_0100);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[derive(Clone, Debug)]
@@ -28,6 +41,7 @@ impl Default for UtsNamespace {
                 hostname: b"bulwark".to_vec(),
                 domainname: b"(none)".to_vec(),
             }),
+            ino: FIRST_INO,
         }
     }
 }
@@ -41,7 +55,12 @@ impl UtsNamespace {
     pub fn copy(&self) -> Arc<Self> {
         Arc::new(Self {
             names: Mutex::new(self.names().clone()),
+            ino: next_ino(),
         })
+    }
+
+    pub fn ino(&self) -> u64 {
+        self.ino
     }
 
     pub fn hostname(&self) -> Vec<u8> {
@@ -76,5 +95,6 @@ mod tests {
         assert_eq!(first.hostname(), b"box");
         assert_eq!(first.domainname(), b"(none)");
         assert_eq!(second.domainname(), b"example");
+        assert_ne!(first.ino(), second.ino());
     }
 }

@@ -21,6 +21,7 @@ use crate::kernel::clone::{
 };
 use crate::kernel::creds::CAP_SYS_ADMIN;
 use crate::kernel::Task;
+use crate::vfs::nsfs::{Namespace, NsKind};
 
 /// The flags `unshare` accepts (Linux's `check_unshare_flags`).
 const UNSHARE_FLAGS: u64 = CLONE_THREAD
@@ -84,8 +85,10 @@ pub fn unshare(task: &mut Task, flags: u64) -> SysResult<i64> {
 
 pub fn setns(task: &mut Task, fd: i32, nstype: i32) -> SysResult<i64> {
     let file = task.fds.get(fd)?;
+    if let Some(ns) = file.as_namespace() {
+        return setns_file(task, &ns.namespace, nstype);
+    }
     let Some(pidfd) = file.as_pidfd() else {
-        // No namespace files exist in the sandbox (no nsfs): nothing else names one.
         return Err(Errno::EINVAL);
     };
     // The int's bits: a negative value is no combination of flags (EINVAL below).
@@ -120,6 +123,31 @@ pub fn setns(task: &mut Task, fd: i32, nstype: i32) -> SysResult<i64> {
         }
     }
     Ok(0)
+}
+
+/// `setns` through a namespace file (`/proc/PID/ns/*`): `nstype` is 0 or the file's
+/// type. Joining the sandbox's one namespace of a type changes nothing; a UTS namespace
+/// is joined.
+fn setns_file(task: &mut Task, namespace: &Namespace, nstype: i32) -> SysResult<i64> {
+    let kind = namespace.kind();
+    if nstype != 0 && u64::from(nstype.unsigned_abs()) != kind.clone_flag() || nstype < 0 {
+        return Err(Errno::EINVAL);
+    }
+    // Joining one's own user namespace is refused, as on Linux, before any privilege
+    // check.
+    if kind == NsKind::User {
+        return Err(Errno::EINVAL);
+    }
+    if !task.creds.capable(CAP_SYS_ADMIN) {
+        return Err(Errno::EPERM);
+    }
+    match namespace {
+        Namespace::Sandbox(_) => Ok(0),
+        Namespace::Uts(uts) => {
+            task.handle.set_uts(Arc::clone(uts));
+            Ok(0)
+        }
+    }
 }
 
 const MEMBARRIER_CMD_QUERY: i32 = 0;

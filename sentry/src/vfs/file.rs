@@ -200,6 +200,11 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    /// This description as a namespace file (`setns`).
+    fn as_namespace(&self) -> Option<&super::nsfs::NsFile> {
+        None
+    }
+
     /// This description as a signalfd, for `signalfd` on an existing one.
     fn as_signalfd(&self) -> Option<&super::signalfd::SignalFd> {
         None

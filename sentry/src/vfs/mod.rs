@@ -19,6 +19,7 @@ pub mod lock;
 pub mod memfd;
 pub mod memfs;
 pub mod mounts;
+pub mod nsfs;
 pub mod path;
 pub mod pidfd;
 pub mod pipe;

@@ -47,6 +47,9 @@ enum Node {
     TaskDir,
     /// `/proc/PID/task/TID`: one thread (the files of its process, seen as that thread).
     Task,
+    /// `/proc/PID/ns`: the thread's namespaces.
+    NsDir,
+    Ns(super::nsfs::NsKind),
 }
 
 /// The filesystem: shared state of every procfs inode.
@@ -192,6 +195,7 @@ impl ProcInode {
             b"fdinfo" => Node::FdInfoDir,
             b"task" => Node::TaskDir,
             b"comm" => Node::Comm,
+            b"ns" => Node::NsDir,
             _ => {
                 let _ = cx;
                 PID_FILES
@@ -213,6 +217,17 @@ impl ProcInode {
             t.tid = self.tid;
         }
         Ok(t)
+    }
+
+    /// The namespace of type `kind` of the thread `target` describes.
+    fn namespace(
+        &self,
+        target: &Cx,
+        kind: super::nsfs::NsKind,
+    ) -> SysResult<super::nsfs::Namespace> {
+        let kernel = target.kernel.as_ref().ok_or(Errno::ENOENT)?;
+        let (thread, _) = kernel.thread(target.tid).ok_or(Errno::ENOENT)?;
+        Ok(super::nsfs::Namespace::of(kind, thread.uts()))
     }
 
     /// The thread IDs of the process this node describes.
@@ -262,6 +277,8 @@ impl Inode for ProcInode {
         let mode = match self.node {
             Node::Root | Node::Pid | Node::TaskDir | Node::Task => S_IFDIR | 0o555,
             Node::FdDir | Node::FdInfoDir => S_IFDIR | 0o500,
+            Node::NsDir => S_IFDIR | 0o511,
+            Node::Ns(_) => S_IFLNK | 0o777,
             Node::FdInfo(_) => S_IFREG | 0o444,
             Node::File(_) => S_IFREG | 0o444,
             Node::Comm => S_IFREG | 0o644,
@@ -314,6 +331,7 @@ impl Inode for ProcInode {
                 }
                 Node::Task
             }
+            Node::NsDir => Node::Ns(super::nsfs::NsKind::from_entry(name).ok_or(Errno::ENOENT)?),
             Node::FdDir | Node::FdInfoDir => {
                 let fd: i32 = std::str::from_utf8(name)
                     .ok()
@@ -408,10 +426,15 @@ impl Inode for ProcInode {
                     e("root", DT_LNK),
                     e("fd", DT_DIR),
                     e("fdinfo", DT_DIR),
+                    e("ns", DT_DIR),
                 ];
                 v.extend(PID_FILES.iter().map(|(n, _)| e(n, DT_REG)));
                 v
             }
+            Node::NsDir => super::nsfs::NsKind::ALL
+                .iter()
+                .map(|k| e(k.entry(), DT_LNK))
+                .collect(),
             Node::FdDir | Node::FdInfoDir => {
                 let kind = if matches!(self.node, Node::FdDir) {
                     DT_LNK
@@ -463,12 +486,20 @@ impl Inode for ProcInode {
                 let root = cx.fs.as_ref().ok_or(Errno::ENOENT)?.root();
                 Ok(self.location(cx)?.name_from(&root))
             }
+            Node::Ns(kind) => Ok(self.namespace(cx, kind)?.link()),
             _ => Err(Errno::EINVAL),
         }
     }
     fn follow_magic(&self, cx: &Cx) -> Option<SysResult<Path>> {
         match self.node {
             Node::Exe | Node::Cwd | Node::RootLink | Node::Fd(_) => Some(self.location(cx)),
+            Node::Ns(kind) => Some(self.target(cx).and_then(|t| self.namespace(&t, kind)).map(
+                |ns| {
+                    super::anon::AnonInode::path(
+                        super::nsfs::NsFile::new(ns) as Arc<dyn FileDescription>
+                    )
+                },
+            )),
             _ => None,
         }
     }
@@ -531,7 +562,13 @@ impl Inode for ProcInode {
                     data,
                 ))))
             }
-            Node::Root | Node::Pid | Node::FdDir | Node::FdInfoDir | Node::TaskDir | Node::Task => {
+            Node::Root
+            | Node::Pid
+            | Node::FdDir
+            | Node::FdInfoDir
+            | Node::TaskDir
+            | Node::Task
+            | Node::NsDir => {
                 let entries = self.readdir(cx)?;
                 Ok(Some(Arc::new(InodeFile::with_listing(
                     cx,
