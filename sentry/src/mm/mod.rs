@@ -809,22 +809,26 @@ impl MemoryManager {
     /// Reads a NUL-terminated string of at most `max` bytes (without the NUL):
     /// `ENAMETOOLONG` if no NUL comes within `max` bytes, `EFAULT` on a bad address.
     pub fn read_c_string(&self, addr: UserAddr, max: usize) -> SysResult<Vec<u8>> {
+        /// Bytes copied at a time: most paths fit in one copy, and a short string costs
+        /// no copy (nor zeroed buffer) of the rest of its page.
+        const CHUNK: usize = 256;
+        let mut buf = [0u8; CHUNK];
         let mut out = Vec::new();
         let mut cursor = addr;
         while out.len() <= max {
-            // Read up to the end of the current page, so a string that ends just before
+            // Never past the end of the current page, so a string that ends just before
             // an unmapped page is still read.
             let page_end = cursor.page_down().checked_add(PAGE_SIZE)?;
-            let chunk =
+            let to_page_end =
                 usize::try_from(page_end.get() - cursor.get()).map_err(|_| Errno::EFAULT)?;
-            let mut buf = vec![0u8; chunk.min(max + 1 - out.len())];
-            self.copy_in(cursor, &mut buf)?;
-            if let Some(nul) = buf.iter().position(|&b| b == 0) {
-                out.extend_from_slice(&buf[..nul]);
+            let chunk = &mut buf[..to_page_end.min(CHUNK).min(max + 1 - out.len())];
+            self.copy_in(cursor, chunk)?;
+            if let Some(nul) = chunk.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&chunk[..nul]);
                 return Ok(out);
             }
-            out.extend_from_slice(&buf);
-            cursor = cursor.checked_add(buf.len() as u64)?;
+            out.extend_from_slice(chunk);
+            cursor = cursor.checked_add(chunk.len() as u64)?;
         }
         Err(Errno::ENAMETOOLONG)
     }

@@ -303,6 +303,31 @@ fn c_strings() {
 }
 
 #[test]
+fn c_strings_longer_than_one_copy_and_across_pages() {
+    let (mm, _) = setup();
+    let a = anon(&mm, 2 * PAGE_SIZE, RW);
+    // 1,000 bytes that straddle the page boundary, read in several copies.
+    let text: Vec<u8> = (0..1000u32)
+        .map(|i| b'a' + u8::try_from(i % 26).unwrap())
+        .collect();
+    let start = a.checked_add(PAGE_SIZE - 300).unwrap();
+    mm.copy_out(start, &text).unwrap();
+    mm.copy_out(start.checked_add(1000).unwrap(), b"\0")
+        .unwrap();
+    assert_eq!(mm.read_c_string(start, 4095).unwrap(), text);
+    assert_eq!(
+        mm.read_c_string(start, 1000).unwrap(),
+        text,
+        "max is inclusive"
+    );
+    assert_eq!(
+        mm.read_c_string(start, 999),
+        Err(Errno::ENAMETOOLONG),
+        "one byte too many"
+    );
+}
+
+#[test]
 fn growsdown_stack_extends_on_fault() {
     let (mm, _) = setup();
     let flags = MapFlags {

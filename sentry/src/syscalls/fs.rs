@@ -59,7 +59,11 @@ pub fn dir_of(task: &Task, dirfd: i32, path: &[u8]) -> SysResult<Option<Path>> {
 
 /// Resolves `dirfd`/`path` with `AT_EMPTY_PATH` and `AT_SYMLINK_NOFOLLOW` semantics.
 pub fn lookup_at(task: &Task, dirfd: i32, path: UserAddr, flags: i32) -> SysResult<Path> {
-    let name = read_path(task, path)?;
+    lookup_name_at(task, dirfd, &read_path(task, path)?, flags)
+}
+
+/// [`lookup_at`] of a path already read from the application.
+pub fn lookup_name_at(task: &Task, dirfd: i32, name: &[u8], flags: i32) -> SysResult<Path> {
     if name.is_empty() {
         if flags & AT_EMPTY_PATH == 0 {
             return Err(Errno::ENOENT);
@@ -70,11 +74,11 @@ pub fn lookup_at(task: &Task, dirfd: i32, path: UserAddr, flags: i32) -> SysResu
         let file = task.fds.get(dirfd)?;
         return file.path().cloned().ok_or(Errno::EBADF);
     }
-    let start = dir_of(task, dirfd, &name)?;
+    let start = dir_of(task, dirfd, name)?;
     task.fs.lookup(
         &cx(task),
         start.as_ref(),
-        &name,
+        name,
         flags & AT_SYMLINK_NOFOLLOW == 0,
     )
 }

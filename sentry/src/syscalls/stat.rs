@@ -4,7 +4,8 @@
 use zerocopy::{Immutable, IntoBytes};
 
 use super::fs::{
-    cx, lookup_at, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_SYMLINK_NOFOLLOW,
+    cx, lookup_at, lookup_name_at, read_path, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT,
+    AT_SYMLINK_NOFOLLOW,
 };
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;
@@ -35,7 +36,7 @@ fn stat_at(task: &Task, dirfd: i32, path: UserAddr, flags: i32) -> SysResult<Sta
         // The descriptor itself, which may have no path (a pipe, the caller's stdio).
         return task.fds.get(dirfd)?.stat();
     }
-    lookup_at(task, dirfd, path, flags)?.inode().stat()
+    lookup_name_at(task, dirfd, &name, flags)?.inode().stat()
 }
 
 pub fn newfstatat(

@@ -570,13 +570,10 @@ pub fn walk(
     let mut at = if path[0] == b'/' { root.clone() } else { base };
     // How many directories below the starting one `at` is (for RESOLVE_BENEATH).
     let mut depth = 0usize;
-    // Components still to walk, last first; `true` marks the final component of the
-    // original path (where `follow` applies).
-    let mut pending: Vec<(Vec<u8>, bool)> = Vec::new();
-    push_components(&mut pending, path, true);
+    let mut pending = Components::new(path);
     let trailing_slash = path.ends_with(b"/");
-    while let Some((name, is_last)) = pending.pop() {
-        let next = match step(vfs, cx, root, &at, &name) {
+    while let Some((name, is_last)) = pending.next() {
+        let next = match step(vfs, cx, root, &at, name) {
             Err(Errno::ENOENT) if is_last && restrict.missing_last_ok => return Ok(None),
             other => other?,
         };
@@ -613,11 +610,11 @@ pub fn walk(
                 }
                 at = root.clone();
             }
-            push_components(&mut pending, &target, is_last);
+            pending.push_link(target, is_last);
             continue;
         }
         if restrict.beneath {
-            match name.as_slice() {
+            match name {
                 b"." => {}
                 b".." if depth == 0 => return Err(Errno::EXDEV),
                 b".." => depth -= 1,
@@ -632,17 +629,68 @@ pub fn walk(
     Ok(Some(at))
 }
 
-fn push_components(pending: &mut Vec<(Vec<u8>, bool)>, path: &[u8], last: bool) {
-    let parts: Vec<&[u8]> = path
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty())
-        .collect();
-    if parts.is_empty() {
-        return;
+/// The components a walk has still to take: the rest of the path's, under the rest of
+/// the targets of the symlinks met on the way (a target is walked before what follows
+/// the link). Components are slices of those texts: a walk copies no name.
+struct Components<'a> {
+    path: Cursor<&'a [u8]>,
+    /// Targets being walked, innermost last.
+    links: Vec<Cursor<Vec<u8>>>,
+}
+
+impl<'a> Components<'a> {
+    fn new(path: &'a [u8]) -> Self {
+        Self {
+            path: Cursor::new(path, true),
+            links: Vec::new(),
+        }
     }
-    let n = parts.len();
-    for (i, p) in parts.into_iter().enumerate().rev() {
-        pending.push((p.to_vec(), last && i + 1 == n));
+
+    /// Walks `target` next; `last`: the link was the final component of the path (so
+    /// the target's final component is too).
+    fn push_link(&mut self, target: Vec<u8>, last: bool) {
+        self.links.push(Cursor::new(target, last));
+    }
+
+    /// The next component, and whether it is the final one of the original path.
+    fn next(&mut self) -> Option<(&[u8], bool)> {
+        while self.links.last().is_some_and(Cursor::is_done) {
+            self.links.pop();
+        }
+        match self.links.last_mut() {
+            Some(link) => link.next(),
+            None => self.path.next(),
+        }
+    }
+}
+
+/// A path text and how far into it a walk is.
+struct Cursor<T> {
+    text: T,
+    at: usize,
+    /// The text's final component is the final component of the original path.
+    last: bool,
+}
+
+impl<T: AsRef<[u8]>> Cursor<T> {
+    fn new(text: T, last: bool) -> Self {
+        Self { text, at: 0, last }
+    }
+
+    fn is_done(&self) -> bool {
+        self.text.as_ref()[self.at..].iter().all(|&b| b == b'/')
+    }
+
+    fn next(&mut self) -> Option<(&[u8], bool)> {
+        let text = self.text.as_ref();
+        let start = self.at + text[self.at..].iter().position(|&b| b != b'/')?;
+        let end = text[start..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(text.len(), |i| start + i);
+        self.at = end;
+        let is_last = self.last && text[end..].iter().all(|&b| b == b'/');
+        Some((&text[start..end], is_last))
     }
 }
 
@@ -716,6 +764,35 @@ mod tests {
         assert_eq!(name(&fs, &cx, b"/loop1", false).unwrap(), b"/loop1");
         assert_eq!(name(&fs, &cx, b"/loop1", true).err(), Some(Errno::ELOOP));
         assert_eq!(name(&fs, &cx, b"/loop1/x", false).err(), Some(Errno::ELOOP));
+    }
+
+    #[test]
+    fn components_come_in_order_and_a_link_target_before_the_rest() {
+        let mut c = Components::new(b"//a//b/c/");
+        let mut seen: Vec<(Vec<u8>, bool)> = Vec::new();
+        while let Some((name, last)) = c.next() {
+            let name = name.to_vec();
+            seen.push((name.clone(), last));
+            if name == b"a" {
+                c.push_link(b"x/y//".to_vec(), last);
+            }
+            if name == b"c" {
+                c.push_link(b"/".to_vec(), last);
+                c.push_link(b"z".to_vec(), last);
+            }
+        }
+        let expect: Vec<(Vec<u8>, bool)> = [
+            ("a", false),
+            ("x", false),
+            ("y", false),
+            ("b", false),
+            ("c", true),
+            ("z", true),
+        ]
+        .iter()
+        .map(|&(n, l)| (n.as_bytes().to_vec(), l))
+        .collect();
+        assert_eq!(seen, expect);
     }
 
     #[test]

@@ -371,17 +371,31 @@ impl Inode for MemInode {
     }
 
     fn stat(&self) -> SysResult<Stat> {
-        let size = self.file_size();
-        let lower_blocks = self.meta().lower_blocks;
-        let blocks = match &self.body {
+        // What the body knows (a file's pages: size and blocks; a symlink's own target:
+        // its size), then the attributes, under one lock each, body first as elsewhere.
+        let from_body = match &self.body {
             Body::File(d) => match &*lock(d) {
-                FileData::Mem(p) => p.allocated() * 8,
-                FileData::Lower { .. } => lower_blocks.unwrap_or(size.div_ceil(512)),
+                FileData::Mem(p) => Some((p.size(), Some(p.allocated() * 8))),
+                FileData::Lower { .. } => None,
             },
-            Body::Dir(_) => lower_blocks.unwrap_or(size.div_ceil(512)),
-            _ => size.div_ceil(512),
+            Body::Symlink(l) => match &*lock(l) {
+                Link::Target(t) => Some((t.len() as u64, None)),
+                Link::Lower(_) => None,
+            },
+            Body::Fifo(_) | Body::Other => Some((0, None)),
+            Body::Dir(_) => None,
         };
-        let m = self.meta().clone();
+        let m = self.meta();
+        let (size, blocks) = match (&self.body, from_body) {
+            (_, Some(known)) => known,
+            // A lower symlink: the host's size, and blocks for it.
+            (Body::Symlink(_), None) => (m.lower_size, None),
+            // A directory from the lower layer shows the host's size.
+            (Body::Dir(_), None) if m.lower_size == 0 => (4096, m.lower_blocks),
+            // A lower file or directory.
+            (_, None) => (m.lower_size, m.lower_blocks),
+        };
+        let blocks = blocks.unwrap_or(size.div_ceil(512));
         Ok(Stat {
             dev: m.shown_dev.unwrap_or(self.fs.dev),
             ino: self.ino,
