@@ -756,6 +756,12 @@ impl Task {
             exit_signal == SIGCHLD && (a.handler == SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
         });
         self.group.set_view(None);
+        // The process lets go of its System V segments before its parent hears of the
+        // exit, as Linux's `exit_mm` comes before `exit_notify` (unless another process
+        // shares the memory through CLONE_VM).
+        if Arc::strong_count(&self.mm) == 1 {
+            super::ipc::shm::detach_all(&self.mm);
+        }
         self.group.state().zombie = Some(final_status);
         self.group.exited.notify_all();
         if let Some(parent) = parent {

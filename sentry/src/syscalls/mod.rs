@@ -14,6 +14,7 @@ pub mod fs;
 mod futex;
 mod info;
 mod inotify;
+mod ipc;
 mod lock;
 mod memfd;
 mod mm;
@@ -159,6 +160,9 @@ syscall_table! {
     26 => mm::msync(addr: UserAddr, len: u64, flags: i32),
     27 => mm::mincore(addr: UserAddr, len: u64, vec: UserAddr),
     28 => mm::madvise(addr: UserAddr, len: u64, advice: i32),
+    29 => ipc::shmget(key: i32, size: u64, flags: i32),
+    30 => ipc::shmat(id: i32, addr: UserAddr, flags: i32),
+    31 => ipc::shmctl(id: i32, cmd: i32, buf: UserAddr),
     32 => fd::dup(fd: i32),
     33 => fd::dup2(old: i32, new: i32),
     34 => signal::pause(),
@@ -191,6 +195,7 @@ syscall_table! {
     61 => process::wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr),
     62 => signal::kill(pid: i32, sig: i32),
     63 => info::uname(buf: UserAddr),
+    67 => ipc::shmdt(addr: UserAddr),
     72 => fd::fcntl(fd: i32, cmd: i32, arg: u64),
     73 => lock::flock(fd: i32, op: i32),
     74 => fs::fsync(fd: i32),

@@ -16,6 +16,7 @@ use super::{
     PROC_SUPER_MAGIC, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use crate::errno::{Errno, SysResult};
+use crate::kernel::ipc::shm;
 use crate::mm::VmaKind;
 
 /// What `uname` reports (kept in step with `syscalls/info.rs`).
@@ -86,6 +87,10 @@ impl ProcFs {
                         ("osrelease", f(&format!("{RELEASE}\n"))),
                         ("ostype", f("Linux\n")),
                         ("pid_max", f("4194304\n")),
+                        // The System V shared memory limits the Sentry keeps to.
+                        ("shmall", f(&format!("{}\n", shm::SHMALL))),
+                        ("shmmax", f(&format!("{}\n", shm::SHMMAX))),
+                        ("shmmni", f(&format!("{}\n", shm::SHMMNI))),
                         ("version", f(&format!("{UTS_VERSION}\n"))),
                     ]),
                 ),
