@@ -213,6 +213,13 @@ impl Task {
         if flags & CLONE_CHILD_CLEARTID != 0 {
             child.clear_child_tid = args.child_tid;
         }
+        if flags & CLONE_SYSVSEM != 0 {
+            let sem = &kernel.ipc.sem;
+            let list = self
+                .sem_undo
+                .get_or_insert_with(|| super::ipc::sem::UndoList::new(sem));
+            child.sem_undo = Some(Arc::clone(list));
+        }
         let vfork = (flags & CLONE_VFORK != 0).then(|| Arc::new(VforkDone::default()));
         child.vfork_parent = vfork.clone();
         if flags & CLONE_THREAD == 0 {

@@ -62,6 +62,9 @@ pub struct Task {
     restart: Option<Errno>,
     /// Woken (and set) when a `vfork` child execs or exits.
     pub vfork_parent: Option<Arc<VforkDone>>,
+    /// The System V semaphore undo list (shared with `CLONE_SYSVSEM` relatives), made
+    /// on first need.
+    pub sem_undo: Option<Arc<super::ipc::sem::UndoList>>,
 }
 
 /// The handshake between a `vfork` parent and child.
@@ -164,6 +167,7 @@ impl Task {
             exit: None,
             restart: None,
             vfork_parent: None,
+            sem_undo: None,
         };
         task.publish_view();
         Ok(task)
@@ -199,6 +203,7 @@ impl Task {
             exit: None,
             restart: None,
             vfork_parent: None,
+            sem_undo: None,
         }
     }
 
@@ -719,6 +724,8 @@ impl Task {
             }
         }
         self.release_robust_futexes();
+        // The semaphore adjustments are undone when the last holder of the list exits.
+        self.sem_undo = None;
         if let Some(v) = self.vfork_parent.take() {
             v.release();
         }

@@ -1,15 +1,20 @@
-//! System V IPC: shmget, shmat, shmdt, shmctl.
+//! System V IPC: shmget, shmat, shmdt, shmctl; semget, semop, semtimedop, semctl.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use platform::Perms;
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::ipc::sem::{
+    self, SemBuf, SemInfo, SemidDs, SemopError, UndoList, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT,
+    SEMOPM, SEM_INFO, SEM_STAT, SEM_STAT_ANY, SEM_UNDO, SETALL, SETVAL,
+};
 use crate::kernel::ipc::shm::{
     attachment_of, AttachAccess, Caller, ShmidDs, SHM_INFO, SHM_LOCK, SHM_STAT, SHM_STAT_ANY,
     SHM_UNLOCK,
 };
-use crate::kernel::ipc::{IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
+use crate::kernel::ipc::{IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT, WRITE_UGO};
 use crate::kernel::{Task, RLIM_INFINITY};
 use crate::mm::{MapFlags, MemoryObject, UserAddr, UserPtr, PAGE_SIZE};
 
@@ -179,6 +184,141 @@ pub fn shmctl(task: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i6
         }
         _ => {
             log::debug!("shmctl: unknown command {cmd} (EINVAL)");
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+pub fn semget(task: &mut Task, key: i32, nsems: i32, flags: i32) -> SysResult<i64> {
+    let sem = Arc::clone(&task.kernel.ipc.sem);
+    let caller = sem::Caller {
+        creds: &task.creds,
+        pid: task.tgid(),
+    };
+    Ok(i64::from(sem.get(key, nsems, flags, &caller)?))
+}
+
+pub fn semop(task: &mut Task, id: i32, sops: UserAddr, nsops: u32) -> SysResult<i64> {
+    semtimedop(task, id, sops, nsops, UserAddr::NULL)
+}
+
+pub fn semtimedop(
+    task: &mut Task,
+    id: i32,
+    sops: UserAddr,
+    nsops: u32,
+    timeout: UserAddr,
+) -> SysResult<i64> {
+    let timeout = if timeout.is_null() {
+        None
+    } else {
+        Some(super::time::read_timespec(task, timeout)?)
+    };
+    if nsops < 1 || id < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let count = usize::try_from(nsops).map_err(|_| Errno::E2BIG)?;
+    if count > SEMOPM {
+        return Err(Errno::E2BIG);
+    }
+    let mut ops = vec![SemBuf::default(); count];
+    task.mm
+        .copy_in(sops, zerocopy::IntoBytes::as_mut_bytes(ops.as_mut_slice()))?;
+    let sem = Arc::clone(&task.kernel.ipc.sem);
+    let waiters = sem.prepare(id, &ops, &task.creds)?;
+    let undo = if ops.iter().any(|o| o.flags & SEM_UNDO != 0) {
+        Some(Arc::clone(
+            task.sem_undo.get_or_insert_with(|| UndoList::new(&sem)),
+        ))
+    } else {
+        None
+    };
+    let pid = task.tgid();
+    let ticket = sem.new_ticket();
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let result = {
+        let _registration = waiters.queue.register(&task.handle.waker);
+        task.block_until(deadline, || {
+            match sem.try_ops(id, &waiters, &ops, ticket, undo.as_deref(), pid) {
+                Ok(()) => Ok(Some(())),
+                Err(SemopError::Block { .. }) => Ok(None),
+                Err(SemopError::Fail(e)) => Err(e),
+            }
+        })
+    };
+    sem.stop_waiting(id, ticket);
+    match result {
+        Ok(()) => Ok(0),
+        // semop is never restarted after a signal, handler or not.
+        Err(Errno::ERESTARTSYS) => Err(Errno::EINTR),
+        Err(Errno::ETIMEDOUT) => Err(Errno::EAGAIN),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn semctl(task: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysResult<i64> {
+    if id < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let sem = Arc::clone(&task.kernel.ipc.sem);
+    let ptr = UserAddr::new(arg);
+    match cmd {
+        IPC_INFO | SEM_INFO => {
+            let (info, max): (SemInfo, i32) = sem.info(cmd == SEM_INFO);
+            task.mm.write(UserPtr::from(arg), &info)?;
+            Ok(i64::from(max))
+        }
+        IPC_STAT | SEM_STAT | SEM_STAT_ANY => {
+            let (ds, ret) = sem.stat(id, cmd, &task.creds)?;
+            task.mm.write(UserPtr::from(arg), &ds)?;
+            Ok(i64::from(ret))
+        }
+        GETVAL | GETPID | GETNCNT | GETZCNT => {
+            Ok(i64::from(sem.get_one(id, num, cmd, &task.creds)?))
+        }
+        GETALL => {
+            let values = sem.get_all(id, &task.creds)?;
+            task.mm
+                .copy_out(ptr, zerocopy::IntoBytes::as_bytes(values.as_slice()))?;
+            Ok(0)
+        }
+        SETVAL => {
+            // The argument is a union; `val` is its low 32 bits.
+            let val =
+                i32::from_ne_bytes(u32::try_from(arg & 0xffff_ffff).unwrap_or(0).to_ne_bytes());
+            let caller = sem::Caller {
+                creds: &task.creds,
+                pid: task.tgid(),
+            };
+            sem.set_values(id, Some(num), &[val], &caller)?;
+            Ok(0)
+        }
+        SETALL => {
+            let n = sem.nsems(id, &task.creds, WRITE_UGO)?;
+            let mut values = vec![0u16; n];
+            task.mm.copy_in(
+                ptr,
+                zerocopy::IntoBytes::as_mut_bytes(values.as_mut_slice()),
+            )?;
+            let values: Vec<i32> = values.into_iter().map(i32::from).collect();
+            let caller = sem::Caller {
+                creds: &task.creds,
+                pid: task.tgid(),
+            };
+            sem.set_values(id, None, &values, &caller)?;
+            Ok(0)
+        }
+        IPC_SET => {
+            let new: SemidDs = task.mm.read(UserPtr::from(arg))?;
+            sem.set(id, &new, &task.creds)?;
+            Ok(0)
+        }
+        IPC_RMID => {
+            sem.remove(id, &task.creds)?;
+            Ok(0)
+        }
+        _ => {
+            log::debug!("semctl: unknown command {cmd} (EINVAL)");
             Err(Errno::EINVAL)
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! The sandbox has one IPC namespace: one [`Ipc`] hangs off the kernel object.
 
+pub mod sem;
 pub mod shm;
 
 use std::collections::BTreeMap;
@@ -317,6 +318,7 @@ pub fn now_seconds() -> i64 {
 #[derive(Default)]
 pub struct Ipc {
     pub shm: std::sync::Arc<shm::Shm>,
+    pub sem: std::sync::Arc<sem::Sem>,
 }
 
 #[cfg(test)]
