@@ -1,4 +1,5 @@
-//! System V IPC: shmget, shmat, shmdt, shmctl; semget, semop, semtimedop, semctl.
+//! System V IPC: shmget, shmat, shmdt, shmctl; semget, semop, semtimedop, semctl; msgget,
+//! msgsnd, msgrcv, msgctl.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -6,6 +7,10 @@ use std::time::Instant;
 use platform::Perms;
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::ipc::msg::{
+    Message, MsqidDs, Receive, Search, MSGMAX, MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_STAT,
+    MSG_STAT_ANY,
+};
 use crate::kernel::ipc::sem::{
     self, SemBuf, SemInfo, SemidDs, SemopError, UndoList, GETALL, GETNCNT, GETPID, GETVAL, GETZCNT,
     SEMOPM, SEM_INFO, SEM_STAT, SEM_STAT_ANY, SEM_UNDO, SETALL, SETVAL,
@@ -14,7 +19,7 @@ use crate::kernel::ipc::shm::{
     attachment_of, AttachAccess, Caller, ShmidDs, SHM_INFO, SHM_LOCK, SHM_STAT, SHM_STAT_ANY,
     SHM_UNLOCK,
 };
-use crate::kernel::ipc::{IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT, WRITE_UGO};
+use crate::kernel::ipc::{IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT, WRITE_UGO};
 use crate::kernel::{Task, RLIM_INFINITY};
 use crate::mm::{MapFlags, MemoryObject, UserAddr, UserPtr, PAGE_SIZE};
 
@@ -319,6 +324,119 @@ pub fn semctl(task: &mut Task, id: i32, num: i32, cmd: i32, arg: u64) -> SysResu
         }
         _ => {
             log::debug!("semctl: unknown command {cmd} (EINVAL)");
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+pub fn msgget(task: &mut Task, key: i32, flags: i32) -> SysResult<i64> {
+    let msg = Arc::clone(&task.kernel.ipc.msg);
+    Ok(i64::from(msg.get(key, flags, &task.creds)?))
+}
+
+/// The offset of `mtext` in `struct msgbuf`.
+const MTEXT: u64 = 8;
+
+pub fn msgsnd(task: &mut Task, id: i32, msgp: UserAddr, size: u64, flags: i32) -> SysResult<i64> {
+    let mtype: i64 = task.mm.read(UserPtr::from(msgp.get()))?;
+    if size > MSGMAX as u64 || id < 0 || mtype < 1 {
+        return Err(Errno::EINVAL);
+    }
+    let mut text = vec![0u8; usize::try_from(size).map_err(|_| Errno::EINVAL)?];
+    task.mm.copy_in(msgp.checked_add(MTEXT)?, &mut text)?;
+    let msg = Arc::clone(&task.kernel.ipc.msg);
+    let waiters = msg.waiters(id)?;
+    let mut message = Some(Message { mtype, text });
+    let pid = task.tgid();
+    let creds = task.creds.clone();
+    let mut attempt = || msg.try_send(id, &waiters, &mut message, &creds, pid);
+    if flags & IPC_NOWAIT != 0 {
+        return match attempt()? {
+            Some(()) => Ok(0),
+            None => Err(Errno::EAGAIN),
+        };
+    }
+    let _registration = waiters.queue.register(&task.handle.waker);
+    match task.block_until(None, attempt) {
+        Ok(()) => Ok(0),
+        // Restarted only when no handler ran.
+        Err(Errno::ERESTARTSYS) => Err(Errno::ERESTARTNOHAND),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn msgrcv(
+    task: &mut Task,
+    id: i32,
+    msgp: UserAddr,
+    size: u64,
+    msgtyp: i64,
+    flags: i32,
+) -> SysResult<i64> {
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&s| i64::try_from(s).is_ok())
+        .ok_or(Errno::EINVAL)?;
+    if id < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MSG_COPY != 0 && (flags & MSG_EXCEPT != 0 || flags & IPC_NOWAIT == 0) {
+        return Err(Errno::EINVAL);
+    }
+    let want = Receive {
+        search: Search::new(msgtyp, flags),
+        size,
+        flags,
+    };
+    let msg = Arc::clone(&task.kernel.ipc.msg);
+    let waiters = msg.waiters(id)?;
+    let pid = task.tgid();
+    let creds = task.creds.clone();
+    let attempt = || msg.try_receive(id, &waiters, &want, &creds, pid);
+    let message = if flags & IPC_NOWAIT != 0 {
+        attempt()?.ok_or(Errno::ENOMSG)?
+    } else {
+        let _registration = waiters.queue.register(&task.handle.waker);
+        match task.block_until(None, attempt) {
+            Ok(m) => m,
+            Err(Errno::ERESTARTSYS) => return Err(Errno::ERESTARTNOHAND),
+            Err(e) => return Err(e),
+        }
+    };
+    task.mm.write(UserPtr::from(msgp.get()), &message.mtype)?;
+    let n = size.min(message.text.len());
+    task.mm
+        .copy_out(msgp.checked_add(MTEXT)?, &message.text[..n])?;
+    Ok(n as i64)
+}
+
+pub fn msgctl(task: &mut Task, id: i32, cmd: i32, buf: UserAddr) -> SysResult<i64> {
+    if id < 0 || cmd < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let msg = Arc::clone(&task.kernel.ipc.msg);
+    match cmd {
+        IPC_INFO | MSG_INFO => {
+            let (info, max) = msg.info(cmd == MSG_INFO);
+            task.mm.write(UserPtr::from(buf.get()), &info)?;
+            Ok(i64::from(max))
+        }
+        IPC_STAT | MSG_STAT | MSG_STAT_ANY => {
+            let (ds, ret) = msg.stat(id, cmd, &task.creds)?;
+            task.mm.write(UserPtr::from(buf.get()), &ds)?;
+            Ok(i64::from(ret))
+        }
+        IPC_SET => {
+            let new: MsqidDs = task.mm.read(UserPtr::from(buf.get()))?;
+            msg.set(id, &new, &task.creds)?;
+            Ok(0)
+        }
+        IPC_RMID => {
+            msg.remove(id, &task.creds)?;
+            Ok(0)
+        }
+        _ => {
+            log::debug!("msgctl: unknown command {cmd} (EINVAL)");
             Err(Errno::EINVAL)
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! The sandbox has one IPC namespace: one [`Ipc`] hangs off the kernel object.
 
+pub mod msg;
 pub mod sem;
 pub mod shm;
 
@@ -319,6 +320,7 @@ pub fn now_seconds() -> i64 {
 pub struct Ipc {
     pub shm: std::sync::Arc<shm::Shm>,
     pub sem: std::sync::Arc<sem::Sem>,
+    pub msg: std::sync::Arc<msg::Msg>,
 }
 
 #[cfg(test)]
