@@ -557,3 +557,86 @@ impl Sem {
         (info, state.ids.max_index().max(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(num: u16, op: i16, flags: i16) -> SemBuf {
+        SemBuf { num, op, flags }
+    }
+
+    fn values(sem: &Sem, id: i32, creds: &Credentials) -> Vec<u16> {
+        sem.get_all(id, creds).unwrap()
+    }
+
+    #[test]
+    fn operation_arrays_are_all_or_nothing() {
+        let sem = Arc::new(Sem::default());
+        let root = Credentials::default();
+        let caller = Caller {
+            creds: &root,
+            pid: 7,
+        };
+        let id = sem.get(0, 2, 0o600, &caller).unwrap();
+        let waiters = sem.prepare(id, &[op(1, 1, 0)], &root).unwrap();
+        let ops = [op(0, 1, 0), op(1, -1, 0)];
+        let blocked = sem.try_ops(id, &waiters, &ops, 1, None, 7);
+        assert!(matches!(
+            blocked,
+            Err(SemopError::Block {
+                num: 1,
+                zero: false
+            })
+        ));
+        assert_eq!(values(&sem, id, &root), [0, 0]);
+        assert_eq!(sem.get_one(id, 1, GETNCNT, &root), Ok(1));
+        let nowait = [op(0, 1, 0), op(1, -1, 0o4000)];
+        assert!(matches!(
+            sem.try_ops(id, &waiters, &nowait, 2, None, 7),
+            Err(SemopError::Fail(Errno::EAGAIN))
+        ));
+        assert!(sem
+            .try_ops(id, &waiters, &[op(1, 2, 0)], 3, None, 7)
+            .is_ok());
+        assert!(sem.try_ops(id, &waiters, &ops, 1, None, 7).is_ok());
+        assert_eq!(values(&sem, id, &root), [1, 1]);
+        assert_eq!(sem.get_one(id, 1, GETNCNT, &root), Ok(0));
+        assert!(matches!(
+            sem.try_ops(id, &waiters, &[op(0, i16::MAX, 0)], 4, None, 7),
+            Err(SemopError::Fail(Errno::ERANGE))
+        ));
+        assert_eq!(
+            sem.prepare(id, &[op(2, 1, 0)], &root).map(|_| ()),
+            Err(Errno::EFBIG)
+        );
+    }
+
+    #[test]
+    fn undo_is_applied_when_the_list_goes() {
+        let sem = Arc::new(Sem::default());
+        let root = Credentials::default();
+        let caller = Caller {
+            creds: &root,
+            pid: 7,
+        };
+        let id = sem.get(0, 1, 0o600, &caller).unwrap();
+        sem.set_values(id, None, &[3], &caller).unwrap();
+        let waiters = sem.prepare(id, &[op(0, 1, 0)], &root).unwrap();
+        let list = UndoList::new(&sem);
+        let ops = [op(0, 2, SEM_UNDO)];
+        assert!(sem.try_ops(id, &waiters, &ops, 1, Some(&list), 7).is_ok());
+        assert_eq!(values(&sem, id, &root), [5]);
+        let shared = Arc::clone(&list);
+        drop(list);
+        assert_eq!(values(&sem, id, &root), [5]);
+        drop(shared);
+        assert_eq!(values(&sem, id, &root), [3]);
+        // A removed set fails its waiters with EIDRM.
+        sem.remove(id, &root).unwrap();
+        assert!(matches!(
+            sem.try_ops(id, &waiters, &ops, 2, None, 7),
+            Err(SemopError::Fail(Errno::EIDRM))
+        ));
+    }
+}
