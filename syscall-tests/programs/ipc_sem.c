@@ -25,6 +25,27 @@ static int op1(int id, unsigned short num, short op, short flg) {
     return semop(id, &s, 1);
 }
 
+
+/* Whether /proc/sysvipc/NAME has the header `header` and a row whose first two
+ * columns are `key` and `id`, and whose fourth is `fourth`. */
+static int sysvipc_row(const char *name, const char *header, int key, int id,
+                       unsigned long fourth) {
+    static char table[65536];
+    char path[64];
+    snprintf(path, sizeof path, "/proc/sysvipc/%s", name);
+    if (get_file(path, table, sizeof table) <= 0) return 0;
+    if (strncmp(table, header, strlen(header)) != 0) return 0;
+    for (char *line = strchr(table, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        int k, i;
+        unsigned mode;
+        unsigned long v;
+        if (sscanf(line + 1, "%d %d %o %lu", &k, &i, &mode, &v) == 4 && k == key && i == id &&
+            v == fourth)
+            return 1;
+    }
+    return 0;
+}
+
 static int thread_sem;
 
 static void *undo_thread(void *arg) {
@@ -216,6 +237,11 @@ int main(void) {
     CHECK("ipc_stat_fields", ds.sem_nsems == 3 && (ds.sem_perm.mode & 0777) == 0600 &&
                                  ds.sem_perm.uid == geteuid() && ds.sem_otime != 0 &&
                                  ds.sem_ctime != 0 && ds.sem_perm.__key == IPC_PRIVATE);
+    CHECK("proc_sysvipc_sem",
+          sysvipc_row("sem",
+                      "       key      semid perms      nsems   uid   gid  cuid  cgid      otime"
+                      "      ctime\n",
+                      key, kid, 2));
     ds.sem_perm.mode = 0644;
     EXPECT_EQ("ipc_set", semctl(id, 0, IPC_SET, a), 0);
     memset(&ds, 0, sizeof ds);

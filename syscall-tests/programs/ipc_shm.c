@@ -5,6 +5,27 @@
 #include <sys/ipc.h>
 #include <sys/shm.h>
 
+
+/* Whether /proc/sysvipc/NAME has the header `header` and a row whose first two
+ * columns are `key` and `id`, and whose fourth is `fourth`. */
+static int sysvipc_row(const char *name, const char *header, int key, int id,
+                       unsigned long fourth) {
+    static char table[65536];
+    char path[64];
+    snprintf(path, sizeof path, "/proc/sysvipc/%s", name);
+    if (get_file(path, table, sizeof table) <= 0) return 0;
+    if (strncmp(table, header, strlen(header)) != 0) return 0;
+    for (char *line = strchr(table, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        int k, i;
+        unsigned mode;
+        unsigned long v;
+        if (sscanf(line + 1, "%d %d %o %lu", &k, &i, &mode, &v) == 4 && k == key && i == id &&
+            v == fourth)
+            return 1;
+    }
+    return 0;
+}
+
 static key_t key_base;
 
 /* A key of this run's own (the host may have other segments). */
@@ -190,6 +211,12 @@ int main(int argc, char **argv) {
     snprintf(want, sizeof want, "/SYSV%08x", key_n(1));
     CHECK("proc_maps_names_segment",
           get_file("/proc/self/maps", maps, sizeof maps) > 0 && strstr(maps, want));
+    CHECK("proc_sysvipc_shm",
+          sysvipc_row("shm",
+                      "       key      shmid perms                  size  cpid  lpid nattch   "
+                      "uid   gid  cuid  cgid      atime      dtime      ctime                   "
+                      "rss                  swap\n",
+                      key_n(1), id, 4096));
     struct shm_info sinfo;
     memset(&sinfo, 0, sizeof sinfo);
     int maxidx2 = shmctl(0, SHM_INFO, (struct shmid_ds *)&sinfo);

@@ -16,7 +16,7 @@ use super::{
     PROC_SUPER_MAGIC, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use crate::errno::{Errno, SysResult};
-use crate::kernel::ipc::shm;
+use crate::kernel::ipc::{msg, sem, shm};
 use crate::mm::VmaKind;
 
 /// What `uname` reports (kept in step with `syscalls/info.rs`).
@@ -35,6 +35,8 @@ enum Node {
     /// `/proc/PID` of the caller's process.
     Pid,
     File(Generator),
+    /// `/proc/sysvipc`: the System V IPC objects.
+    Sysvipc,
     /// `comm`: the thread's name, which a write of the thread's own process changes.
     Comm,
     Exe,
@@ -157,6 +159,31 @@ const GLOBAL_FILES: &[(&str, Generator)] = &[
     }),
 ];
 
+/// `/proc/sysvipc`: one table per kind of System V IPC object.
+const SYSVIPC_FILES: &[(&str, Generator)] = &[
+    ("msg", |_, cx| {
+        Ok(cx
+            .kernel
+            .as_ref()
+            .map_or_else(|| msg::PROC_HEADER.to_string(), |k| k.ipc.msg.proc_table())
+            .into_bytes())
+    }),
+    ("sem", |_, cx| {
+        Ok(cx
+            .kernel
+            .as_ref()
+            .map_or_else(|| sem::PROC_HEADER.to_string(), |k| k.ipc.sem.proc_table())
+            .into_bytes())
+    }),
+    ("shm", |_, cx| {
+        Ok(cx
+            .kernel
+            .as_ref()
+            .map_or_else(|| shm::PROC_HEADER.to_string(), |k| k.ipc.shm.proc_table())
+            .into_bytes())
+    }),
+];
+
 const PID_FILES: &[(&str, Generator)] = &[
     ("environ", |_, cx| {
         Ok(cx.fs.as_ref().map(|f| f.environ()).unwrap_or_default())
@@ -265,7 +292,7 @@ impl Inode for ProcInode {
     }
     fn stat(&self) -> SysResult<Stat> {
         let mode = match self.node {
-            Node::Root | Node::Pid | Node::TaskDir | Node::Task => S_IFDIR | 0o555,
+            Node::Root | Node::Pid | Node::TaskDir | Node::Task | Node::Sysvipc => S_IFDIR | 0o555,
             Node::FdDir | Node::FdInfoDir => S_IFDIR | 0o500,
             Node::FdInfo(_) => S_IFREG | 0o444,
             Node::File(_) => S_IFREG | 0o444,
@@ -301,6 +328,7 @@ impl Inode for ProcInode {
                 b"self" => Node::SelfLink,
                 b"thread-self" => Node::ThreadSelfLink,
                 b"sys" => return Ok(Arc::clone(&self.fs.sys) as Arc<dyn Inode>),
+                b"sysvipc" => Node::Sysvipc,
                 b"mounts" => {
                     return Ok(StaticLink::new(self.fs.dev, "self/mounts") as Arc<dyn Inode>)
                 }
@@ -312,6 +340,11 @@ impl Inode for ProcInode {
                     .ok_or(Errno::ENOENT)?,
             },
             Node::Pid | Node::Task => self.pid_child(cx, name)?,
+            Node::Sysvipc => SYSVIPC_FILES
+                .iter()
+                .find(|(n, _)| n.as_bytes() == name)
+                .map(|&(_, g)| Node::File(g))
+                .ok_or(Errno::ENOENT)?,
             Node::TaskDir => {
                 let tid = pid_of(name).ok_or(Errno::ENOENT)?;
                 if !self.threads(cx)?.contains(&tid) {
@@ -357,7 +390,9 @@ impl Inode for ProcInode {
             (Node::TaskDir, Node::Task) => pid_of(name).unwrap_or(0),
             _ => self.tid,
         };
-        let ino = if matches!(self.node, Node::Root) && !matches!(node, Node::Pid) {
+        let ino = if matches!(self.node, Node::Sysvipc) {
+            n | 0x30_0000
+        } else if matches!(self.node, Node::Root) && !matches!(node, Node::Pid) {
             n | 0x10_0000
         } else {
             pid_ino(if pid == 0 { cx.tgid } else { pid }, n)
@@ -397,10 +432,12 @@ impl Inode for ProcInode {
                     e("thread-self", DT_LNK),
                     e("mounts", DT_LNK),
                     e("sys", DT_DIR),
+                    e("sysvipc", DT_DIR),
                 ]);
                 v.extend(GLOBAL_FILES.iter().map(|(n, _)| e(n, DT_REG)));
                 v
             }
+            Node::Sysvipc => SYSVIPC_FILES.iter().map(|(n, _)| e(n, DT_REG)).collect(),
             Node::TaskDir => self
                 .threads(cx)?
                 .iter()
@@ -536,7 +573,13 @@ impl Inode for ProcInode {
                     data,
                 ))))
             }
-            Node::Root | Node::Pid | Node::FdDir | Node::FdInfoDir | Node::TaskDir | Node::Task => {
+            Node::Root
+            | Node::Pid
+            | Node::FdDir
+            | Node::FdInfoDir
+            | Node::TaskDir
+            | Node::Task
+            | Node::Sysvipc => {
                 let entries = self.readdir(cx)?;
                 Ok(Some(Arc::new(InodeFile::with_listing(
                     cx,

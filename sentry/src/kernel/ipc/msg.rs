@@ -366,7 +366,38 @@ impl Msg {
         };
         (info, state.ids.max_index().max(0))
     }
+
+    /// `/proc/sysvipc/msg`.
+    pub fn proc_table(&self) -> String {
+        use std::fmt::Write as _;
+        let state = self.lock();
+        let mut out = PROC_HEADER.to_string();
+        for (id, q) in state.ids.iter() {
+            let _ = writeln!(
+                out,
+                "{:>10} {:>10}  {:>4o}  {:>10} {:>10} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>10} {:>10}",
+                q.perm.key,
+                id,
+                q.perm.mode,
+                q.bytes,
+                q.messages.len(),
+                q.lspid,
+                q.lrpid,
+                q.perm.uid,
+                q.perm.gid,
+                q.perm.cuid,
+                q.perm.cgid,
+                q.stime,
+                q.rtime,
+                q.ctime,
+            );
+        }
+        out
+    }
 }
+
+/// The first line of `/proc/sysvipc/msg`.
+pub const PROC_HEADER: &str = "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n";
 
 #[cfg(test)]
 mod tests {

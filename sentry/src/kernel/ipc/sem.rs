@@ -556,7 +556,35 @@ impl Sem {
         };
         (info, state.ids.max_index().max(0))
     }
+
+    /// `/proc/sysvipc/sem`.
+    pub fn proc_table(&self) -> String {
+        use std::fmt::Write as _;
+        let state = self.lock();
+        let mut out = PROC_HEADER.to_string();
+        for (id, s) in state.ids.iter() {
+            let _ = writeln!(
+                out,
+                "{:>10} {:>10}  {:>4o} {:>10} {:>5} {:>5} {:>5} {:>5} {:>10} {:>10}",
+                s.perm.key,
+                id,
+                s.perm.mode,
+                s.sems.len(),
+                s.perm.uid,
+                s.perm.gid,
+                s.perm.cuid,
+                s.perm.cgid,
+                s.otime,
+                s.ctime,
+            );
+        }
+        out
+    }
 }
+
+/// The first line of `/proc/sysvipc/sem`.
+pub const PROC_HEADER: &str =
+    "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n";
 
 #[cfg(test)]
 mod tests {

@@ -459,7 +459,40 @@ impl Shm {
         };
         (info, state.ids.max_index().max(0))
     }
+
+    /// `/proc/sysvipc/shm`.
+    pub fn proc_table(&self) -> String {
+        use std::fmt::Write as _;
+        let state = self.lock();
+        let mut out = PROC_HEADER.to_string();
+        for (id, s) in state.ids.iter() {
+            let _ = writeln!(
+                out,
+                "{:>10} {:>10}  {:>4o} {:>21} {:>5} {:>5}  {:>5} {:>5} {:>5} {:>5} {:>5} {:>10} {:>10} {:>10} {:>21} {:>21}",
+                s.perm.key,
+                id,
+                s.perm.mode,
+                s.size,
+                s.cpid,
+                s.lpid,
+                s.nattch(),
+                s.perm.uid,
+                s.perm.gid,
+                s.perm.cuid,
+                s.perm.cgid,
+                s.atime,
+                s.dtime,
+                s.ctime,
+                s.memory.resident_pages() * PAGE_SIZE,
+                0,
+            );
+        }
+        out
+    }
 }
+
+/// The first line of `/proc/sysvipc/shm`.
+pub const PROC_HEADER: &str = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n";
 
 /// Whether `object` is a System V attachment, and which.
 pub fn attachment_of(object: &dyn MemoryObject) -> Option<&Attachment> {
