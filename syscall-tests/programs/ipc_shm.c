@@ -27,6 +27,7 @@ static int sysvipc_row(const char *name, const char *header, int key, int id,
 }
 
 static key_t key_base;
+static char t_text[64];
 
 /* A key of this run's own (the host may have other segments). */
 static key_t key_n(int n) { return key_base + n; }
@@ -73,6 +74,12 @@ int main(int argc, char **argv) {
     CHECK("private_always_new", priv2 >= 0 && priv2 != priv);
     EXPECT_ERR("size_zero_einval", shmget(IPC_PRIVATE, 0, 0600), EINVAL);
     EXPECT_ERR("size_huge_einval", shmget(IPC_PRIVATE, (size_t)-1, 0600), EINVAL);
+    /* No huge pages reserved (or no such setting): a huge page segment cannot be had. */
+    if (get_file("/proc/sys/vm/nr_hugepages", t_text, sizeof t_text) <= 0 || atoi(t_text) == 0)
+        EXPECT_ERR("hugetlb_without_huge_pages_enomem",
+                   shmget(IPC_PRIVATE, 2 << 20, SHM_HUGETLB | IPC_CREAT | 0600), ENOMEM);
+    else
+        t_skip("hugetlb_without_huge_pages_enomem", "the host has huge pages reserved");
     EXPECT_ERR("key_missing_enoent", shmget(key_n(1), 4096, 0600), ENOENT);
     int id = shmget(key_n(1), 4096, IPC_CREAT | 0640);
     CHECK("key_create", id >= 0);

@@ -30,7 +30,8 @@ pub const SHMALL: u64 = u64::MAX - (1 << 24);
 /// The most segments (`shmmni`), and per process (`SHMSEG`, not enforced, as on Linux).
 pub const SHMMNI: usize = 4096;
 
-/// `shmget` flag: no commit check.
+/// `shmget` flags: huge pages, and no commit check.
+const SHM_HUGETLB: i32 = 0o4000;
 const SHM_NORESERVE: i32 = 0o10000;
 /// Mode flags: marked for destruction, and locked in memory.
 pub const SHM_DEST: u32 = 0o1000;
@@ -245,6 +246,12 @@ impl Shm {
             || {
                 if !(SHMMIN..=SHMMAX).contains(&size) {
                     return Err(Errno::EINVAL);
+                }
+                if flags & SHM_HUGETLB != 0 {
+                    // No huge pages are reserved in the sandbox, as on a host with none
+                    // configured (the same answer as mmap's MAP_HUGETLB).
+                    log::debug!("shmget(SHM_HUGETLB): no huge pages (ENOMEM)");
+                    return Err(Errno::ENOMEM);
                 }
                 pages = size.div_ceil(PAGE_SIZE);
                 if total.checked_add(pages).is_none_or(|t| t > SHMALL) {
