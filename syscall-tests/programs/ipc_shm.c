@@ -171,6 +171,14 @@ int main(int argc, char **argv) {
     shmctl(id, IPC_STAT, &ds);
     CHECK("lpid_and_dtime_after_detach", ds.shm_lpid == c && ds.shm_dtime != 0);
 
+    /* A forked child's exit is a detach of its own: it is the last to operate. */
+    c = fork();
+    if (c == 0) _exit(0);
+    waitpid(c, &st, 0);
+    memset(&ds, 0, sizeof ds);
+    shmctl(id, IPC_STAT, &ds);
+    CHECK("fork_child_exit_sets_lpid", ds.shm_lpid == c && ds.shm_nattch == 1);
+
     /* Read-only attachments. */
     char *ro = shmat(id, NULL, SHM_RDONLY);
     CHECK("attach_rdonly_reads", ro != (char *)-1 && !strcmp(ro, "hello"));

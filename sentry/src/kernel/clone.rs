@@ -110,7 +110,9 @@ impl Task {
                 .platform
                 .new_address_space()
                 .map_err(|e| host_errno(&e))?;
-            Arc::new(self.mm.fork(space)?)
+            let mm = Arc::new(self.mm.fork(space)?);
+            kernel.ipc.shm.record_fork(&mm, self.tgid());
+            mm
         };
         let fds = if flags & CLONE_FILES != 0 {
             Arc::clone(&self.fds)
@@ -294,8 +296,14 @@ impl Task {
         self.creds.exec();
         self.handle.control.exec(path);
         self.delete_timers(false);
-        self.mm = mm;
+        let old = std::mem::replace(&mut self.mm, mm);
         self.publish_view();
+        // As at exit, the old image lets go of its System V segments, unless another
+        // process shares that memory (a vfork parent).
+        if Arc::strong_count(&old) == 1 {
+            self.kernel.ipc.shm.detach_all(&old, self.tgid());
+        }
+        drop(old);
         self.fs.set_exe(exe_path);
         self.fs.set_cmdline(cmdline);
         self.fs.set_environ(environ);

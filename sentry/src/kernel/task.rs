@@ -767,7 +767,7 @@ impl Task {
         // exit, as Linux's `exit_mm` comes before `exit_notify` (unless another process
         // shares the memory through CLONE_VM).
         if Arc::strong_count(&self.mm) == 1 {
-            super::ipc::shm::detach_all(&self.mm);
+            self.kernel.ipc.shm.detach_all(&self.mm, self.tgid());
         }
         self.group.state().zombie = Some(final_status);
         self.group.exited.notify_all();

@@ -122,6 +122,7 @@ pub fn shmdt(task: &mut Task, addr: UserAddr) -> SysResult<i64> {
         }
         match &found {
             None => {
+                attachment.record(false, task.tgid());
                 let size = attachment.size().next_multiple_of(PAGE_SIZE);
                 found = Some((Arc::clone(object), size));
                 ranges.push((vma.start, vma.end));

@@ -4,9 +4,10 @@
 //! use. Each `shmat` maps it through a new [`Attachment`], and every VMA that maps an
 //! attachment holds a reference to it: `fork` copies the VMA (and so the reference), a
 //! split of the VMA adds one, `munmap`, `exec` and exit drop them. So the attach count is
-//! the number of those references, as Linux counts the segment's VMAs, and when the last
-//! one of an attachment goes its `Drop` records the detach and destroys a segment that
-//! `IPC_RMID` marked.
+//! the number of those references, as Linux counts the segment's VMAs. `shmat`, `shmdt`,
+//! `fork`, `exec` and exit record the attach and detach times and the last process as they
+//! happen; when the last reference to an attachment goes, its `Drop` records the detach
+//! (of a plain `munmap`, say) and destroys a segment that `IPC_RMID` marked.
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -175,6 +176,24 @@ impl Attachment {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// Records that process `pid` mapped (`fork`) or unmapped (`shmdt`, `exec`, exit) the
+    /// segment: `shm_atime` or `shm_dtime`, and `shm_lpid`, as Linux's `shm_open` and
+    /// `shm_close` do for each mapping.
+    pub fn record(&self, attach: bool, pid: i32) {
+        let Some(shm) = self.shm.upgrade() else {
+            return;
+        };
+        let mut state = shm.lock();
+        if let Ok(seg) = state.ids.get_mut(self.id) {
+            if attach {
+                seg.atime = now_seconds();
+            } else {
+                seg.dtime = now_seconds();
+            }
+            seg.lpid = pid;
+        }
+    }
 }
 
 impl MemoryObject for Attachment {
@@ -215,6 +234,44 @@ pub struct AttachAccess {
 }
 
 impl Shm {
+    /// Whether there are no segments (and so no attachments).
+    fn is_empty(&self) -> bool {
+        self.lock().ids.is_empty()
+    }
+
+    /// Unmaps every System V attachment of `mm` (the memory of process `pid`, which exits or
+    /// execs), recording each detach.
+    pub fn detach_all(&self, mm: &MemoryManager, pid: i32) {
+        if self.is_empty() {
+            return;
+        }
+        for vma in mm.vmas() {
+            let Some((object, _)) = &vma.object else {
+                continue;
+            };
+            if let Some(attachment) = attachment_of(&**object) {
+                attachment.record(false, pid);
+                // The range is a VMA's own: page-aligned and mapped.
+                let _ = mm.munmap(UserAddr::new(vma.start), vma.end - vma.start);
+            }
+        }
+    }
+
+    /// Records the attaches a `fork` by process `pid` made: the child's copies of its
+    /// mappings of segments.
+    pub fn record_fork(&self, mm: &MemoryManager, pid: i32) {
+        if self.is_empty() {
+            return;
+        }
+        for vma in mm.vmas() {
+            if let Some((object, _)) = &vma.object {
+                if let Some(attachment) = attachment_of(&**object) {
+                    attachment.record(true, pid);
+                }
+            }
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -504,18 +561,4 @@ pub const PROC_HEADER: &str = "       key      shmid perms                  size
 /// Whether `object` is a System V attachment, and which.
 pub fn attachment_of(object: &dyn MemoryObject) -> Option<&Attachment> {
     object.as_any()?.downcast_ref::<Attachment>()
-}
-
-/// Unmaps every System V attachment of `mm` (an exiting process's).
-pub fn detach_all(mm: &MemoryManager) {
-    for vma in mm.vmas() {
-        let attached = vma
-            .object
-            .as_ref()
-            .is_some_and(|(object, _)| attachment_of(&**object).is_some());
-        if attached {
-            // The range is a VMA's own: page-aligned and mapped.
-            let _ = mm.munmap(UserAddr::new(vma.start), vma.end - vma.start);
-        }
-    }
 }
