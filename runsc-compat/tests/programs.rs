@@ -220,6 +220,37 @@ fn perl_regex_and_fork() {
     ]);
 }
 
+/// Shared memory written by a forked child, a message through a queue, and a semaphore,
+/// with Perl's built-in System V IPC.
+const PERL_SYSV_IPC: &str = r#"
+use strict; use IPC::SysV qw(IPC_PRIVATE IPC_RMID S_IRWXU GETVAL);
+my $id = shmget(IPC_PRIVATE, 1024, S_IRWXU) // die "shmget: $!";
+shmwrite($id, "hello", 0, 5) or die "shmwrite: $!";
+my $pid = fork();
+if (!$pid) { shmwrite($id, "HELLO", 0, 5) or die; exit 0; }
+waitpid($pid, 0);
+shmread($id, my $buf, 0, 5) or die "shmread: $!";
+shmctl($id, IPC_RMID, 0) or die "shmctl: $!";
+my $q = msgget(IPC_PRIVATE, S_IRWXU) // die "msgget: $!";
+msgsnd($q, pack("l! a*", 3, "msg-three"), 0) or die "msgsnd: $!";
+msgrcv($q, my $m, 100, 0, 0) or die "msgrcv: $!";
+my ($type, $text) = unpack("l! a*", $m);
+msgctl($q, IPC_RMID, 0) or die "msgctl: $!";
+my $s = semget(IPC_PRIVATE, 1, S_IRWXU) // die "semget: $!";
+semop($s, pack("s!3", 0, 2, 0)) or die "semop: $!";
+my $v = semctl($s, 0, GETVAL, 0);
+semctl($s, 0, IPC_RMID, 0) or die "semctl: $!";
+print "$buf $type $text $v\n";
+"#;
+
+#[test]
+fn perl_system_v_ipc() {
+    if !have("perl") {
+        return;
+    }
+    same_as_native(&["/usr/bin/perl", "-e", PERL_SYSV_IPC]);
+}
+
 const C_PROGRAM: &str = r#"
 #include <pthread.h>
 #include <stdio.h>

@@ -119,7 +119,9 @@ impl Task {
                 .platform
                 .new_address_space()
                 .map_err(|e| host_errno(&e))?;
-            Arc::new(self.mm.fork(space)?)
+            let mm = Arc::new(self.mm.fork(space)?);
+            kernel.ipc.shm.record_fork(&mm, self.tgid());
+            mm
         };
         let fds = if flags & CLONE_FILES != 0 {
             Arc::clone(&self.fds)
@@ -227,6 +229,13 @@ impl Task {
         if flags & CLONE_CHILD_CLEARTID != 0 {
             child.clear_child_tid = args.child_tid;
         }
+        if flags & CLONE_SYSVSEM != 0 {
+            let sem = &kernel.ipc.sem;
+            let list = self
+                .sem_undo
+                .get_or_insert_with(|| super::ipc::sem::UndoList::new(sem));
+            child.sem_undo = Some(Arc::clone(list));
+        }
         let vfork = (flags & CLONE_VFORK != 0).then(|| Arc::new(VforkDone::default()));
         child.vfork_parent = vfork.clone();
         if flags & CLONE_THREAD == 0 {
@@ -301,8 +310,14 @@ impl Task {
         self.creds.exec();
         self.handle.control.exec(path);
         self.delete_timers(false);
-        self.mm = mm;
+        let old = std::mem::replace(&mut self.mm, mm);
         self.publish_view();
+        // As at exit, the old image lets go of its System V segments, unless another
+        // process shares that memory (a vfork parent).
+        if Arc::strong_count(&old) == 1 {
+            self.kernel.ipc.shm.detach_all(&old, self.tgid());
+        }
+        drop(old);
         self.fs.set_exe(exe_path);
         self.fs.set_cmdline(cmdline);
         self.fs.set_environ(environ);

@@ -7,6 +7,7 @@ pub mod current;
 mod fd_table;
 pub mod futex;
 pub mod futex_pi;
+pub mod ipc;
 mod limits;
 pub mod oom;
 pub mod process;
@@ -92,6 +93,8 @@ pub struct Kernel {
     pids_limit: AtomicU64,
     /// The OOM killer's last victim.
     oom: oom::OomState,
+    /// System V shared memory, semaphores and message queues (one IPC namespace).
+    pub ipc: ipc::Ipc,
 }
 
 /// Processes and threads by ID (the sandbox's own PID namespace).
@@ -126,6 +129,7 @@ impl Kernel {
             unix_names: Arc::default(),
             pids_limit: AtomicU64::new(u64::MAX),
             oom: oom::OomState::default(),
+            ipc: ipc::Ipc::default(),
         })
     }
 

@@ -62,6 +62,9 @@ pub struct Task {
     restart: Option<Errno>,
     /// Woken (and set) when a `vfork` child execs or exits.
     pub vfork_parent: Option<Arc<VforkDone>>,
+    /// The System V semaphore undo list (shared with `CLONE_SYSVSEM` relatives), made
+    /// on first need.
+    pub sem_undo: Option<Arc<super::ipc::sem::UndoList>>,
 }
 
 /// The handshake between a `vfork` parent and child.
@@ -169,6 +172,7 @@ impl Task {
             exit: None,
             restart: None,
             vfork_parent: None,
+            sem_undo: None,
         };
         task.publish_view();
         Ok(task)
@@ -204,6 +208,7 @@ impl Task {
             exit: None,
             restart: None,
             vfork_parent: None,
+            sem_undo: None,
         }
     }
 
@@ -724,6 +729,8 @@ impl Task {
             }
         }
         self.release_robust_futexes();
+        // The semaphore adjustments are undone when the last holder of the list exits.
+        self.sem_undo = None;
         if let Some(v) = self.vfork_parent.take() {
             v.release();
         }
@@ -761,6 +768,12 @@ impl Task {
             exit_signal == SIGCHLD && (a.handler == SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
         });
         self.group.set_view(None);
+        // The process lets go of its System V segments before its parent hears of the
+        // exit, as Linux's `exit_mm` comes before `exit_notify` (unless another process
+        // shares the memory through CLONE_VM).
+        if Arc::strong_count(&self.mm) == 1 {
+            self.kernel.ipc.shm.detach_all(&self.mm, self.tgid());
+        }
         self.group.state().zombie = Some(final_status);
         self.group.exited.notify_all();
         if let Some(parent) = parent {

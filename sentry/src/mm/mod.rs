@@ -104,10 +104,16 @@ pub trait MemoryObject: Send + Sync {
     fn sync(&self) -> SysResult<()> {
         Ok(())
     }
+
+    /// The object itself, for a caller that looks for a kind of its own (`shmdt` finds
+    /// the mappings of a System V segment). The default: not offered.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
-/// The memory of a `MAP_SHARED | MAP_ANONYMOUS` mapping (and of `memfd`s and SysV shared
-/// memory later): zero pages allocated on first touch, shared by everyone who maps it.
+/// The memory of a `MAP_SHARED | MAP_ANONYMOUS` mapping and of a System V shared memory
+/// segment: zero pages allocated on first touch, shared by everyone who maps it.
 pub struct AnonymousObject {
     memory: Arc<MemoryFile>,
     pages: Mutex<BTreeMap<u64, Arc<Page>>>,
@@ -121,6 +127,11 @@ impl AnonymousObject {
             pages: Mutex::new(BTreeMap::new()),
             len,
         })
+    }
+
+    /// How many of its pages have been touched (and so hold memory).
+    pub fn resident_pages(&self) -> u64 {
+        self.pages.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
     }
 }
 

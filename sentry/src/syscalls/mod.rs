@@ -14,6 +14,7 @@ pub mod fs;
 mod futex;
 mod info;
 mod inotify;
+mod ipc;
 mod lock;
 mod memfd;
 mod mm;
@@ -159,6 +160,9 @@ syscall_table! {
     26 => mm::msync(addr: UserAddr, len: u64, flags: i32),
     27 => mm::mincore(addr: UserAddr, len: u64, vec: UserAddr),
     28 => mm::madvise(addr: UserAddr, len: u64, advice: i32),
+    29 => ipc::shmget(key: i32, size: u64, flags: i32),
+    30 => ipc::shmat(id: i32, addr: UserAddr, flags: i32),
+    31 => ipc::shmctl(id: i32, cmd: i32, buf: UserAddr),
     32 => fd::dup(fd: i32),
     33 => fd::dup2(old: i32, new: i32),
     34 => signal::pause(),
@@ -191,6 +195,14 @@ syscall_table! {
     61 => process::wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr),
     62 => signal::kill(pid: i32, sig: i32),
     63 => info::uname(buf: UserAddr),
+    64 => ipc::semget(key: i32, nsems: i32, flags: i32),
+    65 => ipc::semop(id: i32, sops: UserAddr, nsops: u32),
+    66 => ipc::semctl(id: i32, num: i32, cmd: i32, arg: u64),
+    67 => ipc::shmdt(addr: UserAddr),
+    68 => ipc::msgget(key: i32, flags: i32),
+    69 => ipc::msgsnd(id: i32, msgp: UserAddr, size: u64, flags: i32),
+    70 => ipc::msgrcv(id: i32, msgp: UserAddr, size: u64, msgtyp: i64, flags: i32),
+    71 => ipc::msgctl(id: i32, cmd: i32, buf: UserAddr),
     72 => fd::fcntl(fd: i32, cmd: i32, arg: u64),
     73 => lock::flock(fd: i32, op: i32),
     74 => fs::fsync(fd: i32),
@@ -284,6 +296,7 @@ syscall_table! {
     213 => epoll::epoll_create(size: i32),
     217 => dir::getdents64(fd: i32, buf: UserAddr, count: u32),
     218 => process::set_tid_address(addr: UserAddr),
+    220 => ipc::semtimedop(id: i32, sops: UserAddr, nsops: u32, timeout: UserAddr),
     221 => fs::fadvise64(fd: i32, offset: i64, len: i64, advice: i32),
     222 => timer::timer_create(clock: i32, sevp: UserAddr, timerid: UserAddr),
     223 => timer::timer_settime(id: i32, flags: i32, new: UserAddr, old: UserAddr),

@@ -78,8 +78,12 @@ pub fn unshare(task: &mut Task, flags: u64) -> SysResult<i64> {
     if flags & CLONE_NEWUTS != 0 {
         task.handle.set_uts(task.handle.uts().copy());
     }
-    // CLONE_SYSVSEM un-shares the System V semaphore undo list: there are no System V
-    // semaphores in the sandbox, so there is nothing to un-share.
+    // CLONE_SYSVSEM un-shares the System V semaphore undo list: the caller lets go of
+    // its share (applying the adjustments if it was the last) and starts a new one on
+    // its next SEM_UNDO.
+    if flags & CLONE_SYSVSEM != 0 {
+        task.sem_undo = None;
+    }
     Ok(0)
 }
 

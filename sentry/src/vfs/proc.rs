@@ -16,6 +16,7 @@ use super::{
     PROC_SUPER_MAGIC, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use crate::errno::{Errno, SysResult};
+use crate::kernel::ipc::{msg, sem, shm};
 use crate::mm::VmaKind;
 
 /// What `uname` reports (kept in step with `syscalls/info.rs`).
@@ -34,6 +35,8 @@ enum Node {
     /// `/proc/PID` of the caller's process.
     Pid,
     File(Generator),
+    /// `/proc/sysvipc`: the System V IPC objects.
+    Sysvipc,
     /// `comm`: the thread's name, which a write of the thread's own process changes.
     Comm,
     Exe,
@@ -89,6 +92,10 @@ impl ProcFs {
                         ("osrelease", f(&format!("{RELEASE}\n"))),
                         ("ostype", f("Linux\n")),
                         ("pid_max", f("4194304\n")),
+                        // The System V shared memory limits the Sentry keeps to.
+                        ("shmall", f(&format!("{}\n", shm::SHMALL))),
+                        ("shmmax", f(&format!("{}\n", shm::SHMMAX))),
+                        ("shmmni", f(&format!("{}\n", shm::SHMMNI))),
                         ("version", f(&format!("{UTS_VERSION}\n"))),
                     ]),
                 ),
@@ -152,6 +159,31 @@ const GLOBAL_FILES: &[(&str, Generator)] = &[
     ("meminfo", meminfo),
     ("version", |_, _| {
         Ok(format!("Linux version {RELEASE} (bulwark@sandbox) {UTS_VERSION}\n").into_bytes())
+    }),
+];
+
+/// `/proc/sysvipc`: one table per kind of System V IPC object.
+const SYSVIPC_FILES: &[(&str, Generator)] = &[
+    ("msg", |_, cx| {
+        Ok(cx
+            .kernel
+            .as_ref()
+            .map_or_else(|| msg::PROC_HEADER.to_string(), |k| k.ipc.msg.proc_table())
+            .into_bytes())
+    }),
+    ("sem", |_, cx| {
+        Ok(cx
+            .kernel
+            .as_ref()
+            .map_or_else(|| sem::PROC_HEADER.to_string(), |k| k.ipc.sem.proc_table())
+            .into_bytes())
+    }),
+    ("shm", |_, cx| {
+        Ok(cx
+            .kernel
+            .as_ref()
+            .map_or_else(|| shm::PROC_HEADER.to_string(), |k| k.ipc.shm.proc_table())
+            .into_bytes())
     }),
 ];
 
@@ -275,7 +307,7 @@ impl Inode for ProcInode {
     }
     fn stat(&self) -> SysResult<Stat> {
         let mode = match self.node {
-            Node::Root | Node::Pid | Node::TaskDir | Node::Task => S_IFDIR | 0o555,
+            Node::Root | Node::Pid | Node::TaskDir | Node::Task | Node::Sysvipc => S_IFDIR | 0o555,
             Node::FdDir | Node::FdInfoDir => S_IFDIR | 0o500,
             Node::NsDir => S_IFDIR | 0o511,
             Node::Ns(_) => S_IFLNK | 0o777,
@@ -313,6 +345,7 @@ impl Inode for ProcInode {
                 b"self" => Node::SelfLink,
                 b"thread-self" => Node::ThreadSelfLink,
                 b"sys" => return Ok(Arc::clone(&self.fs.sys) as Arc<dyn Inode>),
+                b"sysvipc" => Node::Sysvipc,
                 b"mounts" => {
                     return Ok(StaticLink::new(self.fs.dev, "self/mounts") as Arc<dyn Inode>)
                 }
@@ -324,6 +357,11 @@ impl Inode for ProcInode {
                     .ok_or(Errno::ENOENT)?,
             },
             Node::Pid | Node::Task => self.pid_child(cx, name)?,
+            Node::Sysvipc => SYSVIPC_FILES
+                .iter()
+                .find(|(n, _)| n.as_bytes() == name)
+                .map(|&(_, g)| Node::File(g))
+                .ok_or(Errno::ENOENT)?,
             Node::TaskDir => {
                 let tid = pid_of(name).ok_or(Errno::ENOENT)?;
                 if !self.threads(cx)?.contains(&tid) {
@@ -370,7 +408,9 @@ impl Inode for ProcInode {
             (Node::TaskDir, Node::Task) => pid_of(name).unwrap_or(0),
             _ => self.tid,
         };
-        let ino = if matches!(self.node, Node::Root) && !matches!(node, Node::Pid) {
+        let ino = if matches!(self.node, Node::Sysvipc) {
+            n | 0x30_0000
+        } else if matches!(self.node, Node::Root) && !matches!(node, Node::Pid) {
             n | 0x10_0000
         } else {
             pid_ino(if pid == 0 { cx.tgid } else { pid }, n)
@@ -410,10 +450,12 @@ impl Inode for ProcInode {
                     e("thread-self", DT_LNK),
                     e("mounts", DT_LNK),
                     e("sys", DT_DIR),
+                    e("sysvipc", DT_DIR),
                 ]);
                 v.extend(GLOBAL_FILES.iter().map(|(n, _)| e(n, DT_REG)));
                 v
             }
+            Node::Sysvipc => SYSVIPC_FILES.iter().map(|(n, _)| e(n, DT_REG)).collect(),
             Node::TaskDir => self
                 .threads(cx)?
                 .iter()
@@ -568,7 +610,8 @@ impl Inode for ProcInode {
             | Node::FdInfoDir
             | Node::TaskDir
             | Node::Task
-            | Node::NsDir => {
+            | Node::NsDir
+            | Node::Sysvipc => {
                 let entries = self.readdir(cx)?;
                 Ok(Some(Arc::new(InodeFile::with_listing(
                     cx,
