@@ -110,12 +110,19 @@ impl ThreadUsage {
             0 => Duration::ZERO,
             tid => platform::thread_cpu_time(tid).unwrap_or_default(),
         };
-        let system = if guest_on_thread {
-            cpu.saturating_sub(user)
+        if guest_on_thread {
+            // The host counts the thread's time in application code as its own CPU time,
+            // and only while it ran: the cycles between entering and leaving application
+            // code also count time the host gave to others, so they bound user time
+            // from above and the host's figure is the total.
+            let user = user.min(cpu);
+            Usage {
+                user,
+                system: cpu - user,
+            }
         } else {
-            cpu
-        };
-        Usage { user, system }
+            Usage { user, system: cpu }
+        }
     }
 }
 
