@@ -3,6 +3,8 @@
 #include "common.h"
 #include <dirent.h>
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
 
 static void *idle(void *a) { pause(); return a; }
 
@@ -74,5 +76,68 @@ int main(void) {
     CHECK("proc_mounts", n > 0 && strstr(buf, " / ") && strstr(buf, "proc"));
     n = get_file("/proc/self/mountinfo", buf, sizeof buf);
     CHECK("proc_mountinfo", n > 0 && strstr(buf, " / / "));
+    /* The per-type lines of fdinfo: a signalfd's mask, a pidfd's process, an epoll's
+     * entries. */
+    {
+        char info[1024], fdp[64];
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        sigaddset(&set, SIGRTMIN + 2);
+        int sfd = signalfd(-1, &set, 0);
+        snprintf(fdp, sizeof fdp, "/proc/self/fdinfo/%d", sfd);
+        get_file(fdp, info, sizeof info);
+        char line[64];
+        snprintf(line, sizeof line, "\nsigmask:\t%016llx\n",
+                 (1ULL << (SIGUSR1 - 1)) | (1ULL << (SIGRTMIN + 2 - 1)));
+        CHECK("fdinfo_signalfd_sigmask", strstr(info, line) != NULL);
+        close(sfd);
+
+        int pfd = syscall(SYS_pidfd_open, getpid(), 0);
+        snprintf(fdp, sizeof fdp, "/proc/self/fdinfo/%d", pfd);
+        get_file(fdp, info, sizeof info);
+        snprintf(line, sizeof line, "\nPid:\t%d\nNSpid:\t%d\n", getpid(), getpid());
+        CHECK("fdinfo_pidfd_pid", strstr(info, line) != NULL);
+        close(pfd);
+        /* A reaped child's pidfd shows -1. */
+        pid_t child = fork();
+        if (child == 0) _exit(0);
+        pfd = syscall(SYS_pidfd_open, child, 0);
+        waitpid(child, NULL, 0);
+        snprintf(fdp, sizeof fdp, "/proc/self/fdinfo/%d", pfd);
+        get_file(fdp, info, sizeof info);
+        CHECK("fdinfo_pidfd_reaped", strstr(info, "\nPid:\t-1\n") != NULL);
+        close(pfd);
+
+        int pp[2];
+        pipe(pp);
+        int ep = epoll_create1(0);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = 0x1234};
+        epoll_ctl(ep, EPOLL_CTL_ADD, pp[0], &ev);
+        snprintf(fdp, sizeof fdp, "/proc/self/fdinfo/%d", ep);
+        get_file(fdp, info, sizeof info);
+        char *t = strstr(info, "tfd:");
+        int tfd = -1;
+        unsigned events = 0;
+        unsigned long long data = 0;
+        CHECK("fdinfo_epoll_entry", t && sscanf(t, "tfd: %d events: %x data: %llx", &tfd, &events, &data) == 3 &&
+                                       tfd == pp[0] && events == (EPOLLIN | EPOLLET | EPOLLERR | EPOLLHUP) && data == 0x1234);
+        struct stat pst;
+        fstat(pp[0], &pst);
+        unsigned long ino = 0;
+        char *i = t ? strstr(t, "ino:") : NULL;
+        CHECK("fdinfo_epoll_target_ino", i && sscanf(i, "ino:%lx", &ino) == 1 && ino == pst.st_ino);
+        close(ep);
+        close(pp[0]);
+        close(pp[1]);
+        /* A regular file cannot be watched. */
+        ep = epoll_create1(0);
+        put_file("epoll-regular", "y");
+        int rf = open("epoll-regular", O_RDONLY);
+        ev.events = EPOLLIN;
+        EXPECT_ERR("epoll_regular_file_eperm", epoll_ctl(ep, EPOLL_CTL_ADD, rf, &ev), EPERM);
+        close(rf);
+        close(ep);
+    }
     return DONE();
 }

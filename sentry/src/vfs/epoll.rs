@@ -112,6 +112,29 @@ impl FileDescription for Epoll {
         b"anon_inode:[eventpoll]".to_vec()
     }
 
+    /// Linux's `ep_show_fdinfo`: a line per entry whose description is still open, with
+    /// the events as `EPOLL_CTL_ADD` stored them (`EPOLLERR | EPOLLHUP` added), the
+    /// target's offset, inode and device (as the kernel encodes a device number).
+    fn fdinfo(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for (&(fd, _), interest) in self.interests().iter() {
+            let Some(file) = interest.file.upgrade() else {
+                continue;
+            };
+            let pos = file.seek(0, super::file::SEEK_CUR).unwrap_or(0);
+            let (ino, dev) = file.stat().map_or((0, 0), |s| (s.ino, s.dev));
+            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+            let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+            out.push_str(&format!(
+                "tfd: {fd:8} events: {:8x} data: {:16x}  pos:{pos} ino:{ino:x} sdev:{:x}\n",
+                interest.events | ALWAYS,
+                interest.data,
+                (major << 20) | minor,
+            ));
+        }
+        out.into_bytes()
+    }
+
     /// Readable when an armed entry is ready (an epoll inside poll or another epoll).
     fn readiness(&self) -> u16 {
         let ready = self

@@ -26,6 +26,9 @@ pub struct HostFile {
     flags: AtomicI32,
     /// Never notified: readiness of a host descriptor is polled.
     queue: WaitQueue,
+    /// Whether its readiness can change (not a regular file or a directory, which are
+    /// always ready and which epoll refuses).
+    pollable: bool,
 }
 
 impl HostFile {
@@ -36,11 +39,19 @@ impl HostFile {
         let flags = rustix::fs::fcntl_getfl(&fd)
             .map(|f| i32::from_ne_bytes(f.bits().to_ne_bytes()))
             .unwrap_or(O_RDWR);
+        let pollable = rustix::fs::fstat(&fd).map_or(true, |st| {
+            let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+            !matches!(
+                kind,
+                rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory
+            )
+        });
         Self {
             file: File::from(fd),
             tty,
             flags: AtomicI32::new(flags),
             queue: WaitQueue::default(),
+            pollable,
         }
     }
 
@@ -94,11 +105,11 @@ impl FileDescription for HostFile {
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
-        Some(&self.queue)
+        self.pollable.then_some(&self.queue)
     }
 
     fn needs_polling(&self) -> bool {
-        true
+        self.pollable
     }
 
     fn readiness(&self) -> u16 {

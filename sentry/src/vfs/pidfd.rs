@@ -49,6 +49,23 @@ impl FileDescription for PidFd {
         b"anon_inode:[pidfd]".to_vec()
     }
 
+    /// Linux's `pidfd_show_fdinfo`: the process ID (the sandbox has one PID namespace,
+    /// so the list of IDs has one), or -1 once the process has been reaped (a zombie no
+    /// longer among its parent's children).
+    fn fdinfo(&self) -> Vec<u8> {
+        let zombie = self.group.state().zombie.is_some();
+        let reaped = zombie
+            && self.group.parent().is_none_or(|parent| {
+                !parent
+                    .state()
+                    .children
+                    .iter()
+                    .any(|c| Arc::ptr_eq(c, &self.group))
+            });
+        let pid = if reaped { -1 } else { self.group.tgid };
+        format!("Pid:\t{pid}\nNSpid:\t{pid}\n").into_bytes()
+    }
+
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.group.exited)
     }

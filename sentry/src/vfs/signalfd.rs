@@ -123,6 +123,12 @@ impl FileDescription for SignalFd {
         b"anon_inode:[signalfd]".to_vec()
     }
 
+    /// Linux's `signalfd_show_fdinfo`: the mask, bit N-1 for signal N.
+    fn fdinfo(&self) -> Vec<u8> {
+        let mask = self.mask.lock().unwrap_or_else(|e| e.into_inner()).0;
+        format!("sigmask:\t{mask:016x}\n").into_bytes()
+    }
+
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&crate::kernel::signal::SIGNAL_EVENTS)
     }
