@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 
 static void *idle(void *a) { pause(); return a; }
 
@@ -130,6 +131,26 @@ int main(void) {
         close(ep);
         close(pp[0]);
         close(pp[1]);
+        /* A timerfd: clock, unread expirations, settime flags, time left, interval. */
+        int tf = timerfd_create(CLOCK_MONOTONIC, 0);
+        struct itimerspec its = {.it_value = {100, 0}, .it_interval = {1, 500000000}};
+        timerfd_settime(tf, 0, &its, NULL);
+        snprintf(fdp, sizeof fdp, "/proc/self/fdinfo/%d", tf);
+        get_file(fdp, info, sizeof info);
+        long long vs = -1, vn = -1;
+        char *v = strstr(info, "it_value: (");
+        CHECK("fdinfo_timerfd_lines", strstr(info, "\nclockid: 1\nticks: 0\nsettime flags: 00\n") &&
+                                         strstr(info, "\nit_interval: (1, 500000000)\n"));
+        CHECK("fdinfo_timerfd_value", v && sscanf(v, "it_value: (%lld, %lld)", &vs, &vn) == 2 && vs >= 98 && vs < 100);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        struct itimerspec abs = {.it_value = {now.tv_sec, now.tv_nsec + 1 > 999999999 ? 0 : now.tv_nsec + 1}};
+        timerfd_settime(tf, TFD_TIMER_ABSTIME, &abs, NULL);
+        usleep(20000);
+        get_file(fdp, info, sizeof info);
+        CHECK("fdinfo_timerfd_abstime_ticks", strstr(info, "\nticks: 1\nsettime flags: 01\nit_value: (0, 0)\n") != NULL);
+        close(tf);
+
         /* A regular file cannot be watched. */
         ep = epoll_create1(0);
         put_file("epoll-regular", "y");

@@ -362,7 +362,8 @@ pub fn timerfd_create(task: &mut Task, clock: i32, flags: i32) -> SysResult<i64>
         1 | 7 | 9 => false,
         _ => return Err(Errno::EINVAL),
     };
-    let file = crate::vfs::timerfd::TimerFd::new(&task.kernel.timers, realtime, flags & O_NONBLOCK);
+    let file =
+        crate::vfs::timerfd::TimerFd::new(&task.kernel.timers, clock, realtime, flags & O_NONBLOCK);
     let file: Arc<dyn crate::vfs::FileDescription> = Arc::new(file);
     super::open::install(task, file, flags & O_CLOEXEC != 0)
 }
@@ -394,7 +395,7 @@ pub fn timerfd_settime(
     } else {
         Some(Instant::now() + value)
     };
-    tfd.reset();
+    tfd.reset(flags);
     let (left, old_interval) = tfd
         .timers()
         .set(tfd.id, deadline, interval)

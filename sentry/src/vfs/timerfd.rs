@@ -15,12 +15,16 @@ pub struct TimerFd {
     pub id: u64,
     /// Whether its clock is the realtime one (for absolute times).
     pub realtime: bool,
+    /// The clock `timerfd_create` named (for fdinfo).
+    clockid: i32,
+    /// The flags of the last `timerfd_settime` (for fdinfo).
+    settime_flags: AtomicI32,
     expirations: Arc<Expirations>,
     flags: AtomicI32,
 }
 
 impl TimerFd {
-    pub fn new(timers: &Arc<Timers>, realtime: bool, flags: i32) -> Self {
+    pub fn new(timers: &Arc<Timers>, clockid: i32, realtime: bool, flags: i32) -> Self {
         let expirations = Arc::new(Expirations::default());
         let id = timers.create(
             Target::Counter(Arc::downgrade(&expirations)),
@@ -30,13 +34,17 @@ impl TimerFd {
             timers: Arc::clone(timers),
             id,
             realtime,
+            clockid,
+            settime_flags: AtomicI32::new(0),
             expirations,
             flags: AtomicI32::new(O_RDWR | flags),
         }
     }
 
-    /// Setting the timer discards expirations not yet read.
-    pub fn reset(&self) {
+    /// Setting the timer (with `timerfd_settime`'s `flags`) discards expirations not yet
+    /// read.
+    pub fn reset(&self, flags: i32) {
+        self.settime_flags.store(flags, Ordering::Relaxed);
         *self
             .expirations
             .count
@@ -87,6 +95,28 @@ impl FileDescription for TimerFd {
 
     fn anon_name(&self) -> Vec<u8> {
         b"anon_inode:[timerfd]".to_vec()
+    }
+
+    /// Linux's `timerfd_show`: the clock, the expirations not yet read, the last
+    /// `timerfd_settime` flags, and the time left and the interval.
+    fn fdinfo(&self) -> Vec<u8> {
+        let ticks = *self
+            .expirations
+            .count
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (left, interval) = self.timers.get(self.id).unwrap_or_default();
+        format!(
+            "clockid: {}\nticks: {ticks}\nsettime flags: 0{:o}\nit_value: ({}, {})\n\
+             it_interval: ({}, {})\n",
+            self.clockid,
+            self.settime_flags.load(Ordering::Relaxed),
+            left.as_secs(),
+            left.subsec_nanos(),
+            interval.as_secs(),
+            interval.subsec_nanos(),
+        )
+        .into_bytes()
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
