@@ -5,27 +5,6 @@
 #include <sys/ipc.h>
 #include <sys/shm.h>
 
-
-/* Whether /proc/sysvipc/NAME has the header `header` and a row whose first two
- * columns are `key` and `id`, and whose fourth is `fourth`. */
-static int sysvipc_row(const char *name, const char *header, int key, int id,
-                       unsigned long fourth) {
-    static char table[65536];
-    char path[64];
-    snprintf(path, sizeof path, "/proc/sysvipc/%s", name);
-    if (get_file(path, table, sizeof table) <= 0) return 0;
-    if (strncmp(table, header, strlen(header)) != 0) return 0;
-    for (char *line = strchr(table, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
-        int k, i;
-        unsigned mode;
-        unsigned long v;
-        if (sscanf(line + 1, "%d %d %o %lu", &k, &i, &mode, &v) == 4 && k == key && i == id &&
-            v == fourth)
-            return 1;
-    }
-    return 0;
-}
-
 static key_t key_base;
 static char t_text[64];
 

@@ -32,6 +32,14 @@ impl std::ops::AddAssign for Usage {
     }
 }
 
+/// Clock ticks per second, as `times` and `/proc` count CPU and start times (`USER_HZ`).
+const USER_HZ: u128 = 100;
+
+/// `d` in clock ticks (`USER_HZ`).
+pub fn clock_ticks(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos() * USER_HZ / 1_000_000_000).unwrap_or(u64::MAX)
+}
+
 /// A reference point for turning TSC cycles into time: the first reading, taken when
 /// the first kernel starts.
 fn origin() -> (u64, Instant) {

@@ -469,13 +469,8 @@ pub fn getrusage(task: &mut Task, who: i32, usage: UserAddr) -> SysResult<i64> {
     Ok(0)
 }
 
-/// Clock ticks per second of `times` (`USER_HZ`).
-const USER_HZ: u128 = 100;
-
 pub fn times(task: &mut Task, buf: UserAddr) -> SysResult<i64> {
-    let ticks = |d: std::time::Duration| {
-        u64::try_from(d.as_nanos() * USER_HZ / 1_000_000_000).unwrap_or(u64::MAX)
-    };
+    let ticks = crate::kernel::usage::clock_ticks;
     if !buf.is_null() {
         let own = task.kernel.group_usage(&task.group);
         let children = task.group.usage.children();

@@ -10,6 +10,7 @@ use super::fs::{
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::{UserAddr, UserPtr};
+use crate::vfs::tty::devpts::{major, minor};
 use crate::vfs::{permitted, Stat, S_IFLNK, S_IFMT};
 
 const AT_EACCESS: i32 = 0x200;
@@ -93,14 +94,6 @@ struct Statx {
 }
 
 const _: () = assert!(std::mem::size_of::<Statx>() == 256);
-
-fn major(dev: u64) -> u32 {
-    u32::try_from(((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)).unwrap_or(0)
-}
-
-fn minor(dev: u64) -> u32 {
-    u32::try_from(((dev >> 12) & 0xffff_ff00) | (dev & 0xff)).unwrap_or(0)
-}
 
 fn ts(sec: i64, nsec: i64) -> StatxTimestamp {
     StatxTimestamp {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::file::{FileDescription, O_RDWR, POLLIN};
+use super::tty::devpts;
 use super::Stat;
 use crate::errno::SysResult;
 use crate::kernel::wait::{EventCount, INPUT_EVENTS, OUTPUT_EVENTS};
@@ -123,13 +124,12 @@ impl FileDescription for Epoll {
             };
             let pos = file.seek(0, super::file::SEEK_CUR).unwrap_or(0);
             let (ino, dev) = file.stat().map_or((0, 0), |s| (s.ino, s.dev));
-            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-            let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+            let (major, minor) = (devpts::major(dev), devpts::minor(dev));
             out.push_str(&format!(
                 "tfd: {fd:8} events: {:8x} data: {:16x}  pos:{pos} ino:{ino:x} sdev:{:x}\n",
                 interest.events | ALWAYS,
                 interest.data,
-                (major << 20) | minor,
+                (u64::from(major) << 20) | u64::from(minor),
             ));
         }
         out.into_bytes()

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::errno::{Errno, SysResult};
 use crate::kernel::ipc::{msg, sem, shm};
+use crate::kernel::usage::clock_ticks;
 use crate::mm::VmaKind;
 
 /// What `uname` reports (kept in step with `syscalls/info.rs`).
@@ -1016,8 +1017,7 @@ fn stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     // The controlling terminal as Linux encodes a device number here, and its
     // foreground process group.
     let (tty_nr, tpgid) = tty.map_or((0, -1), |pty| {
-        let minor = u64::from(pty.index);
-        let nr = (minor & 0xff) | (PTS_MAJOR << 8) | ((minor & !0xff) << 12);
+        let nr = super::tty::devpts::slave_rdev(pty.index);
         (nr, pty.lock().pgrp.unwrap_or(-1))
     });
     let state = state(cx).0;
@@ -1044,12 +1044,12 @@ fn stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     fields.extend(std::iter::repeat_n("0".to_string(), 5));
     // utime, stime, cutime, cstime
     fields.extend(
-        [own.user, own.system, children.user, children.system].map(|d| ticks(d).to_string()),
+        [own.user, own.system, children.user, children.system].map(|d| clock_ticks(d).to_string()),
     );
     fields.extend(["20".into(), "0".into(), threads.to_string(), "0".into()]);
     // starttime, vsize, rss, rsslim
     fields.extend([
-        ticks(start).to_string(),
+        clock_ticks(start).to_string(),
         vsize.to_string(),
         rss.to_string(),
         u64::MAX.to_string(),
@@ -1057,14 +1057,6 @@ fn stat(_: &ProcFs, cx: &Cx) -> SysResult<Vec<u8>> {
     // startcode … exit_code: 33 more fields, 52 in all.
     fields.extend(std::iter::repeat_n("0".to_string(), 52 - fields.len()));
     Ok(format!("{}\n", fields.join(" ")).into_bytes())
-}
-
-/// The major device number of `/dev/pts/N`.
-const PTS_MAJOR: u64 = 136;
-
-/// A duration in clock ticks (`USER_HZ`, 100 a second), as `/proc` counts times.
-fn ticks(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis() / 10).unwrap_or(u64::MAX)
 }
 
 /// The sandbox's uptime and thread count (from the kernel, when the caller has one).

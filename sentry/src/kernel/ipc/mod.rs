@@ -248,10 +248,33 @@ impl<T: IpcObject> Ids<T> {
         Ok(index)
     }
 
-    /// The object at `index` and its ID (the `*_STAT` commands take an index).
-    pub fn by_index(&self, index: i32) -> SysResult<(i32, &T)> {
-        let object = self.objects.get(&index).ok_or(Errno::EINVAL)?;
-        Ok((id_of(index, object.perm().seq), object))
+    /// The object a stat command of `*ctl` names, and what the call returns: `IPC_STAT`
+    /// takes an ID (and returns 0), the kind's `*_STAT` and `*_STAT_ANY` an index (and
+    /// return its ID). The caller needs read permission except for `stat_any`.
+    pub fn for_stat(
+        &self,
+        id: i32,
+        cmd: i32,
+        stat_any: i32,
+        creds: &Credentials,
+    ) -> SysResult<(i32, &T)> {
+        let (ret, object) = if cmd == IPC_STAT {
+            (0, self.get(id)?)
+        } else {
+            let object = self.objects.get(&id).ok_or(Errno::EINVAL)?;
+            (id_of(id, object.perm().seq), object)
+        };
+        if cmd != stat_any {
+            object.perm().check(creds, READ_UGO)?;
+        }
+        Ok((ret, object))
+    }
+
+    /// The object `IPC_SET` or `IPC_RMID` names, if `creds` may change it.
+    pub fn controlled(&mut self, id: i32, creds: &Credentials) -> SysResult<&mut T> {
+        let object = self.get_mut(id)?;
+        object.perm().may_control(creds)?;
+        Ok(object)
     }
 
     pub fn remove(&mut self, id: i32) -> Option<T> {

@@ -7,9 +7,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{
-    get_or_create, now_seconds, Ids, IpcObject, IpcPerm, IpcPermAbi, IPC_STAT, READ_UGO, WRITE_UGO,
-};
+use super::{get_or_create, now_seconds, Ids, IpcObject, IpcPerm, IpcPermAbi, READ_UGO, WRITE_UGO};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::creds::{Credentials, CAP_SYS_RESOURCE};
 use crate::kernel::wait::WaitQueue;
@@ -301,14 +299,7 @@ impl Msg {
     /// `IPC_STAT` (by ID), `MSG_STAT` and `MSG_STAT_ANY` (by index).
     pub fn stat(&self, id: i32, cmd: i32, creds: &Credentials) -> SysResult<(MsqidDs, i32)> {
         let state = self.lock();
-        let (ret, queue) = if cmd == IPC_STAT {
-            (0, state.ids.get(id)?)
-        } else {
-            state.ids.by_index(id)?
-        };
-        if cmd != MSG_STAT_ANY {
-            queue.perm.check(creds, READ_UGO)?;
-        }
+        let (ret, queue) = state.ids.for_stat(id, cmd, MSG_STAT_ANY, creds)?;
         Ok((queue.ds(), ret))
     }
 
@@ -316,8 +307,7 @@ impl Msg {
     /// `CAP_SYS_RESOURCE`).
     pub fn set(&self, id: i32, new: &MsqidDs, creds: &Credentials) -> SysResult<()> {
         let mut state = self.lock();
-        let queue = state.ids.get_mut(id)?;
-        queue.perm.may_control(creds)?;
+        let queue = state.ids.controlled(id, creds)?;
         if new.qbytes > MSGMNB && !creds.capable(CAP_SYS_RESOURCE) {
             return Err(Errno::EPERM);
         }
@@ -331,7 +321,7 @@ impl Msg {
     /// `IPC_RMID`: the queue and its messages go at once; waiters fail with `EIDRM`.
     pub fn remove(&self, id: i32, creds: &Credentials) -> SysResult<()> {
         let mut state = self.lock();
-        state.ids.get(id)?.perm.may_control(creds)?;
+        state.ids.controlled(id, creds)?;
         if let Some(queue) = state.ids.remove(id) {
             queue.waiters.removed.store(true, Ordering::Relaxed);
             queue.waiters.queue.notify_all();

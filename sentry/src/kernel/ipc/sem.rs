@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{
-    get_or_create, now_seconds, Ids, IpcObject, IpcPerm, IpcPermAbi, IPC_NOWAIT, IPC_STAT,
-    READ_UGO, WRITE_UGO,
+    get_or_create, now_seconds, Ids, IpcObject, IpcPerm, IpcPermAbi, IPC_NOWAIT, READ_UGO,
+    WRITE_UGO,
 };
 use crate::errno::{Errno, SysResult};
 use crate::kernel::creds::Credentials;
@@ -500,22 +500,14 @@ impl Sem {
     /// `IPC_STAT` (by ID), `SEM_STAT` and `SEM_STAT_ANY` (by index).
     pub fn stat(&self, id: i32, cmd: i32, creds: &Credentials) -> SysResult<(SemidDs, i32)> {
         let state = self.lock();
-        let (ret, set) = if cmd == IPC_STAT {
-            (0, state.ids.get(id)?)
-        } else {
-            state.ids.by_index(id)?
-        };
-        if cmd != SEM_STAT_ANY {
-            set.perm.check(creds, READ_UGO)?;
-        }
+        let (ret, set) = state.ids.for_stat(id, cmd, SEM_STAT_ANY, creds)?;
         Ok((set.ds(), ret))
     }
 
     /// `IPC_SET`.
     pub fn set(&self, id: i32, new: &SemidDs, creds: &Credentials) -> SysResult<()> {
         let mut state = self.lock();
-        let set = state.ids.get_mut(id)?;
-        set.perm.may_control(creds)?;
+        let set = state.ids.controlled(id, creds)?;
         set.perm.update(&new.perm)?;
         set.ctime = now_seconds();
         Ok(())
@@ -524,7 +516,7 @@ impl Sem {
     /// `IPC_RMID`: the set goes at once; its waiters fail with `EIDRM`.
     pub fn remove(&self, id: i32, creds: &Credentials) -> SysResult<()> {
         let mut state = self.lock();
-        state.ids.get(id)?.perm.may_control(creds)?;
+        state.ids.controlled(id, creds)?;
         if let Some(set) = state.ids.remove(id) {
             state.total = state.total.saturating_sub(set.sems.len());
             set.waiters.removed.store(true, Ordering::Relaxed);

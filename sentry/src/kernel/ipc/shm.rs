@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{
     get_or_create, now_seconds, Ids, IpcObject, IpcPerm, IpcPermAbi, CAP_IPC_LOCK, IPC_PRIVATE,
-    IPC_STAT, READ_UGO,
+    READ_UGO,
 };
 use crate::errno::{Errno, SysResult};
 use crate::kernel::creds::Credentials;
@@ -408,22 +408,14 @@ impl Shm {
     /// `shmid64_ds`, and what the call returns (0, or the ID for the index commands).
     pub fn stat(&self, id: i32, cmd: i32, creds: &Credentials) -> SysResult<(ShmidDs, i32)> {
         let state = self.lock();
-        let (ret, seg) = if cmd == IPC_STAT {
-            (0, state.ids.get(id)?)
-        } else {
-            state.ids.by_index(id)?
-        };
-        if cmd != SHM_STAT_ANY {
-            seg.perm.check(creds, READ_UGO)?;
-        }
+        let (ret, seg) = state.ids.for_stat(id, cmd, SHM_STAT_ANY, creds)?;
         Ok((seg.ds(), ret))
     }
 
     /// `IPC_SET`: the owner and mode from `new`.
     pub fn set(&self, id: i32, new: &ShmidDs, creds: &Credentials) -> SysResult<()> {
         let mut state = self.lock();
-        let seg = state.ids.get_mut(id)?;
-        seg.perm.may_control(creds)?;
+        let seg = state.ids.controlled(id, creds)?;
         seg.perm.update(&new.perm)?;
         seg.ctime = now_seconds();
         Ok(())
@@ -433,8 +425,7 @@ impl Shm {
     /// mapping goes; meanwhile its key no longer finds it.
     pub fn remove(&self, id: i32, creds: &Credentials) -> SysResult<()> {
         let mut state = self.lock();
-        let seg = state.ids.get_mut(id)?;
-        seg.perm.may_control(creds)?;
+        let seg = state.ids.controlled(id, creds)?;
         seg.attachments.retain(|a| a.strong_count() > 0);
         if seg.nattch() == 0 {
             Self::destroy(&mut state, id);

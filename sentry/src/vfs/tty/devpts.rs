@@ -35,6 +35,20 @@ pub fn makedev(major: u64, minor: u64) -> u64 {
         | (minor & 0xff)
 }
 
+/// The major and minor numbers of a device number `makedev` made.
+pub fn major(dev: u64) -> u32 {
+    u32::try_from(((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)).unwrap_or(0)
+}
+
+pub fn minor(dev: u64) -> u32 {
+    u32::try_from(((dev >> 12) & 0xffff_ff00) | (dev & 0xff)).unwrap_or(0)
+}
+
+/// The device number of `/dev/pts/INDEX`.
+pub fn slave_rdev(index: u32) -> u64 {
+    makedev(UNIX98_PTY_SLAVE_MAJOR, u64::from(index))
+}
+
 fn char_stat(dev: u64, ino: u64, mode: u32, rdev: u64, uid: u32, gid: u32) -> Stat {
     let t = Time::now();
     Stat {
@@ -267,7 +281,7 @@ impl Inode for SlaveNode {
             self.dev,
             self.ino(),
             mode,
-            makedev(UNIX98_PTY_SLAVE_MAJOR, u64::from(self.pty.index)),
+            slave_rdev(self.pty.index),
             uid,
             gid,
         ))
